@@ -1,0 +1,59 @@
+"""Sequence classifiers: the textbook Elman RNN, nn.RNN, LSTM and GRU."""
+
+from __future__ import annotations
+
+from workbench.api import ArchitectureSpec, Param, hookimpl
+
+_COMMON = [
+    Param("input", str, "embedding", "how tokens enter the network", choices=("embedding", "onehot")),
+    Param("embedding_dim", int, 64, "embedding size (input=embedding)", min=1, max=4096),
+    Param("hidden_size", int, 128, "recurrent state size per direction", min=1, max=8192),
+    Param("num_layers", int, 1, "stacked recurrent layers", min=1, max=16),
+    Param("bidirectional", bool, False, "also read each sequence backwards"),
+    Param("dropout", float, 0.0, "dropout between layers and before the output", min=0.0, max=0.9),
+    Param("sequence_mode", str, "padded", "skip padding by masking (padded, fast on CPU) or packing (packed)",
+          choices=("padded", "packed")),
+]
+_NONLINEARITY = Param("nonlinearity", str, "tanh", "activation of the recurrent state", choices=("tanh", "relu"))
+
+
+def _with(*overrides: Param, extra: tuple[Param, ...] = ()) -> list[Param]:
+    by_name = {p.name: p for p in overrides}
+    return [by_name.get(p.name, p) for p in _COMMON] + list(extra)
+
+
+@hookimpl
+def workbench_architectures() -> list[ArchitectureSpec]:
+    models = "workbench_plugins.classifier_models"
+    return [
+        ArchitectureSpec(
+            name="elman",
+            tasks=("classification",),
+            description="The textbook Elman RNN from Linear layers (i2h, i2o) over one-hot characters, "
+            "stepped in a Python loop: slow, transparent, forgets long-range information",
+            build="workbench_plugins.classifier_models:build_elman",
+            params=_with(Param("input", str, "onehot", "how tokens enter the network", choices=("embedding", "onehot")),
+                         extra=(_NONLINEARITY,)),
+        ),
+        ArchitectureSpec(
+            name="rnn",
+            tasks=("classification",),
+            description="nn.RNN (Elman) classifier: the last hidden state feeds a linear layer",
+            build=f"{models}:build_rnn",
+            params=_with(extra=(_NONLINEARITY,)),
+        ),
+        ArchitectureSpec(
+            name="lstm",
+            tasks=("classification",),
+            description="LSTM classifier: gated memory keeps information across long sequences",
+            build=f"{models}:build_lstm",
+            params=_with(),
+        ),
+        ArchitectureSpec(
+            name="gru",
+            tasks=("classification",),
+            description="GRU classifier: gated like the LSTM with fewer parameters; a good default",
+            build=f"{models}:build_gru",
+            params=_with(),
+        ),
+    ]

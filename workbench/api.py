@@ -1,0 +1,142 @@
+"""The public plugin API: everything a dataset or architecture plugin may import.
+
+A plugin module implements one or both hooks with :data:`hookimpl` and returns specs::
+
+    from workbench.api import hookimpl, DatasetSpec, Param
+
+    @hookimpl
+    def workbench_datasets():
+        return [DatasetSpec(name="mydata", task="classification", description="...",
+                            load="my_plugin.data:load")]
+
+``load`` and ``build`` may be callables or ``"module:function"`` strings; strings are imported only
+when the dataset or architecture is used, so a plugin that imports torch there stays cheap to list.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.hookspecs import hookimpl
+from workbench.params import Param
+
+__all__ = [
+    "ArchitectureSpec",
+    "ClassificationData",
+    "DatasetSpec",
+    "LoadContext",
+    "ModelContext",
+    "Param",
+    "TASK_KINDS",
+    "hookimpl",
+]
+
+#: The four task kinds the engine knows. A dataset has exactly one; an architecture supports one or more.
+TASK_KINDS: tuple[str, ...] = ("classification", "tagging", "language_model", "seq2seq")
+
+
+def resolve_callable(target: Callable[..., Any] | str, what: str) -> Callable[..., Any]:
+    """Turn ``"package.module:function"`` into the function, importing lazily."""
+    if callable(target):
+        return target
+    module_name, sep, attr = str(target).partition(":")
+    if not sep:
+        raise TypeError(f"{what} must be a callable or 'module:function', not {target!r}")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImportError(f"{what}: module {module_name!r} has no attribute {attr!r}") from None
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a dataset loader gets besides its own parameters."""
+
+    #: A folder or file the user pointed at (``--data-dir`` / ``WORKBENCH_DATA_DIR``), or None.
+    data_dir: Path | None
+    #: Where downloads are cached.
+    cache_dir: Path
+    #: Base URL replacing a dataset's canonical host (``WORKBENCH_DATA_MIRROR``), or None.
+    mirror: str | None = None
+    #: Called with (done_bytes, total_bytes or None, label) while downloading.
+    progress: Callable[[int, int | None, str], None] | None = None
+    seed: int = 0
+
+
+@dataclass
+class ClassificationData:
+    """A sequence -> class dataset, as raw text; the engine builds the vocabulary and tensors."""
+
+    classes: list[str]
+    train: list[tuple[str, int]]
+    valid: list[tuple[str, int]]
+    test: list[tuple[str, int]]
+    #: How text becomes tokens: "char" (characters) or "word" (lower-cased words and punctuation).
+    tokenizer: str = "char"
+    #: Applied to every input before tokenising, in training and in predict: "none", "ascii", "lower".
+    normalize: str = "none"
+    #: Vocabulary limits (0 = unlimited) applied when the engine builds it from ``train``.
+    max_vocab: int = 0
+    min_freq: int = 1
+    #: Longest sequence fed to the model; longer ones are truncated (0 = no limit).
+    max_length: int = 0
+    #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What an architecture's ``build`` gets besides its own parameters."""
+
+    task: str
+    vocab_size: int
+    pad_index: int
+    num_classes: int = 0
+    #: Sizes for sequence -> sequence models.
+    target_vocab_size: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset a plugin provides."""
+
+    name: str
+    task: str
+    description: str
+    load: Callable[[LoadContext, dict[str, Any]], Any] | str
+    params: Sequence[Param] = ()
+    #: The architecture ``workbench train --dataset NAME`` uses when none is given.
+    default_arch: str | None = None
+    #: Overrides of training and model defaults that train this dataset well, e.g.
+    #: ``{"train.epochs": 10, "model.hidden_size": 128}``.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_KINDS:
+            raise ValueError(f"dataset {self.name!r}: task must be one of {TASK_KINDS}, not {self.task!r}")
+        object.__setattr__(self, "params", tuple(self.params))
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """A model family a plugin provides."""
+
+    name: str
+    tasks: Sequence[str]
+    description: str
+    build: Callable[[ModelContext, dict[str, Any]], Any] | str
+    params: Sequence[Param] = ()
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.tasks if t not in TASK_KINDS]
+        if bad or not self.tasks:
+            raise ValueError(f"architecture {self.name!r}: tasks must be a non-empty subset of {TASK_KINDS}")
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "params", tuple(self.params))

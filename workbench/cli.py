@@ -1,0 +1,415 @@
+"""``workbench`` on the command line: the TUI with no arguments, headless commands otherwise.
+
+Every command takes ``--json`` and then prints exactly one JSON object on stdout. A user mistake
+prints one line on stderr (``workbench: error: ...``) and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench import __version__
+from workbench.errors import WorkbenchError
+
+EXIT_USAGE = 2
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _clean(obj: Any) -> Any:
+    """NaN and infinity are not JSON; write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(_clean(obj), default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    from workbench.runs import default_runs_dir
+
+    return Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from workbench.config import RunConfig, read_config_file, resolve_config
+    from workbench.registry import get_registry
+
+    registry = get_registry()
+    resume_run = None
+    if args.resume:
+        from workbench.runs import find_run
+
+        resume_run = find_run(args.resume, _runs_root(args))
+        stored = RunConfig.from_dict(resume_run.config())
+        config = resolve_config(
+            registry, stored.dataset, stored.arch, args.device or stored.device, args.set,
+            values={"train": stored.train, "data": stored.data, "model": stored.model},
+            data_dir=args.data_dir or stored.data_dir,
+        )
+        if config.data != stored.data or config.model != stored.model:
+            raise WorkbenchError("a resumed run keeps its data and model parameters; only train.* may change")
+        from workbench.runs import atomic_write_json
+
+        atomic_write_json(resume_run.config_path, config.to_dict())
+    else:
+        file_values: dict[str, Any] = {}
+        if args.config:
+            file_values = read_config_file(args.config)
+        dataset = args.dataset or file_values.get("dataset")
+        if not dataset:
+            raise WorkbenchError("choose a dataset with --dataset NAME (see `workbench plugins`)")
+        config = resolve_config(
+            registry,
+            dataset,
+            args.arch or file_values.get("arch"),
+            args.device or file_values.get("device") or "auto",
+            args.set,
+            values=file_values.get("values"),
+            data_dir=args.data_dir or file_values.get("data_dir"),
+        )
+    if args.save_config:
+        Path(args.save_config).write_text(config.to_toml(), encoding="utf-8")
+
+    from workbench.engine import Trainer
+    from workbench.progress import ConsoleProgress
+
+    stop_requests = {"count": 0}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop_requests["count"] += 1
+        if stop_requests["count"] > 1:
+            raise KeyboardInterrupt
+        sys.stderr.write("\nstopping after this step (checkpoint is kept); press Ctrl-C again to abort\n")
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = None if args.quiet else ConsoleProgress()
+    try:
+        trainer = Trainer(
+            config,
+            registry=registry,
+            runs_root=_runs_root(args),
+            on_event=progress,
+            should_stop=lambda: stop_requests["count"] > 0,
+            resume=resume_run,
+        )
+        result = trainer.train()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        _print_train_summary(result.to_dict())
+    return 0
+
+
+def _print_train_summary(result: dict[str, Any]) -> None:
+    metrics = result["metrics"]
+    print(f"run {result['run']} {result['state']}" + (f" ({result['message']})" if result["message"] else ""))
+    if metrics:
+        shown = "  ".join(
+            f"{key} {metrics[key]:.4f}" for key in ("loss", "accuracy", "balanced_accuracy", "top_k_accuracy",
+                                                      "perplexity", "bits_per_char")
+            if isinstance(metrics.get(key), (int, float))
+        )
+        print(f"test: {shown}  (best epoch {result['best_epoch']})")
+    print(f"checkpoint: {result['checkpoint']}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.engine import evaluate_checkpoint, load_trained
+    from workbench.registry import get_registry
+    from workbench.runs import resolve_checkpoint
+
+    registry = get_registry()
+    path = resolve_checkpoint(args.checkpoint, _runs_root(args))
+    loaded = load_trained(path, registry, args.device)
+    metrics = evaluate_checkpoint(loaded, registry, args.split, args.data_dir)
+    if args.json:
+        print_json({"checkpoint": str(path), "split": args.split, "metrics": metrics})
+        return 0
+    print(f"{path} on {loaded.config.dataset} {args.split} ({metrics.get('count', 0):,} examples)")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"  {key:<18} {value:.4f}")
+    if "per_class_accuracy" in metrics:
+        print("  per class:")
+        for label, acc in metrics["per_class_accuracy"].items():
+            support = metrics["support"][label]
+            shown = "  n/a " if acc is None else f"{acc:.3f}"
+            print(f"    {label:<16} {shown}  (n={support})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from workbench.engine import load_trained
+    from workbench.registry import get_registry
+    from workbench.runs import resolve_checkpoint
+
+    path = resolve_checkpoint(args.checkpoint, _runs_root(args))
+    loaded = load_trained(path, get_registry(), args.device)
+    texts = args.text if args.text else [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise WorkbenchError("give text to predict as arguments (or on standard input)")
+    predictions = [loaded.task.predict(loaded.model, text, loaded.device, top_k=args.top_k) for text in texts]
+    if args.json:
+        print_json({"checkpoint": str(path), "predictions": predictions})
+        return 0
+    for prediction in predictions:
+        print(prediction["input"])
+        for entry in prediction.get("top", []):
+            bar = "█" * max(1, round(entry["probability"] * 30))
+            print(f"  {entry['label']:<16} {entry['probability']:7.2%} {bar}")
+        if prediction.get("unknown_tokens"):
+            print(f"  (not in the vocabulary, read as <unk>: {' '.join(prediction['unknown_tokens'])})")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from workbench.engine import load_trained
+    from workbench.registry import get_registry
+    from workbench.runs import resolve_checkpoint
+
+    path = resolve_checkpoint(args.checkpoint, _runs_root(args))
+    loaded = load_trained(path, get_registry(), args.device)
+    if not loaded.task.supports_generation:
+        raise WorkbenchError(f"{path} is a {loaded.task.kind} model; only language models generate text")
+    options = {"temperature": args.temperature, "sampling": args.sampling, "top_k": args.top_k,
+               "top_p": args.top_p, "seed": args.seed}
+    pieces = [args.prime]
+    if not args.json:
+        sys.stdout.write(args.prime)
+        sys.stdout.flush()
+    for piece in loaded.task.generate(loaded.model, args.prime, args.length, loaded.device, **options):
+        pieces.append(piece)
+        if not args.json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    if args.json:
+        print_json({"checkpoint": str(path), "prime": args.prime, "text": "".join(pieces), **options})
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from workbench.runs import find_run, list_runs
+
+    root = _runs_root(args)
+    if args.action == "list":
+        summaries = [r.summary() for r in list_runs(root)]
+        if args.json:
+            print_json({"runs_dir": str(root), "runs": summaries})
+            return 0
+        if not summaries:
+            print(f"no runs under {root}")
+            return 0
+        print(f"{'run':<44} {'state':<12} {'epoch':>7}  best")
+        for s in summaries:
+            best = s.get("best") or {}
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
+            epoch = f"{s['epoch'] or 0}/{s['epochs'] or '?'}"
+            print(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {shown}")
+        return 0
+    if not args.run:
+        raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
+    run = find_run(args.run, root)
+    if args.action == "show":
+        info = {**run.summary(), "config": run.config(), "results": run.results()}
+        if args.json:
+            print_json(info)
+        else:
+            print(json.dumps(_clean(info), indent=2, default=_json_default))
+        return 0
+    if args.action == "delete":
+        run.delete()
+        message = f"deleted {run.id}"
+    else:
+        state = run.status().get("state")
+        if state not in ("starting", "running", "paused"):
+            raise WorkbenchError(f"run {run.id} is {state}, not training")
+        run.request({"stop": "stop", "pause": "pause", "continue": "resume"}[args.action])
+        message = f"asked {run.id} to {args.action}"
+    if args.json:
+        print_json({"run": run.id, "action": args.action, "ok": True})
+    else:
+        print(message)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from workbench.registry import get_registry
+
+    registry = get_registry()
+    if args.json:
+        print_json({
+            "plugins": [p.to_dict() for p in registry.plugins],
+            "datasets": {name: {"task": s.task, "description": s.description, "plugin": registry.dataset_owner[name],
+                                "default_arch": s.default_arch, "params": [p.to_dict() for p in s.params]}
+                         for name, s in sorted(registry.datasets.items())},
+            "architectures": {name: {"tasks": list(s.tasks), "description": s.description,
+                                     "plugin": registry.architecture_owner[name],
+                                     "params": [p.to_dict() for p in s.params]}
+                              for name, s in sorted(registry.architectures.items())},
+        })
+        return 0
+    for plugin in registry.plugins:
+        origin = "built-in" if plugin.builtin else (plugin.package or "loose")
+        state = " [disabled]" if plugin.disabled else ""
+        print(f"{plugin.name} {plugin.version or ''} ({origin}){state}")
+        if plugin.datasets:
+            print(f"  datasets: {', '.join(plugin.datasets)}")
+        if plugin.architectures:
+            print(f"  architectures: {', '.join(plugin.architectures)}")
+        for error in plugin.errors:
+            print(f"  ERROR: {error}")
+    if args.verbose:
+        print("\ndatasets:")
+        for name, spec in sorted(registry.datasets.items()):
+            print(f"  {name:<16} {spec.task:<15} {spec.description}")
+        print("architectures:")
+        for name, spec in sorted(registry.architectures.items()):
+            print(f"  {name:<16} {','.join(spec.tasks):<15} {spec.description}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from workbench.devices import list_devices
+
+    devices = list_devices()
+    if args.json:
+        print_json({"devices": [d.to_dict() for d in devices]})
+        return 0
+    for d in devices:
+        memory = f", {d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""
+        status = "available" if d.available else f"unavailable: {d.reason}"
+        print(f"{d.name:<8} {d.description}{memory} ({status})")
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from workbench.tui.app import run_app
+    except ImportError:
+        raise WorkbenchError("the terminal app is not available in this build; use the headless commands") from None
+    return run_app(args)
+
+
+# -- parser ------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
+        self.exit(EXIT_USAGE, f"workbench: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbench", description="Train and explore sequence models from the terminal. "
+                     "With no command, opens the terminal app.")
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    parser.add_argument("--runs-dir", help="where runs are kept (default: $WORKBENCH_RUNS_DIR or ./checkpoints)")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.add_argument("--runs-dir", default=argparse.SUPPRESS, help="where runs are kept")
+
+    p = sub.add_parser("train", help="train a model headless")
+    p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
+    p.add_argument("--arch", help="architecture (default: the dataset's recommendation)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter, e.g. --set lr=0.01 --set model.hidden_size=256")
+    p.add_argument("--data-dir", help="folder or file with the dataset (default: $WORKBENCH_DATA_DIR, else download)")
+    p.add_argument("--config", help="TOML setup file (as saved by the app or --save-config)")
+    p.add_argument("--save-config", metavar="FILE", help="write the resolved setup as TOML")
+    p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a split")
+    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p.add_argument("--split", choices=("test", "valid", "train"), default="test")
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    common(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="classify text with a checkpoint")
+    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p.add_argument("text", nargs="*", help="inputs (default: lines of standard input)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    common(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("generate", help="generate text with a language-model checkpoint")
+    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p.add_argument("--prime", default="", help="text the model continues")
+    p.add_argument("--length", type=int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--sampling", choices=("sample", "greedy", "top-k", "top-p"), default="sample")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    common(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("runs", help="list, show, stop or delete runs")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete", "stop", "pause", "continue"))
+    p.add_argument("run", nargs="?", help="run id or directory")
+    common(p)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("plugins", help="list plugins, their datasets and architectures, and load errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list every dataset and architecture")
+    common(p)
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("devices", help="list devices and whether they can be used")
+    common(p)
+    p.set_defaults(func=cmd_devices)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return cmd_tui(args)
+    try:
+        return args.func(args)
+    except WorkbenchError as exc:
+        if getattr(args, "json", False):
+            print_json({"error": str(exc)})
+        sys.stderr.write(f"workbench: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("workbench: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Reusable recurrent building blocks for architecture plugins.
+
+:class:`SequenceEncoder` runs a stack of RNN/LSTM/GRU/Elman layers over a padded batch and returns
+every position's output plus a per-sequence summary (the last real step forwards, the first step
+backwards). Two ways to skip padding are offered because their speed differs a lot by device:
+
+- ``padded``: run over the padded tensor; the summary is gathered at each sequence's last real
+  step, and the backward direction reads each sequence reversed *within its length*, so padding
+  never leaks into a real position. Fast on CPU.
+- ``packed``: ``pack_padded_sequence`` and cuDNN/CPU kernels for packed input. Usually the faster
+  choice on GPU, several times slower for LSTMs on CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+CELLS = ("elman", "rnn", "lstm", "gru")
+SEQUENCE_MODES = ("padded", "packed")
+
+
+def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """[B, T] bool, true at real (non-padding) positions."""
+    return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of ``x`` [B, T, ...] within its own length; padding stays where it is."""
+    batch, max_len = x.shape[:2]
+    steps = torch.arange(max_len, device=x.device).unsqueeze(0).expand(batch, max_len)
+    lens = lengths.to(x.device).unsqueeze(1)
+    index = torch.where(steps < lens, lens - 1 - steps, steps)
+    index = index.view(batch, max_len, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+def last_step(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """The output at each sequence's last real position: [B, T, H] -> [B, H]."""
+    index = (lengths.to(outputs.device) - 1).clamp(min=0)
+    return outputs[torch.arange(outputs.size(0), device=outputs.device), index]
+
+
+class ElmanLayer(nn.Module):
+    """The textbook Elman cell built from a Linear layer: ``h_t = act(i2h([x_t; h_{t-1}]))``.
+
+    The input half of ``i2h`` is applied to all steps at once; only the recurrent half runs in the
+    Python loop. Padding positions keep the previous state.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh") -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
+        self.act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        batch, max_len, _ = x.shape
+        weight_x = self.i2h.weight[:, : self.input_size]
+        weight_h = self.i2h.weight[:, self.input_size :]
+        projected = F.linear(x, weight_x, self.i2h.bias)
+        mask = lengths_mask(lengths.to(x.device), max_len).unsqueeze(-1)
+        h = x.new_zeros(batch, self.hidden_size)
+        outputs = []
+        for t in range(max_len):
+            new_h = self.act(projected[:, t] + F.linear(h, weight_h))
+            h = torch.where(mask[:, t], new_h, h)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)
+
+
+class _TorchLayer(nn.Module):
+    """One unidirectional single-layer nn.RNN/LSTM/GRU returning only its outputs."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, nonlinearity: str) -> None:
+        super().__init__()
+        if cell == "rnn":
+            self.rnn: nn.RNNBase = nn.RNN(input_size, hidden_size, batch_first=True, nonlinearity=nonlinearity)
+        elif cell == "lstm":
+            self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
+        else:
+            self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        return self.rnn(x)[0]
+
+
+class SequenceEncoder(nn.Module):
+    """A multi-layer, optionally bidirectional recurrent encoder over padded batches."""
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        mode: str = "padded",
+        nonlinearity: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}")
+        if mode not in SEQUENCE_MODES:
+            raise ValueError(f"mode must be one of {SEQUENCE_MODES}")
+        self.cell = cell
+        self.mode = "padded" if cell == "elman" else mode  # the Elman loop masks padding itself
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.directions
+        self.dropout = nn.Dropout(dropout)
+        if self.mode == "packed":
+            kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+            rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+            self.packed_rnn = rnn_class(
+                input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0, **kwargs,
+            )
+        else:
+            layers = []
+            for index in range(num_layers):
+                size_in = input_size if index == 0 else self.output_size
+                directions = []
+                for _ in range(self.directions):
+                    if cell == "elman":
+                        directions.append(ElmanLayer(size_in, hidden_size, nonlinearity))
+                    else:
+                        directions.append(_TorchLayer(cell, size_in, hidden_size, nonlinearity))
+                layers.append(nn.ModuleList(directions))
+            self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` [B, T, D], ``lengths`` [B] -> (outputs [B, T, H*dirs], summary [B, H*dirs])."""
+        if self.mode == "packed":
+            return self._forward_packed(x, lengths)
+        outputs = x
+        summary_parts: list[Tensor] = []
+        for index, directions in enumerate(self.layers):
+            if index > 0:
+                outputs = self.dropout(outputs)
+            forward_out = directions[0](outputs, lengths)
+            parts = [forward_out]
+            summary_parts = [last_step(forward_out, lengths)]
+            if self.directions == 2:
+                backward_rev = directions[1](reverse_padded(outputs, lengths), lengths)
+                parts.append(reverse_padded(backward_rev, lengths))
+                summary_parts.append(last_step(backward_rev, lengths))
+            outputs = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+        return outputs, torch.cat(summary_parts, dim=-1)
+
+    def _forward_packed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.packed_rnn(packed)
+        outputs, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        h = state[0] if isinstance(state, tuple) else state
+        if self.directions == 2:
+            summary = torch.cat([h[-2], h[-1]], dim=-1)
+        else:
+            summary = h[-1]
+        return outputs, summary
+
+
+class TokenInput(nn.Module):
+    """Token ids -> vectors, either a learned embedding or a one-hot encoding (padding -> zeros)."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, one_hot: bool, pad_index: int = 0) -> None:
+        super().__init__()
+        self.one_hot = one_hot
+        self.vocab_size = vocab_size
+        self.pad_index = pad_index
+        if one_hot:
+            self.output_size = vocab_size
+            self.embedding = None
+        else:
+            self.output_size = embedding_dim
+            self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if self.embedding is not None:
+            return self.embedding(tokens)
+        vectors = F.one_hot(tokens, self.vocab_size).float()
+        return vectors * (tokens != self.pad_index).unsqueeze(-1)

@@ -1,0 +1,211 @@
+"""Plugin discovery: every dataset and architecture comes from an entry point in ``workbench.plugins``.
+
+Built-in plugins are registered through the same group as third-party ones, so discovery is always
+exercised. A plugin that fails to import or raises in a hook is recorded with its error and skipped;
+the rest keeps working. Environment switches:
+
+- ``WORKBENCH_DISABLE_PLUGINS=1``: load only the built-in plugins.
+- ``WORKBENCH_PLUGINS=a,b``: load only these third-party plugins (by entry-point name), plus built-ins.
+- ``WORKBENCH_STRICT_PLUGINS=1``: raise on the first broken plugin (for plugin authors).
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from workbench import hookspecs
+from workbench.api import ArchitectureSpec, DatasetSpec
+from workbench.errors import PluginError, WorkbenchError
+
+BUILTIN_DISTRIBUTION = "workbench"
+
+
+@dataclass
+class PluginInfo:
+    """What ``workbench plugins`` shows for one plugin."""
+
+    name: str
+    module: str
+    package: str | None
+    version: str | None
+    builtin: bool
+    datasets: list[str] = field(default_factory=list)
+    architectures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    #: Skipped because of WORKBENCH_DISABLE_PLUGINS / WORKBENCH_PLUGINS.
+    disabled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "package": self.package,
+            "version": self.version,
+            "builtin": self.builtin,
+            "disabled": self.disabled,
+            "datasets": self.datasets,
+            "architectures": self.architectures,
+            "errors": self.errors,
+        }
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Registry:
+    """The datasets and architectures all loaded plugins provide."""
+
+    def __init__(self, strict: bool | None = None) -> None:
+        self.strict = _env_flag("WORKBENCH_STRICT_PLUGINS") if strict is None else strict
+        self.plugins: list[PluginInfo] = []
+        self.datasets: dict[str, DatasetSpec] = {}
+        self.architectures: dict[str, ArchitectureSpec] = {}
+        self.dataset_owner: dict[str, str] = {}
+        self.architecture_owner: dict[str, str] = {}
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+
+    # -- loading -----------------------------------------------------------------------------
+    def load_entry_points(self, group: str = hookspecs.ENTRY_POINT_GROUP) -> Registry:
+        only = {n.strip() for n in os.environ.get("WORKBENCH_PLUGINS", "").split(",") if n.strip()}
+        disable_third_party = _env_flag("WORKBENCH_DISABLE_PLUGINS")
+        seen: set[tuple[str, str]] = set()
+        for ep in sorted(entry_points(group=group), key=_builtin_first):
+            key = (ep.name, ep.value)
+            if key in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add(key)
+            dist = getattr(ep, "dist", None)
+            package = dist.metadata["Name"] if dist is not None else None
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                package=package,
+                version=dist.version if dist is not None else None,
+                builtin=package == BUILTIN_DISTRIBUTION,
+            )
+            self.plugins.append(info)
+            if not info.builtin and (disable_third_party or (only and ep.name not in only)):
+                info.disabled = True
+                continue
+            self._load_entry_point(ep, info)
+        return self
+
+    def _load_entry_point(self, ep: EntryPoint, info: PluginInfo) -> None:
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take the app down
+            self._fail(info, f"failed to import {ep.value}: {_describe(exc)}", exc)
+            return
+        self.register_module(module, info)
+
+    def register_module(self, module: ModuleType | object, info: PluginInfo | None = None) -> PluginInfo:
+        """Register an already-imported plugin object (entry points, loose plugins and tests use this)."""
+        if info is None:
+            name = getattr(module, "__name__", repr(module))
+            info = PluginInfo(name=name, module=name, package=None, version=None, builtin=False)
+            self.plugins.append(info)
+        try:
+            self.manager.register(module, name=f"{info.name}:{info.module}")
+        except Exception as exc:
+            self._fail(info, f"could not register: {_describe(exc)}", exc)
+            return info
+        self._collect(module, info)
+        return info
+
+    def _collect(self, module: object, info: PluginInfo) -> None:
+        for hook_name, kind, expected in (
+            ("workbench_datasets", "dataset", DatasetSpec),
+            ("workbench_architectures", "architecture", ArchitectureSpec),
+        ):
+            impl = getattr(module, hook_name, None)
+            if impl is None:
+                continue
+            try:
+                specs = impl()
+            except Exception as exc:
+                self._fail(info, f"{hook_name}() raised {_describe(exc)}", exc)
+                continue
+            if specs is None:
+                specs = []
+            if not isinstance(specs, Iterable) or isinstance(specs, (str, bytes)):
+                self._fail(info, f"{hook_name}() must return a list of {expected.__name__}, got {type(specs).__name__}")
+                continue
+            for spec in specs:
+                if not isinstance(spec, expected):
+                    self._fail(info, f"{hook_name}() returned {type(spec).__name__}, expected {expected.__name__}")
+                    continue
+                table = self.datasets if kind == "dataset" else self.architectures
+                owners = self.dataset_owner if kind == "dataset" else self.architecture_owner
+                if spec.name in table:
+                    self._fail(info, f"{kind} {spec.name!r} is already provided by plugin {owners[spec.name]!r}")
+                    continue
+                table[spec.name] = spec  # type: ignore[assignment]
+                owners[spec.name] = info.name
+                (info.datasets if kind == "dataset" else info.architectures).append(spec.name)
+
+    def _fail(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
+        info.errors.append(message)
+        if self.strict:
+            raise PluginError(f"plugin {info.name!r}: {message}") from exc
+
+    # -- lookup ------------------------------------------------------------------------------
+    @property
+    def errors(self) -> list[tuple[PluginInfo, str]]:
+        return [(p, e) for p in self.plugins for e in p.errors]
+
+    def dataset(self, name: str) -> DatasetSpec:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise WorkbenchError(
+                f"unknown dataset {name!r}; available: {', '.join(sorted(self.datasets)) or 'none'}"
+                " (see `workbench plugins`)"
+            ) from None
+
+    def architecture(self, name: str) -> ArchitectureSpec:
+        try:
+            return self.architectures[name]
+        except KeyError:
+            raise WorkbenchError(
+                f"unknown architecture {name!r}; available: {', '.join(sorted(self.architectures)) or 'none'}"
+            ) from None
+
+    def architectures_for(self, task: str) -> list[ArchitectureSpec]:
+        return [a for a in self.architectures.values() if task in a.tasks]
+
+
+def _builtin_first(ep: EntryPoint) -> tuple[int, str]:
+    dist = getattr(ep, "dist", None)
+    builtin = dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
+    return (0 if builtin else 1, ep.name)
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+_default: Registry | None = None
+
+
+def get_registry(reload: bool = False) -> Registry:
+    """The process-wide registry, loaded from entry points on first use."""
+    global _default
+    if _default is None or reload:
+        importlib.invalidate_caches()
+        _default = Registry().load_entry_points()
+    return _default

@@ -1,0 +1,118 @@
+"""The contract between the engine and a task kind."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from workbench.api import ModelContext
+
+
+@dataclass
+class Batch:
+    """Tensors for one step. ``inputs`` go to the model as keyword arguments; ``targets`` to the loss."""
+
+    inputs: dict[str, Tensor]
+    targets: Tensor
+    size: int
+
+    def to(self, device: torch.device) -> Batch:
+        non_blocking = device.type == "cuda"
+        inputs = {
+            # lengths stay on the CPU: packing needs them there and indexing moves them itself
+            k: (v if k == "lengths" else v.to(device, non_blocking=non_blocking)) for k, v in self.inputs.items()
+        }
+        return Batch(inputs, self.targets.to(device, non_blocking=non_blocking), self.size)
+
+
+class Task(ABC):
+    """One task kind, bound to a vocabulary and label set built from the training data."""
+
+    kind: ClassVar[str]
+    #: The validation metric that picks the best checkpoint and drives early stopping.
+    main_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_data(cls, data: Any) -> Task:
+        """Build vocabularies from the dataset's training split."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict[str, Any]) -> Task:
+        """Rebuild from :meth:`state` (a checkpoint)."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """JSON-able description (vocabulary, labels, tokeniser) stored in checkpoints."""
+
+    @abstractmethod
+    def model_context(self) -> ModelContext: ...
+
+    @abstractmethod
+    def check_data(self, data: Any) -> None:
+        """Raise a DataError unless ``data`` is what this task expects."""
+
+    @abstractmethod
+    def encode(self, data: Any) -> dict[str, Sequence[Any]]:
+        """Encode the dataset's splits: {"train": [...], "valid": [...], "test": [...]}."""
+
+    # -- training ----------------------------------------------------------------------------
+    @abstractmethod
+    def batches(
+        self, examples: Sequence[Any], batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]: ...
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor | tuple[Tensor, Tensor | None]:
+        """The mean loss of a batch, optionally with the count of correct predictions (a tensor,
+        so the engine can sum it without a device sync every step)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int, device: torch.device,
+                 detailed: bool = False, top_k: int = 3) -> dict[str, Any]:
+        """Metrics over ``examples``; ``detailed`` adds per-class tables (not sent every epoch)."""
+
+    # -- using a trained model ---------------------------------------------------------------
+    @abstractmethod
+    def predict(self, model: nn.Module, text: str, device: torch.device, top_k: int = 3) -> dict[str, Any]: ...
+
+    supports_generation: ClassVar[bool] = False
+
+    def generate(self, model: nn.Module, prime: str, length: int, device: torch.device, **options: Any
+                 ) -> Iterator[str]:
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"a {self.kind} model does not generate text")
+
+
+def bucketed_order(lengths: Sequence[int], batch_size: int, shuffle: bool,
+                   generator: torch.Generator | None) -> list[list[int]]:
+    """Batches of indices with similar lengths (less padding), in random order when ``shuffle``."""
+    n = len(lengths)
+    if not shuffle:
+        order = sorted(range(n), key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    perm = torch.randperm(n, generator=generator).tolist()
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, n, pool):
+        chunk = sorted(perm[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in order]
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_index: int = 0) -> tuple[Tensor, Tensor]:
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    tokens = torch.full((len(sequences), int(lengths.max())), pad_index, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        tokens[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return tokens, lengths

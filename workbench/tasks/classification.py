@@ -1,0 +1,195 @@
+"""Sequence -> class: surnames to languages, reviews to sentiment, brackets to balanced or not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workbench.api import ClassificationData, ModelContext
+from workbench.errors import DataError, WorkbenchError
+from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.text import Vocab, get_normalizer, get_tokenizer
+
+Encoded = tuple[list[int], int]
+
+
+class ClassificationTask(Task):
+    kind = "classification"
+    main_metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, vocab: Vocab, classes: list[str], tokenizer: str, normalize: str, max_length: int) -> None:
+        self.vocab = vocab
+        self.classes = classes
+        self.tokenizer_name = tokenizer
+        self.normalize_name = normalize
+        self.max_length = max_length
+        self._tokenize = get_tokenizer(tokenizer)
+        self._normalize = get_normalizer(normalize)
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data: ClassificationData) -> ClassificationTask:
+        cls._check(data)
+        tokenize = get_tokenizer(data.tokenizer)
+        normalize = get_normalizer(data.normalize)
+        vocab = Vocab.build((tokenize(normalize(text)) for text, _ in data.train),
+                            max_size=data.max_vocab, min_freq=data.min_freq)
+        return cls(vocab, list(data.classes), data.tokenizer, data.normalize, data.max_length)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
+        try:
+            return cls(Vocab(state["vocab"]), list(state["classes"]), state["tokenizer"], state["normalize"],
+                       int(state.get("max_length", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WorkbenchError(f"checkpoint's task description is incomplete ({exc})") from None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "vocab": self.vocab.itos,
+            "classes": self.classes,
+            "tokenizer": self.tokenizer_name,
+            "normalize": self.normalize_name,
+            "max_length": self.max_length,
+        }
+
+    def model_context(self) -> ModelContext:
+        return ModelContext(task=self.kind, vocab_size=len(self.vocab), pad_index=Vocab.pad_index,
+                            num_classes=len(self.classes))
+
+    @staticmethod
+    def _check(data: Any) -> None:
+        if not isinstance(data, ClassificationData):
+            raise DataError(f"a classification dataset must return ClassificationData, not {type(data).__name__}")
+        if len(data.classes) < 2:
+            raise DataError("a classification dataset needs at least two classes")
+        if not data.train:
+            raise DataError("the training split is empty")
+        for split_name in ("train", "valid", "test"):
+            for text, label in getattr(data, split_name):
+                if not isinstance(label, int) or not 0 <= label < len(data.classes):
+                    raise DataError(f"{split_name} split has label {label!r} outside 0..{len(data.classes) - 1}")
+
+    def check_data(self, data: Any) -> None:
+        self._check(data)
+        if list(data.classes) != self.classes:
+            raise DataError("the dataset's classes differ from the ones this model was trained on")
+
+    def tokens(self, text: str) -> list[str]:
+        tokens = self._tokenize(self._normalize(text))
+        return tokens[: self.max_length] if self.max_length else tokens
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.vocab.encode(self.tokens(text))
+
+    def encode(self, data: ClassificationData) -> dict[str, Sequence[Encoded]]:
+        result: dict[str, list[Encoded]] = {}
+        for split_name in ("train", "valid", "test"):
+            encoded = []
+            for text, label in getattr(data, split_name):
+                ids = self.encode_text(text)
+                if ids:  # an empty text has nothing to read; skip it rather than feed a zero-length sequence
+                    encoded.append((ids, label))
+            result[split_name] = encoded
+        return result
+
+    # -- training ----------------------------------------------------------------------------
+    def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
+                generator: torch.Generator | None = None) -> Iterator[Batch]:
+        lengths = [len(ids) for ids, _ in examples]
+        for indices in bucketed_order(lengths, batch_size, shuffle, generator):
+            tokens, lens = pad_sequences([examples[i][0] for i in indices])
+            targets = torch.tensor([examples[i][1] for i in indices], dtype=torch.long)
+            yield Batch({"tokens": tokens, "lengths": lens}, targets, len(indices))
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+        logits = model(**batch.inputs)
+        correct = (logits.detach().argmax(dim=-1) == batch.targets).sum()
+        return F.cross_entropy(logits, batch.targets), correct
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[Encoded], batch_size: int, device: torch.device,
+                 detailed: bool = False, top_k: int = 3) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        n_classes = len(self.classes)
+        k = min(top_k, n_classes)
+        confusion = torch.zeros(n_classes, n_classes, dtype=torch.long)
+        loss_sum = 0.0
+        top_k_hits = 0
+        count = 0
+        try:
+            for batch in self.batches(examples, batch_size, shuffle=False):
+                batch = batch.to(device)
+                logits = model(**batch.inputs)
+                loss_sum += float(F.cross_entropy(logits, batch.targets, reduction="sum"))
+                top = logits.topk(k, dim=-1).indices
+                top_k_hits += int((top == batch.targets.unsqueeze(1)).any(dim=1).sum())
+                predicted = top[:, 0].cpu()
+                targets = batch.targets.cpu()
+                confusion += torch.bincount(targets * n_classes + predicted, minlength=n_classes**2).view(
+                    n_classes, n_classes)
+                count += batch.size
+        finally:
+            model.train(was_training)
+        return classification_metrics(confusion, loss_sum, top_k_hits, count, k, self.classes, detailed)
+
+    # -- using a trained model ---------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, text: str, device: torch.device, top_k: int = 3) -> dict[str, Any]:
+        if not text.strip():
+            raise WorkbenchError("nothing to classify: the input is empty")
+        tokens = self.tokens(text)
+        unknown = sorted(set(self.vocab.unknown(tokens)))
+        ids = self.vocab.encode(tokens)
+        if not ids:
+            raise WorkbenchError(f"nothing to classify: {text!r} has no tokens after normalisation")
+        was_training = model.training
+        model.eval()
+        try:
+            tokens_t, lengths = pad_sequences([ids])
+            logits = model(tokens=tokens_t.to(device), lengths=lengths)
+        finally:
+            model.train(was_training)
+        probs = torch.softmax(logits[0].float(), dim=-1).cpu()
+        k = min(top_k, len(self.classes))
+        values, indices = probs.topk(k)
+        return {
+            "input": text,
+            "label": self.classes[int(indices[0])],
+            "top": [{"label": self.classes[int(i)], "probability": round(float(p), 6)} for p, i in zip(values, indices)],
+            "unknown_tokens": unknown,
+        }
+
+
+def classification_metrics(confusion: Tensor, loss_sum: float, top_k_hits: int, count: int, k: int,
+                           classes: list[str], detailed: bool) -> dict[str, Any]:
+    if count == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
+    correct = confusion.diag().double()
+    support = confusion.sum(dim=1).double()
+    present = support > 0
+    per_class = torch.where(present, correct / support.clamp(min=1), torch.full_like(correct, float("nan")))
+    metrics: dict[str, Any] = {
+        "loss": loss_sum / count,
+        "accuracy": float(correct.sum() / count),
+        "top_k_accuracy": top_k_hits / count,
+        "top_k": k,
+        # mean recall over the classes that occur: majority-class guessing scores 1 / n_classes here
+        "balanced_accuracy": float(per_class[present].mean()),
+        "count": count,
+    }
+    if detailed:
+        metrics["classes"] = list(classes)
+        metrics["per_class_accuracy"] = {
+            c: (None if not bool(present[i]) else round(float(per_class[i]), 6)) for i, c in enumerate(classes)
+        }
+        metrics["support"] = {c: int(support[i]) for i, c in enumerate(classes)}
+        metrics["confusion_matrix"] = confusion.tolist()
+    return metrics

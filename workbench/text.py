@@ -1,0 +1,101 @@
+"""Tokenisers, text normalisation and vocabularies, by name so that a checkpoint can name them.
+
+A checkpoint stores the tokeniser and normaliser names and the vocabulary as a list of strings,
+so predict and generate treat input exactly as training did, without pickled code.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+from workbench.errors import WorkbenchError
+
+PAD = "<pad>"
+UNK = "<unk>"
+BOS = "<bos>"
+EOS = "<eos>"
+
+_WORD_RE = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
+
+
+def unicode_to_ascii(text: str) -> str:
+    """Strip accents the way the classic names tutorial does: 'Ślusàrski' -> 'Slusarski'."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "none": lambda s: s,
+    "ascii": unicode_to_ascii,
+    "lower": str.lower,
+    "ascii_lower": lambda s: unicode_to_ascii(s).lower(),
+}
+
+TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
+    "char": list,
+    "word": lambda s: _WORD_RE.findall(s.lower()),
+    "whitespace": str.split,
+}
+
+
+def get_normalizer(name: str) -> Callable[[str], str]:
+    try:
+        return NORMALIZERS[name]
+    except KeyError:
+        raise WorkbenchError(f"unknown normaliser {name!r} (known: {', '.join(NORMALIZERS)})") from None
+
+
+def get_tokenizer(name: str) -> Callable[[str], list[str]]:
+    try:
+        return TOKENIZERS[name]
+    except KeyError:
+        raise WorkbenchError(f"unknown tokenizer {name!r} (known: {', '.join(TOKENIZERS)})") from None
+
+
+class Vocab:
+    """Token <-> index. Index 0 is padding and 1 is unknown; tokens never seen map to unknown."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if list(tokens[:2]) != [PAD, UNK]:
+            raise ValueError("a vocabulary starts with <pad>, <unk>")
+        self.itos: list[str] = list(tokens)
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("vocabulary has duplicate tokens")
+
+    pad_index = 0
+    unk_index = 1
+
+    @classmethod
+    def build(
+        cls,
+        sequences: Iterable[Sequence[str]],
+        max_size: int = 0,
+        min_freq: int = 1,
+        specials: Sequence[str] = (),
+    ) -> Vocab:
+        counts: Counter[str] = Counter()
+        for seq in sequences:
+            counts.update(seq)
+        reserved = [PAD, UNK, *[s for s in specials if s not in (PAD, UNK)]]
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min_freq and t not in reserved), key=lambda t: (-counts[t], t)
+        )
+        if max_size:
+            ranked = ranked[: max(0, max_size - len(reserved))]
+        return cls(reserved + ranked)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        unk = self.unk_index
+        return [self.stoi.get(t, unk) for t in tokens]
+
+    def decode(self, indices: Iterable[int]) -> list[str]:
+        return [self.itos[i] for i in indices]
+
+    def unknown(self, tokens: Iterable[str]) -> list[str]:
+        return [t for t in tokens if t not in self.stoi]
