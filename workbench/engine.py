@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ class Trainer:
             self.run = new_run(runs_root or default_runs_dir(), config.dataset, config.arch)
         self._events: EventWriter | None = None
         self._last_control_check = 0.0
+        self._started_at: float | None = None
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -233,13 +235,20 @@ class Trainer:
         try:
             return self._train()
         except BaseException as exc:
+            if self._started_at is None and self.resume_run is None and isinstance(exc, WorkbenchError):
+                # a mistake found while preparing (bad data path, unknown plugin): leave no empty run behind
+                self._events.close()
+                self._events = None
+                shutil.rmtree(run.path, ignore_errors=True)
+                raise
             message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
             run.write_status(state=state, message=message, pid=None)
             self.emit({"type": "end", "state": state, "message": message})
             raise
         finally:
-            self._events.close()
+            if self._events is not None:
+                self._events.close()
             self._events = None
 
     def _train(self) -> TrainResult:
@@ -255,7 +264,7 @@ class Trainer:
                 raise CheckpointError(f"run {run.id} has no last.pt to resume from")
             resume_payload = load_checkpoint(last)
 
-        self.emit({"type": "status", "message": f"loading dataset {config.dataset}"})
+        self.emit({"type": "status", "phase": "prepare", "message": f"loading dataset {config.dataset}"})
         data = load_dataset(config, self.registry, progress=self._download_progress)
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume_payload is not None:
@@ -319,6 +328,7 @@ class Trainer:
             "workbench_version": __version__,
         })
         run.write_status(state="running", epoch=start_epoch - 1, epochs=epochs)
+        self._started_at = time.time()
 
         state = "finished"
         message = ""

@@ -100,7 +100,10 @@ class ConsoleProgress:
         elif kind == "state":
             self._write_line(f"[{event['state']}]")
         elif kind == "status":
-            self._write_line(event["message"])
+            if event.get("phase") == "prepare":
+                self._draw(event["message"])  # transient: only on a terminal
+            else:
+                self._write_line(event["message"])
         elif kind == "end":
             if self._line_open:
                 self.stream.write("\r\033[K")

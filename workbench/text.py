@@ -22,8 +22,11 @@ _WORD_RE = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 
 
 def unicode_to_ascii(text: str) -> str:
-    """Strip accents the way the classic names tutorial does: 'Ślusàrski' -> 'Slusarski'."""
-    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+    """Strip accents as the classic names tutorial does ('Ślusàrski' -> 'Slusarski'); characters with
+    no ASCII base letter (ß, ł) are dropped, as the tutorial's filter drops them."""
+    return "".join(
+        c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn" and c.isascii()
+    )
 
 
 NORMALIZERS: dict[str, Callable[[str], str]] = {

@@ -72,7 +72,7 @@ class ClassificationTask(Task):
         if not data.train:
             raise DataError("the training split is empty")
         for split_name in ("train", "valid", "test"):
-            for text, label in getattr(data, split_name):
+            for _text, label in getattr(data, split_name):
                 if not isinstance(label, int) or not 0 <= label < len(data.classes):
                     raise DataError(f"{split_name} split has label {label!r} outside 0..{len(data.classes) - 1}")
 
@@ -163,7 +163,7 @@ class ClassificationTask(Task):
         return {
             "input": text,
             "label": self.classes[int(indices[0])],
-            "top": [{"label": self.classes[int(i)], "probability": round(float(p), 6)} for p, i in zip(values, indices)],
+            "top": [{"label": self.classes[int(i)], "probability": round(float(p), 6)} for p, i in zip(values, indices, strict=False)],
             "unknown_tokens": unknown,
         }
 

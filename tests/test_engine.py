@@ -1,0 +1,194 @@
+"""Short real training runs on the names data, checkpoints, resume, and run control."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+import time
+
+import pytest
+import torch
+
+from tests.conftest import FAST
+from workbench.config import resolve_config
+from workbench.engine import Trainer, evaluate_checkpoint, load_trained, train
+from workbench.errors import CheckpointError, DeviceError, WorkbenchError
+from workbench.runs import EventFollower, Run, list_runs, load_checkpoint, save_checkpoint
+
+
+def names_config(registry, shared_data, *extra, arch=None):
+    return resolve_config(registry, "names", arch, "cpu", [*FAST, *extra], data_dir=str(shared_data))
+
+
+def test_short_training_run_learns_and_records_everything(registry, shared_data, isolated_dirs):
+    events = []
+    result = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry,
+                   on_event=events.append)
+    assert result.state == "finished" and result.epochs_completed == 2
+    metrics = result.metrics
+    # majority class (Russian) is ~47%; a trained GRU is well above it after two short epochs
+    assert metrics["accuracy"] > 0.6
+    assert 0 < metrics["balanced_accuracy"] < metrics["accuracy"]
+    assert metrics["top_k_accuracy"] >= metrics["accuracy"]
+    assert len(metrics["confusion_matrix"]) == 18 and sum(map(sum, metrics["confusion_matrix"])) == metrics["count"]
+    assert set(metrics["per_class_accuracy"]) == set(registry.dataset("names").params and metrics["classes"])
+    run = result.run
+    assert run.path.parent == isolated_dirs / "runs"
+    for name in ("config.json", "events.jsonl", "status.json", "results.json", "best.pt", "last.pt"):
+        assert (run.path / name).exists(), name
+    assert run.status()["state"] == "finished"
+    kinds = [e["type"] for e in run.events()]
+    assert kinds[0] == "status" and "start" in kinds and kinds.count("epoch") == 2 and kinds[-1] == "end"
+    step = next(e for e in events if e["type"] == "step")
+    assert {"loss", "grad_norm", "samples_per_s", "eta_s", "lr"} <= set(step)
+    assert [e["type"] for e in events] == kinds
+
+
+def test_seeds_make_runs_reproducible(registry, shared_data):
+    a = train(names_config(registry, shared_data, "seed=3"), registry=registry)
+    b = train(names_config(registry, shared_data, "seed=3"), registry=registry)
+    assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["elman", "rnn", "lstm"])
+def test_every_classifier_trains(registry, shared_data, arch):
+    extra = ["model.bidirectional=true", "model.num_layers=2", "model.dropout=0.1"]
+    if arch == "elman":
+        extra = ["model.bidirectional=true"]
+    result = train(names_config(registry, shared_data, *extra, arch=arch), registry=registry)
+    assert result.metrics["accuracy"] > 0.45
+
+
+def test_checkpoint_round_trip_predict_and_eval(registry, shared_data):
+    result = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry)
+    loaded = load_trained(result.checkpoint, registry, "cpu")
+    payload = loaded.payload
+    assert payload["format"] == "workbench-checkpoint" and payload["config"]["dataset"] == "names"
+    assert payload["optimizer_state"]["state"] and payload["task_state"]["vocab"][:2] == ["<pad>", "<unk>"]
+    assert payload["evaluation"]["test"]["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    prediction = loaded.task.predict(loaded.model, "Dostoevsky", loaded.device, top_k=3)
+    assert len(prediction["top"]) == 3
+    assert sum(p["probability"] for p in prediction["top"]) <= 1.0 + 1e-6
+    odd = loaded.task.predict(loaded.model, "Ünïcödé#9", loaded.device)
+    assert odd["unknown_tokens"] == ["#", "9"]  # accents are stripped; '#' and '9' never occur in names
+    assert odd["input"] == "Ünïcödé#9"
+    with pytest.raises(WorkbenchError, match="empty"):
+        loaded.task.predict(loaded.model, "  ", loaded.device)
+    metrics = evaluate_checkpoint(loaded, registry, "test")
+    assert metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
+
+
+def test_resume_continues_from_last_checkpoint(registry, shared_data):
+    config = names_config(registry, shared_data, "epochs=1")
+    first = train(config, registry=registry)
+    config.train["epochs"] = 2
+    resumed = Trainer(config, registry=registry, resume=first.run).train()
+    assert resumed.run.path == first.run.path
+    history = load_checkpoint(first.run.checkpoint_path("last"))["progress"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    starts = [e for e in first.run.events() if e["type"] == "start"]
+    assert starts[-1]["resumed_at_epoch"] == 2
+
+
+def test_stop_and_pause_through_the_control_file(registry, shared_data):
+    config = names_config(registry, shared_data, "epochs=50", "batch_size=16", "patience=0")
+    trainer = Trainer(config, registry=registry)
+    run = trainer.run
+    states = []
+
+    def control():
+        follower = EventFollower(run.events_path)
+        deadline = time.monotonic() + 60
+        paused = False
+        while time.monotonic() < deadline:
+            for event in follower.read_new():
+                if event["type"] == "step" and not paused:
+                    run.request("pause")
+                    paused = True
+                if event["type"] == "state":
+                    states.append(event["state"])
+                    if event["state"] == "paused":
+                        assert run.status()["state"] == "paused"
+                        run.request("resume")
+                    else:
+                        run.request("stop")
+                        return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=control)
+    thread.start()
+    result = trainer.train()
+    thread.join()
+    assert states == ["paused", "running"]
+    assert result.state == "stopped" and result.epochs_completed == 1
+    assert run.checkpoint_path("last").exists() and run.status()["state"] == "stopped"
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(missing)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable workbench checkpoint"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="not a workbench checkpoint"):
+        load_checkpoint(foreign)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "workbench-checkpoint", "version": 1, "x": Evil()}, evil)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(evil)
+    raw_pickle = tmp_path / "pickle.pt"
+    raw_pickle.write_bytes(pickle.dumps({"format": "workbench-checkpoint"}))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw_pickle)
+
+
+def test_truncated_checkpoint_is_refused_and_atomic_save_keeps_the_old(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"config": {}, "task_state": {}, "model_state": {"w": torch.ones(3)}})
+    good = path.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(truncated)
+
+    with pytest.raises((TypeError, pickle.PicklingError)):
+        save_checkpoint(path, {"config": {}, "task_state": {}, "model_state": {}, "bad": threading.Lock()})
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_device_fails_before_making_a_run(registry, shared_data, isolated_dirs):
+    config = names_config(registry, shared_data)
+    config.device = "cuda:7"
+    with pytest.raises(DeviceError, match="cuda:7"):
+        train(config, registry=registry)
+    assert list_runs(isolated_dirs / "runs") == []
+
+
+def test_event_follower_reads_only_complete_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    follower = EventFollower(path)
+    assert list(follower.read_new()) == []
+    with open(path, "w") as handle:
+        handle.write(json.dumps({"type": "a"}) + "\n" + '{"type": "b"')
+    assert [e["type"] for e in follower.read_new()] == ["a"]
+    with open(path, "a") as handle:
+        handle.write("}\n")
+    assert [e["type"] for e in follower.read_new()] == ["b"]
+
+
+def test_run_status_detects_dead_process(tmp_path):
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    run.write_status(state="running", pid=2**22 + 12345)
+    assert run.status()["state"] == "interrupted"
