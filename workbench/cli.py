@@ -176,12 +176,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print_json({"checkpoint": str(path), "predictions": predictions})
         return 0
     for prediction in predictions:
-        print(prediction["input"])
-        for entry in prediction.get("top", []):
-            bar = "█" * max(1, round(entry["probability"] * 30))
-            print(f"  {entry['label']:<16} {entry['probability']:7.2%} {bar}")
-        if prediction.get("unknown_tokens"):
-            print(f"  (not in the vocabulary, read as <unk>: {' '.join(prediction['unknown_tokens'])})")
+        print(loaded.task.render_prediction(prediction))
     return 0
 
 

@@ -84,10 +84,30 @@ class Task(ABC):
     @abstractmethod
     def predict(self, model: nn.Module, text: str, device: torch.device, top_k: int = 3) -> dict[str, Any]: ...
 
+    def render_prediction(self, prediction: dict[str, Any]) -> str:
+        """Plain-text form of :meth:`predict`'s result for ``workbench predict`` without ``--json``."""
+        return "\n".join(f"{key}: {value}" for key, value in prediction.items())
+
     supports_generation: ClassVar[bool] = False
 
-    def generate(self, model: nn.Module, prime: str, length: int, device: torch.device, **options: Any
-                 ) -> Iterator[str]:
+    def generate(
+        self,
+        model: nn.Module,
+        prime: str,
+        length: int,
+        device: torch.device,
+        *,
+        temperature: float = 1.0,
+        sampling: str = "sample",
+        top_k: int = 10,
+        top_p: float = 0.9,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield generated text piece by piece (a character or token at a time) after ``prime``.
+
+        ``sampling`` is "sample" (full distribution), "greedy", "top-k" or "top-p"; the hidden state
+        is carried forward step by step, so callers can stream and stop at any time.
+        """
         from workbench.errors import WorkbenchError
 
         raise WorkbenchError(f"a {self.kind} model does not generate text")

@@ -168,6 +168,16 @@ class ClassificationTask(Task):
         }
 
 
+    def render_prediction(self, prediction: dict[str, Any]) -> str:
+        lines = [prediction["input"]]
+        for entry in prediction.get("top", []):
+            bar = "█" * max(1, round(entry["probability"] * 30))
+            lines.append(f"  {entry['label']:<16} {entry['probability']:7.2%} {bar}")
+        if prediction.get("unknown_tokens"):
+            lines.append(f"  (not in the vocabulary, read as <unk>: {' '.join(prediction['unknown_tokens'])})")
+        return "\n".join(lines)
+
+
 def classification_metrics(confusion: Tensor, loss_sum: float, top_k_hits: int, count: int, k: int,
                            classes: list[str], detailed: bool) -> dict[str, Any]:
     if count == 0:
