@@ -124,7 +124,7 @@ def test_every_gate_combination_and_peepholes_build_and_learn():
                 first = first if first is not None else float(loss.detach())
                 loss.backward()
                 optimizer.step()
-            assert float(loss) < first, (gates, peephole)
+            assert float(loss.detach()) < first, (gates, peephole)
             has_peepholes = any("peephole" in name for name, _ in model.named_parameters())
             assert has_peepholes == (peephole and gates != "none")  # peepholes feed gates; none has no gate
     assert len(sizes) == 7  # 0-3 gates, each with or without peepholes (none has no peephole)

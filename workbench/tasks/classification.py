@@ -188,7 +188,8 @@ class ClassificationTask(Task):
         if attention:
             strongest = sorted(attention, key=lambda a: -a["weight"])[:10]
             top = max(a["weight"] for a in strongest) or 1.0
-            lines.append("  attention (the tokens the model weighed most):")
+            lines.append(f"  attention (the tokens the model weighed most; spread evenly each would get "
+                         f"{1 / len(attention):.1%}):")
             for entry in strongest:
                 bar = "▇" * max(1, round(entry["weight"] / top * 20))
                 lines.append(f"    {entry['token']:<16} {entry['weight']:6.1%} {bar}")
