@@ -101,11 +101,13 @@ def corrupt(text: str, pairs: int, rng: random.Random) -> str:
     return "".join(chars)
 
 
-def generate(count: int, length: int, pairs: int, rng: random.Random) -> list[tuple[str, int]]:
-    """``count`` labelled strings, alternately balanced (label 1) and not (label 0), shuffled."""
+def generate(count: int, length: int, pairs: int, rng: random.Random, min_length: int = 0) -> list[tuple[str, int]]:
+    """``count`` labelled strings, alternately balanced (label 1) and not (label 0), shuffled; with
+    ``min_length`` each string's (even) length is drawn uniformly from ``min_length..length``."""
     examples = []
     for index in range(count):
-        text = balanced_string(length, pairs, rng)
+        size = length if not min_length else 2 * rng.randint(max(1, min_length // 2), length // 2)
+        text = balanced_string(size, pairs, rng)
         if index % 2:
             examples.append((text, 1))
         else:
@@ -118,10 +120,14 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     length, pairs = params["length"], params["pairs"]
     if length % 2:
         raise DataError(f"brackets: length must be even, a balanced string of {length} characters cannot exist")
+    min_length = params["min_length"]
+    if min_length > length:
+        raise DataError(f"brackets: min_length ({min_length}) is longer than length ({length})")
     rng = random.Random(params["data_seed"])
     n_valid = round(params["train_size"] * params["valid_fraction"])
-    train = generate(params["train_size"], length, pairs, rng)
-    valid, train = train[:n_valid], train[n_valid:]
+    # validation and test strings are all `length` long; only training strings vary with min_length
+    train = generate(params["train_size"] - n_valid, length, pairs, rng, min_length)
+    valid = generate(n_valid, length, pairs, rng)
     test = generate(params["test_size"], length, pairs, rng)
     return ClassificationData(
         classes=list(CLASSES),
@@ -129,6 +135,6 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
         valid=valid,
         test=test,
         tokenizer="char",
-        info={"source": "generated", "length": length, "pairs": " ".join(PAIRS[:pairs]),
+        info={"source": "generated", "length": length, "train_lengths": f"{min_length or length}-{length}", "pairs": " ".join(PAIRS[:pairs]),
               "train": len(train), "valid": len(valid), "test": len(test)},
     )
