@@ -8,6 +8,8 @@ defect, so that no shortcut (length, first character, bracket counts alone) give
 - ``order``: an opening bracket at depth 0 swapped with the next closing bracket, so the depth dips
   below zero once while the counts still match;
 - ``kind`` (2 or 3 pairs): one closing bracket of the wrong kind.
+
+``defects`` picks one kind for every unbalanced string, or "mixed" (the default) for a random one each.
 """
 
 from __future__ import annotations
@@ -72,11 +74,17 @@ def is_balanced(text: str) -> bool:
     return not stack
 
 
-def corrupt(text: str, pairs: int, rng: random.Random) -> str:
-    """One defect (see the module docstring) in a balanced string."""
+DEFECTS = ("mixed", "count", "order", "kind")
+
+
+def corrupt(text: str, pairs: int, rng: random.Random, defects: str = "mixed") -> str:
+    """One defect (see the module docstring) in a balanced string: of the kind ``defects`` names, or
+    for "mixed" one of count, order (and kind with 2 or more pairs) at random."""
     chars = list(text)
-    defects = ["count", "order"] + (["kind"] if pairs > 1 else [])
-    defect = rng.choice(defects)
+    if defects == "mixed":
+        defect = rng.choice(["count", "order"] + (["kind"] if pairs > 1 else []))
+    else:
+        defect = defects
     opening = {pair[0]: pair for pair in PAIRS}
     closing = {pair[1]: pair for pair in PAIRS}
     if defect == "count":
@@ -101,7 +109,8 @@ def corrupt(text: str, pairs: int, rng: random.Random) -> str:
     return "".join(chars)
 
 
-def generate(count: int, length: int, pairs: int, rng: random.Random, min_length: int = 0) -> list[tuple[str, int]]:
+def generate(count: int, length: int, pairs: int, rng: random.Random, min_length: int = 0,
+             defects: str = "mixed") -> list[tuple[str, int]]:
     """``count`` labelled strings, alternately balanced (label 1) and not (label 0), shuffled; with
     ``min_length`` each string's (even) length is drawn uniformly from ``min_length..length``."""
     examples = []
@@ -111,7 +120,7 @@ def generate(count: int, length: int, pairs: int, rng: random.Random, min_length
         if index % 2:
             examples.append((text, 1))
         else:
-            examples.append((corrupt(text, pairs, rng), 0))
+            examples.append((corrupt(text, pairs, rng, defects), 0))
     rng.shuffle(examples)
     return examples
 
@@ -120,21 +129,24 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     length, pairs = params["length"], params["pairs"]
     if length % 2:
         raise DataError(f"brackets: length must be even, a balanced string of {length} characters cannot exist")
-    min_length = params["min_length"]
+    min_length, defects = params["min_length"], params["defects"]
+    if defects == "kind" and pairs < 2:
+        raise DataError("brackets: defects=kind needs pairs >= 2 (a wrong kind of bracket needs two kinds)")
     if min_length > length:
         raise DataError(f"brackets: min_length ({min_length}) is longer than length ({length})")
     rng = random.Random(params["data_seed"])
     n_valid = round(params["train_size"] * params["valid_fraction"])
     # validation and test strings are all `length` long; only training strings vary with min_length
-    train = generate(params["train_size"] - n_valid, length, pairs, rng, min_length)
-    valid = generate(n_valid, length, pairs, rng)
-    test = generate(params["test_size"], length, pairs, rng)
+    train = generate(params["train_size"] - n_valid, length, pairs, rng, min_length, defects)
+    valid = generate(n_valid, length, pairs, rng, defects=defects)
+    test = generate(params["test_size"], length, pairs, rng, defects=defects)
     return ClassificationData(
         classes=list(CLASSES),
         train=train,
         valid=valid,
         test=test,
         tokenizer="char",
-        info={"source": "generated", "length": length, "train_lengths": f"{min_length or length}-{length}", "pairs": " ".join(PAIRS[:pairs]),
+        info={"source": "generated", "length": length, "train_lengths": f"{min_length or length}-{length}",
+              "defects": defects, "pairs": " ".join(PAIRS[:pairs]),
               "train": len(train), "valid": len(valid), "test": len(test)},
     )

@@ -115,6 +115,9 @@ def workbench_datasets() -> list[DatasetSpec]:
                 Param("min_length", int, 0, "training strings get random even lengths from this up to length, "
                       "an easy-to-hard mix (0 = all length long); validation and test strings are always length "
                       "long", min=0, max=10_000),
+                Param("defects", str, "mixed", "what is wrong with the unbalanced strings: count (one bracket "
+                      "turned round), order (the depth dips below zero once), kind (a wrong closing bracket), "
+                      "or mixed", choices=("mixed", "count", "order", "kind")),
                 Param("pairs", int, 1, "kinds of bracket pair: 1 = (), 2 = () [], 3 = () [] {}", min=1, max=3),
                 Param("train_size", int, 8000, "training strings (half balanced)", min=10, max=10_000_000),
                 Param("test_size", int, 2000, "test strings", min=2, max=10_000_000),

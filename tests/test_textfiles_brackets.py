@@ -191,7 +191,7 @@ def test_is_balanced_reference():
 
 
 def test_brackets_dataset_is_seeded_and_validated():
-    params = {"length": 12, "min_length": 0, "pairs": 1, "train_size": 100, "test_size": 20, "valid_fraction": 0.1, "data_seed": 4}
+    params = {"length": 12, "min_length": 0, "defects": "mixed", "pairs": 1, "train_size": 100, "test_size": 20, "valid_fraction": 0.1, "data_seed": 4}
     a = brackets_data.load(ctx(None), params)
     b = brackets_data.load(ctx(None), params)
     assert a.train == b.train and len(a.valid) == 10 and len(a.test) == 20 and a.tokenizer == "char"
@@ -204,3 +204,23 @@ def test_brackets_dataset_is_seeded_and_validated():
     assert lengths == {4, 6, 8, 10, 12}
     assert {len(text) for text, _ in mixed.valid + mixed.test} == {12}
     assert all(brackets_data.is_balanced(text) == bool(label) for text, label in mixed.train)
+    with pytest.raises(DataError, match="defects=kind needs pairs >= 2"):
+        brackets_data.load(ctx(None), {**params, "defects": "kind"})
+
+
+@pytest.mark.parametrize("defects", ["count", "order", "kind"])
+def test_each_defect_kind(defects):
+    rng = random.Random(7)
+    for _ in range(200):
+        text = brackets_data.balanced_string(16, 2, rng)
+        bad = brackets_data.corrupt(text, 2, rng, defects)
+        assert not brackets_data.is_balanced(bad) and len(bad) == 16
+        opening = sum(c in "([" for c in bad)
+        if defects == "count":
+            assert opening in (7, 9)  # one bracket turned round
+        else:
+            assert opening == 8  # counts still match
+            depth = [0]
+            for c in bad:
+                depth.append(depth[-1] + (1 if c in "([" else -1))
+            assert (min(depth) == -1) == (defects == "order")
