@@ -108,7 +108,7 @@ def workbench_datasets() -> list[DatasetSpec]:
             name="brackets",
             task="classification",
             description="Synthetic, no download: is a string of brackets balanced? Long-range memory in a "
-            "nutshell: the Elman RNN loses count over long strings, the LSTM and GRU keep it",
+            "nutshell: the Elman RNN loses count over long strings, the LSTM keeps it",
             load="workbench_plugins.brackets_data:load",
             params=[
                 Param("length", int, 100, "characters per string (even)", min=2, max=10_000),
