@@ -354,6 +354,7 @@ class Trainer:
             window_start = time.monotonic()
             window_samples = 0
             epoch_samples = 0
+            epoch_units = 0
             has_correct = False
             stop_now = False
             for step, batch in enumerate(task.batches(train_set, batch_size, True, generator), start=1):
@@ -371,7 +372,9 @@ class Trainer:
                 optimizer.step()
                 global_step += 1
                 detached = loss.detach()
-                loss_sum += detached * batch.size
+                units = batch.units or batch.size
+                loss_sum += detached * units
+                epoch_units += units
                 window_loss += detached
                 window_norm = torch.maximum(window_norm, norm.detach())
                 if correct is not None:
@@ -406,9 +409,9 @@ class Trainer:
             samples_seen += epoch_samples
             if stop_now and epoch_samples < len(train_set) and not history:
                 pass  # a partial first epoch still gets evaluated so the run has a checkpoint
-            train_metrics = {"loss": float(loss_sum) / max(epoch_samples, 1)}
+            train_metrics = {"loss": float(loss_sum) / max(epoch_units, 1)}
             if has_correct:
-                train_metrics[task.main_metric] = float(correct_sum) / max(epoch_samples, 1)
+                train_metrics[task.main_metric] = float(correct_sum) / max(epoch_units, 1)
             valid_metrics = (
                 task.evaluate(model, valid_set, eval_batch, device, top_k=train_cfg["top_k"]) if valid_set else {}
             )

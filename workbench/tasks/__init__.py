@@ -12,6 +12,8 @@ from workbench.errors import WorkbenchError
 
 _TASK_MODULES = {
     "classification": "workbench.tasks.classification:ClassificationTask",
+    "tagging": "workbench.tasks.tagging:TaggingTask",
+    "seq2seq": "workbench.tasks.seq2seq:Seq2SeqTask",
 }
 
 

@@ -20,6 +20,9 @@ class Batch:
     inputs: dict[str, Tensor]
     targets: Tensor
     size: int
+    #: How many predictions the loss is averaged over (tokens for tagging and seq2seq); 0 means
+    #: ``size``. The engine weights the epoch's loss and the ``correct`` count by it.
+    units: int = 0
 
     def to(self, device: torch.device) -> Batch:
         non_blocking = device.type == "cuda"
@@ -27,7 +30,7 @@ class Batch:
             # lengths stay on the CPU: packing needs them there and indexing moves them itself
             k: (v if k == "lengths" else v.to(device, non_blocking=non_blocking)) for k, v in self.inputs.items()
         }
-        return Batch(inputs, self.targets.to(device, non_blocking=non_blocking), self.size)
+        return Batch(inputs, self.targets.to(device, non_blocking=non_blocking), self.size, self.units)
 
 
 class Task(ABC):
