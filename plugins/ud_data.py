@@ -142,6 +142,8 @@ def _split(sentences: list[Sentence], valid: float, test: float, seed: int) -> t
 
 
 def _tag_list(splits: list[list[Sentence]], preferred: list[str] | None = None) -> list[str]:
+    """The full UPOS list when every tag is a UPOS tag (so models trained on different slices agree),
+    else the sorted tags seen."""
     seen = {t for split in splits for _, tags in split for t in tags}
     if preferred and seen <= set(preferred):
         return list(preferred)
@@ -212,14 +214,14 @@ def _split_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str, ...], parse: Any,
-              what: str) -> TaggingData:
+              what: str, preferred: list[str] | None = None) -> TaggingData:
     if context.data_dir is None:
         raise DataError(f"point --data-dir at a {what} file, or a folder with train/dev/test {what} files")
     path = context.data_dir
     if path.is_file():
         sentences = parse(_read_text(path), str(path))
         train, valid, test = _split(sentences, params["valid_fraction"], params["test_fraction"], params["split_seed"])
-        return _data(train, valid, test, params, {"source": str(path), "split": "random", "format": what})
+        return _data(train, valid, test, params, {"source": str(path), "split": "random", "format": what}, preferred)
     if not path.is_dir():
         raise DataError(f"{path} does not exist")
     files = _split_files(path, suffixes)
@@ -230,12 +232,13 @@ def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str,
     if not valid and not test:
         train, valid, test = _split(train, params["valid_fraction"], params["test_fraction"], params["split_seed"])
     return _data(train, valid, test, params, {"source": str(path), "files": {k: v.name for k, v in files.items()},
-                                               "format": what})
+                                               "format": what}, preferred)
 
 
 def load_conllu(context: LoadContext, params: dict[str, Any]) -> TaggingData:
     return _load_own(context, params, (".conllu", ".conll"),
-                     lambda text, where: parse_conllu(text, where, params["column"]), "CoNLL-U")
+                     lambda text, where: parse_conllu(text, where, params["column"]), "CoNLL-U",
+                     UPOS if params["column"] == "upos" else None)
 
 
 def load_tagged_text(context: LoadContext, params: dict[str, Any]) -> TaggingData:
