@@ -197,6 +197,6 @@ def test_predict_cli_end_to_end(registry, slices):
     # each tag starts in the column of its word
     starts = [[m.start() for m in re.finditer(r"\S+", line)] for line in (words, tags)]
     assert starts[0] == starts[1] and len(starts[0]) == 6
-    as_json = subprocess.run([sys.executable, "-m", "workbench", "predict", str(result.checkpoint), "--json", ""],
+    as_json = subprocess.run([sys.executable, "-m", "workbench", "predict", str(result.checkpoint), " ", "--json"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert as_json.returncode == 2 and "nothing to tag" in json.loads(as_json.stdout)["error"]
