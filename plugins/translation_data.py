@@ -97,6 +97,7 @@ def _fetch_fra(context: LoadContext) -> tuple[str, bytes]:
 
 
 def _filter(pairs: list[Pair], params: dict[str, Any], normalize: str, tokenizer: str) -> list[Pair]:
+    """Pairs passing the prefix and length filters, at most ``max_pairs`` of them (0 = all)."""
     norm, tok = get_normalizer(normalize), get_tokenizer(tokenizer)
     prefixes: tuple[str, ...] = ()
     raw = params.get("prefixes", "").strip()
@@ -112,6 +113,8 @@ def _filter(pairs: list[Pair], params: dict[str, Any], normalize: str, tokenizer
         if limit and (len(tok(norm(source))) > limit or len(tok(norm(target))) > limit):
             continue
         kept.append((source, target))
+        if params["max_pairs"] and len(kept) >= params["max_pairs"]:
+            break
     return kept
 
 
@@ -160,8 +163,6 @@ def load_fra_eng(context: LoadContext, params: dict[str, Any]) -> Seq2SeqData:
     where, raw = found
     pairs = parse_pairs(_decode(raw, where), where)
     pairs = _filter(pairs, params, "nmt", "whitespace")
-    if params["max_pairs"]:
-        pairs = pairs[: params["max_pairs"]]
     probes = list(PROBES)
     if params["direction"] == "fra-eng":
         pairs = [(t, s) for s, t in pairs]
@@ -194,9 +195,8 @@ def load_parallel_tsv(context: LoadContext, params: dict[str, Any]) -> Seq2SeqDa
         pairs = parse_pairs(_decode(file.read_bytes(), str(file)), str(file))
         if params["swap"]:
             pairs = [(t, s) for s, t in pairs]
-        parsed[split] = _filter(pairs, {**params, "prefixes": ""}, normalize, tokenizer)
-    if params["max_pairs"]:
-        parsed["train"] = parsed["train"][: params["max_pairs"]]
+        limit = params["max_pairs"] if split == "train" else 0
+        parsed[split] = _filter(pairs, {**params, "prefixes": "", "max_pairs": limit}, normalize, tokenizer)
     info = {"source": str(path), "files": {k: v.name for k, v in files.items()}}
     if len(parsed) == 1:
         return _seq2seq(parsed["train"], params, normalize, tokenizer, info, [])
