@@ -129,7 +129,7 @@ def _print_train_summary(result: dict[str, Any]) -> None:
     if metrics:
         shown = "  ".join(
             f"{key} {metrics[key]:.4f}" for key in ("loss", "accuracy", "balanced_accuracy", "top_k_accuracy",
-                                                      "perplexity", "bits_per_char")
+                                                      "perplexity", "bits_per_char", "oov_accuracy", "bleu")
             if isinstance(metrics.get(key), (int, float))
         )
         print(f"test: {shown}  (best epoch {result['best_epoch']})")
@@ -158,6 +158,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             support = metrics["support"][label]
             shown = "  n/a " if acc is None else f"{acc:.3f}"
             print(f"    {label:<16} {shown}  (n={support})")
+    if metrics.get("probes"):
+        print("  probe sentences (sentence BLEU, k=2):")
+        for probe in metrics["probes"]:
+            print(f"    {probe['source']} => {probe['translation']}  (reference {probe['reference']}, "
+                  f"bleu {probe['bleu']:.3f})")
     return 0
 
 
