@@ -316,6 +316,8 @@ class Seq2SeqTask(Task):
 
     def render_prediction(self, prediction: dict[str, Any]) -> str:
         lines = [f"{prediction['input']}", f"  -> {prediction['translation']}"]
+        if len(prediction.get("translations", [])) > 1:
+            lines[-1] += f"  (log p {prediction['translations'][0]['log_prob']:.3f})"
         for other in prediction.get("translations", [])[1:]:
             lines.append(f"     {other['text']}  (log p {other['log_prob']:.3f})")
         alignment = prediction.get("alignment")
