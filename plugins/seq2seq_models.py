@@ -42,7 +42,8 @@ class Seq2Seq(nn.Module):
 
     Plain: the context is the encoder's final top-layer state, the same at every step (d2l's
     Seq2SeqDecoder). Attention: the context is an additive (Bahdanau) attention average of the
-    encoder outputs, queried with the decoder's previous top-layer state.
+    encoder outputs, queried with the decoder's previous top-layer state, and the output layer reads
+    [decoder state; context].
     """
 
     def __init__(self, context: ModelContext, params: dict[str, Any], attention: bool) -> None:
@@ -56,7 +57,9 @@ class Seq2Seq(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.decoder = nn.GRU(emb + hidden, hidden, num_layers=layers, batch_first=True,
                               dropout=dropout if layers > 1 else 0.0)
-        self.output = nn.Linear(hidden, context.target_vocab_size)
+        # as in Bahdanau et al. (2015), the attention model's output layer also reads the context it
+        # attended to; the plain model's output reads only the decoder state (d2l's Seq2SeqDecoder)
+        self.output = nn.Linear(hidden * 2 if attention else hidden, context.target_vocab_size)
         if attention:
             size = params["attention_size"]
             self.key = nn.Linear(hidden, size, bias=False)
@@ -86,7 +89,8 @@ class Seq2Seq(nn.Module):
             context = state["context"]
         x = torch.cat([self.dropout(self.embedding(previous)), context], dim=-1).unsqueeze(1)
         out, hidden = self.decoder(x, state["hidden"].transpose(0, 1).contiguous())
-        logits = self.output(self.dropout(out.squeeze(1)))
+        features = torch.cat([out.squeeze(1), context], dim=-1) if self.attention else out.squeeze(1)
+        logits = self.output(self.dropout(features))
         return logits, {**state, "hidden": hidden.transpose(0, 1)}, weights
 
     def forward(self, tokens: Tensor, lengths: Tensor, target_in: Tensor) -> Tensor:
