@@ -34,14 +34,21 @@ def workbench_datasets() -> list[DatasetSpec]:
             params=[
                 Param("direction", str, "eng-fra", "translate English to French or French to English",
                       choices=("eng-fra", "fra-eng")),
-                *_LIMITS,
+                Param("max_length", int, 10, "keep pairs with at most this many tokens on each side (0 = all)",
+                      min=0, max=10_000),
+                Param("max_pairs", int, 20_000, "keep only the first N pairs after filtering (0 = all 140,000 "
+                      "short pairs; the file runs from short to long; the d2l course uses 600)", min=0,
+                      max=10_000_000),
                 Param("prefixes", str, "", "keep only English sentences starting with one of these "
                       "comma-separated prefixes; 'tutorial' = the PyTorch tutorial's (i am, he is, ...)"),
-                *_SPLIT,
+                *_SPLIT[:3],
+                Param("min_freq", int, 2, "words seen fewer times in training are read as <unk>", min=1, max=1000),
             ],
             default_arch="gru-attention",
-            defaults={"train.epochs": 30, "train.batch_size": 64, "train.lr": 0.001, "train.patience": 4,
-                      "train.clip_grad_norm": 1.0},
+            # the setting of benchmarks/translation.py (docs/tagging-and-translation.md)
+            defaults={"train.epochs": 30, "train.batch_size": 128, "train.lr": 0.002, "train.patience": 4,
+                      "train.clip_grad_norm": 1.0, "model.embedding_dim": 128, "model.hidden_size": 256,
+                      "model.num_layers": 1},
             source="http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip (Tatoeba via manythings.org/anki, "
             "CC BY 2.0 FR)",
         ),
