@@ -200,3 +200,21 @@ def test_predict_cli_end_to_end(registry, slices):
     as_json = subprocess.run([sys.executable, "-m", "workbench", "predict", str(result.checkpoint), " ", "--json"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert as_json.returncode == 2 and "nothing to tag" in json.loads(as_json.stdout)["error"]
+
+
+def test_ewt_download_through_a_mirror_checks_sha256(shared_data, tmp_path):
+    mirror = tmp_path / "mirror"
+    folder = mirror / "UniversalDependencies" / "UD_English-EWT" / "master"
+    folder.mkdir(parents=True)
+    for name in ud_data.EWT_FILES.values():
+        (folder / name).symlink_to(shared_data / EWT / name)
+    cache = tmp_path / "cache"
+    data = ud_data.load_ewt(LoadContext(None, cache, mirror=str(mirror)), {**COMMON, "max_train_sentences": 3})
+    assert len(data.train) == 3 and len(data.test) == 2077
+    assert sorted(p.name for p in (cache / "ud-english-ewt").iterdir()) == sorted(ud_data.EWT_FILES.values())
+    bad = tmp_path / "bad" / "UniversalDependencies" / "UD_English-EWT" / "master"
+    bad.mkdir(parents=True)
+    for name in ud_data.EWT_FILES.values():
+        (bad / name).write_text("".join(lines_of(shared_data, name, 1, 30)))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        ud_data.load_ewt(LoadContext(None, tmp_path / "cache2", mirror=str(tmp_path / "bad")), COMMON)
