@@ -28,6 +28,7 @@ __all__ = [
     "ArchitectureSpec",
     "ClassificationData",
     "DatasetSpec",
+    "LanguageModelData",
     "LoadContext",
     "ModelContext",
     "Param",
@@ -85,6 +86,27 @@ class ClassificationData:
     min_freq: int = 1
     #: Longest sequence fed to the model; longer ones are truncated (0 = no limit).
     max_length: int = 0
+    #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LanguageModelData:
+    """A text corpus for next-token prediction, as raw text split contiguously.
+
+    The engine builds the vocabulary from ``train_text`` and cuts each split into windows of
+    ``seq_len`` tokens (targets are the inputs shifted by one). Training windows start every
+    ``stride`` tokens (0 = ``seq_len``: non-overlapping); validation and test windows never overlap,
+    so every character is scored exactly once.
+    """
+
+    train_text: str
+    valid_text: str = ""
+    test_text: str = ""
+    #: How text becomes tokens; "char" is the one generation supports.
+    tokenizer: str = "char"
+    seq_len: int = 128
+    stride: int = 0
     #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
     info: dict[str, Any] = field(default_factory=dict)
 

@@ -133,6 +133,11 @@ def _print_train_summary(result: dict[str, Any]) -> None:
             if isinstance(metrics.get(key), (int, float))
         )
         print(f"test: {shown}  (best epoch {result['best_epoch']})")
+    elif result.get("valid_metrics"):  # datasets without a test split (e.g. tinyshakespeare, as in nanoGPT)
+        valid = result["valid_metrics"]
+        shown = "  ".join(f"{key} {valid[key]:.4f}" for key in ("loss", "accuracy", "perplexity", "bits_per_char")
+                          if isinstance(valid.get(key), (int, float)))
+        print(f"valid (no test split): {shown}  (best epoch {result['best_epoch']})")
     print(f"checkpoint: {result['checkpoint']}")
 
 
@@ -191,11 +196,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"{path} is a {loaded.task.kind} model; only language models generate text")
     options = {"temperature": args.temperature, "sampling": args.sampling, "top_k": args.top_k,
                "top_p": args.top_p, "seed": args.seed}
+    # generate() validates its inputs before returning the iterator: errors come before any output
+    stream = loaded.task.generate(loaded.model, args.prime, args.length, loaded.device, **options)
     pieces = [args.prime]
     if not args.json:
         sys.stdout.write(args.prime)
         sys.stdout.flush()
-    for piece in loaded.task.generate(loaded.model, args.prime, args.length, loaded.device, **options):
+    for piece in stream:
         pieces.append(piece)
         if not args.json:
             sys.stdout.write(piece)

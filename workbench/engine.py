@@ -118,6 +118,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train: dict[str, Any], high
     return None
 
 
+def mixed_precision(precision: str, device: torch.device) -> Any:
+    """The context the training forward pass runs in: nothing for fp32, bf16 autocast otherwise."""
+    import contextlib
+
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    try:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    except (RuntimeError, ValueError) as exc:
+        raise WorkbenchError(f"precision=bf16 is not available on {device}: {exc}; use precision=fp32") from None
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -342,6 +354,7 @@ class Trainer:
         last_valid: dict[str, Any] = {}
         epoch = start_epoch - 1
         params = [p for p in model.parameters() if p.requires_grad]
+        autocast = mixed_precision(train_cfg.get("precision", "fp32"), device)
 
         for epoch in range(start_epoch, epochs + 1):
             model.train()
@@ -359,7 +372,8 @@ class Trainer:
             for step, batch in enumerate(task.batches(train_set, batch_size, True, generator), start=1):
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                output = task.loss(model, batch)
+                with autocast:
+                    output = task.loss(model, batch)
                 loss, correct = output if isinstance(output, tuple) else (output, None)
                 if not torch.isfinite(loss.detach()).all():
                     raise WorkbenchError(

@@ -84,12 +84,14 @@ class ConsoleProgress:
             valid = event.get("valid") or {}
             metric = self.main_metric
             parts = [f"epoch {event['epoch']}/{event['epochs']}", f"loss {train['loss']:.4f}"]
-            if metric in train:
+            if metric in train and metric != "loss":
                 parts.append(f"{metric} {train[metric]:.4f}")
             if valid:
                 parts.append(f"valid loss {valid.get('loss', float('nan')):.4f}")
-                if metric in valid:
+                if metric in valid and metric != "loss":
                     parts.append(f"valid {metric} {valid[metric]:.4f}")
+                if "bits_per_char" in valid:
+                    parts.append(f"bpc {valid['bits_per_char']:.3f}")
                 if "balanced_accuracy" in valid:
                     parts.append(f"balanced {valid['balanced_accuracy']:.4f}")
             parts.append(f"{event['samples_per_s']:,.0f} samples/s")
