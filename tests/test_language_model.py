@@ -407,3 +407,24 @@ def test_build_model_for_language_model_context(registry):
     tokens = torch.tensor([[2, 3, 4], [4, 5, 0]])
     logits, state = model(tokens=tokens, lengths=torch.tensor([3, 2]), state=None, return_state=True)
     assert logits.shape == (2, 3, len(task.vocab)) and state[0].shape == (1, 2, 32)
+
+
+@pytest.mark.parametrize("arch", ["char-rnn", "char-lstm", "char-gru"])
+def test_one_step_fast_path_equals_the_full_recurrent_call(registry, arch):
+    """Generation steps use the fused cell functions; they must compute what nn.RNN/LSTM/GRU does."""
+    data = LanguageModelData("the quick brown fox jumps " * 4, seq_len=8)
+    task = LanguageModelTask.from_data(data)
+    config = resolve_config(registry, "synthetic-text", arch, "cpu", ["model.hidden_size=24", "model.num_layers=2"])
+    model = build_model(config, task, registry).eval()
+    tokens = torch.randint(2, len(task.vocab), (3, 9))
+    lengths = torch.full((3,), 9)
+    with torch.no_grad():
+        full, full_state = model(tokens, lengths, state=None, return_state=True)
+        state = None
+        for t in range(9):
+            logits, state = model(tokens[:, t : t + 1], torch.ones(3, dtype=torch.long), state=state,
+                                  return_state=True)
+            assert (logits[:, 0] - full[:, t]).abs().max() < 1e-5
+    for ours, theirs in zip(state if isinstance(state, tuple) else (state,),
+                            full_state if isinstance(full_state, tuple) else (full_state,), strict=True):
+        assert (ours - theirs).abs().max() < 1e-5

@@ -569,6 +569,7 @@ def evaluate_checkpoint(loaded: LoadedModel, registry: Registry | None = None, s
     loaded.task.check_data(data)
     examples = loaded.task.encode(data)[split]
     if not examples:
-        raise DataError(f"dataset {config.dataset!r} has no {split} examples")
+        other = " (try --split valid)" if split == "test" else ""
+        raise DataError(f"dataset {config.dataset!r} has no {split} examples{other}")
     return loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True,
                                 top_k=int(config.train.get("top_k", 3)))

@@ -352,10 +352,13 @@ class Sampler:
         self.top_p = top_p
         self.banned = list(banned)
         self.generator = generator
+        self._mask: Tensor | None = None
 
     def __call__(self, logits: Tensor) -> int:
-        logits = logits.float().clone()
-        logits[self.banned] = float("-inf")
+        if self._mask is None or self._mask.shape != logits.shape or self._mask.device != logits.device:
+            self._mask = torch.zeros(logits.shape, device=logits.device)
+            self._mask[self.banned] = float("-inf")
+        logits = logits.float() + self._mask  # a new tensor: the model's output is left alone
         if self.mode == "greedy":
             return int(logits.argmax())
         logits = logits / self.temperature
