@@ -24,8 +24,9 @@ def workbench_datasets() -> list[DatasetSpec]:
             defaults={
                 "train.epochs": 100,
                 "train.max_minutes": 5.0,
-                "train.batch_size": 64,
-                "train.lr": 0.002,
+                "train.batch_size": 32,
+                "train.lr": 0.003,
+                "train.precision": "auto",
                 "train.patience": 3,
                 "train.log_every": 10,
                 "model.embedding_dim": 64,

@@ -118,11 +118,25 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train: dict[str, Any], high
     return None
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the device computes bf16 natively (AVX-512 BF16/AMX CPUs, Ampere+ GPUs)."""
+    if precision != "auto":
+        return precision
+    try:
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cpu":
+            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):
+        pass
+    return "fp32"
+
+
 def mixed_precision(precision: str, device: torch.device) -> Any:
     """The context the training forward pass runs in: nothing for fp32, bf16 autocast otherwise."""
     import contextlib
 
-    if precision != "bf16":
+    if resolve_precision(precision, device) != "bf16":
         return contextlib.nullcontext()
     try:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -332,6 +346,7 @@ class Trainer:
             "main_metric": task.main_metric,
             "device": str(device),
             "threads": threads,
+            "precision": resolve_precision(train_cfg.get("precision", "fp32"), device),
             "parameters": count_parameters(model),
             "sizes": {"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
             "steps_per_epoch": steps_per_epoch,
