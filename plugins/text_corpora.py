@@ -49,7 +49,7 @@ def workbench_datasets() -> list[DatasetSpec]:
             ],
             default_arch="char-gru",
             defaults={
-                "train.epochs": 3,
+                "train.epochs": 6,
                 "train.batch_size": 32,
                 "train.lr": 0.005,
                 "train.log_every": 10,
