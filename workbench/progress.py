@@ -59,7 +59,8 @@ class ConsoleProgress:
             resumed = f", resumed at epoch {event['resumed_at_epoch']}" if event.get("resumed_at_epoch") else ""
             self._write_line(
                 f"run {event['run']}: {config['dataset']} / {config['arch']} on {event['device']} "
-                f"({event['threads']} threads), {event['parameters']:,} parameters; "
+                f"({event['threads']} threads{', bf16 autocast' if event.get('precision') == 'bf16' else ''}), "
+                f"{event['parameters']:,} parameters; "
                 f"train {sizes['train']:,}, valid {sizes['valid']:,}, test {sizes['test']:,}{resumed}"
             )
         elif kind == "download":
