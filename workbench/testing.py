@@ -193,7 +193,7 @@ def _resolve_target(plugin: Any) -> _Target:
 
 
 def _short(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:300]}{where}"
@@ -228,6 +228,7 @@ class _Checker:
         self.report = Report(plugin="?")
         self.registry = Registry(strict=False)
         self.trained: set[tuple[str, str]] = set()  # (arch, task) already trained
+        self.broken_params: set[str] = set()  # "dataset NAME" / "architecture NAME" with unusable params
         self.tmp: Path | None = None
 
     def run(self, plugin: Any, check_import: bool) -> Report:
@@ -356,6 +357,7 @@ class _Checker:
             self.report.fail(where, f"parameters declared twice: {', '.join(map(str, duplicates))}")
             ok = False
         if not ok:
+            self.broken_params.add(where)
             return None
         return ParamGroup(namespace, list(params))
 
@@ -441,6 +443,9 @@ class _Checker:
         from workbench.tasks import task_class
 
         where = f"dataset {spec.name!r}"
+        if where in self.broken_params:
+            self.report.warn(where, "not loaded: fix its parameters first")
+            return None
         try:
             task_cls = task_class(spec.task)
         except WorkbenchError as exc:
@@ -475,22 +480,20 @@ class _Checker:
         self.report.passed.append(f"{where}: loads ({_describe_sizes(data)}) as {type(data).__name__}")
         arch = self._architecture_for(spec)
         if arch is None:
-            self.report.warn(where, f"no installed architecture does {spec.task}; not trained")
+            self.report.warn(where, f"no usable installed architecture does {spec.task}; not trained")
             return tiny
         self._train_and_probe(arch, spec.task, spec, tiny)
         return tiny
 
     def _architecture_for(self, spec: DatasetSpec) -> ArchitectureSpec | None:
+        """The plugin's own architecture for the task, else the dataset's default_arch, else any."""
         own = [self.registry.architectures[n] for n in self.report.architectures]
-        for arch in own:
-            if spec.task in arch.tasks:
+        default = [self.registry.architectures[spec.default_arch]] if spec.default_arch in self.registry.architectures \
+            else []
+        for arch in [*own, *default, *self.registry.architectures_for(spec.task)]:
+            if spec.task in arch.tasks and f"architecture {arch.name!r}" not in self.broken_params:
                 return arch
-        if spec.default_arch in self.registry.architectures:
-            arch = self.registry.architectures[spec.default_arch]
-            if spec.task in arch.tasks:
-                return arch
-        fitting = self.registry.architectures_for(spec.task)
-        return fitting[0] if fitting else None
+        return None
 
     # -- architectures -----------------------------------------------------------------------
     def _check_architecture(self, spec: ArchitectureSpec, kind: str, datasets: list[DatasetSpec],
@@ -499,6 +502,9 @@ class _Checker:
 
         where = f"architecture {spec.name!r} ({kind})"
         if (spec.name, kind) in self.trained:
+            return
+        if f"architecture {spec.name!r}" in self.broken_params:
+            self.report.warn(where, "not trained: fix its parameters first")
             return
         own = next((d for d in datasets if d.task == kind and d.name in loaded), None)
         if own is not None:
@@ -548,6 +554,9 @@ class _Checker:
         except WorkbenchError as exc:
             report.fail(where, f"settings rejected: {exc}")
             return
+        except Exception as exc:
+            report.fail(where, f"settings could not be resolved: {_short(exc)}")
+            return
         task = task_class(kind).from_data(data)
         encoded = task.encode(data)
         if not encoded["train"]:
@@ -576,7 +585,7 @@ class _Checker:
         if problems:
             return
         self._check_gradients(where, model, task, batch)
-        self._check_determinism(where, model, batch)
+        deterministic = self._check_determinism(where, model, batch)
 
         runs = self.tmp / "runs"
         try:
@@ -592,7 +601,7 @@ class _Checker:
         except Exception as exc:
             report.fail(where, f"the checkpoint does not load back: {_short(exc)}")
             return
-        if encoded["test"]:
+        if encoded["test"] and deterministic:
             try:
                 again = evaluate_checkpoint(loaded, self.registry, "test")
             except Exception as exc:
@@ -630,7 +639,7 @@ class _Checker:
             self.report.fail(where, "the loss does not reach any parameter (all gradients are zero or None)")
         model.zero_grad(set_to_none=True)
 
-    def _check_determinism(self, where: str, model: Any, batch: Any) -> None:
+    def _check_determinism(self, where: str, model: Any, batch: Any) -> bool:
         import torch
 
         model.eval()
@@ -641,6 +650,8 @@ class _Checker:
                 first, second, atol=1e-6):
             self.report.fail(where, "two forward passes in eval mode differ: randomness outside nn.Dropout "
                              "(F.dropout(training=True)? sampling in forward?)")
+            return False
+        return True
 
     def _check_predict(self, where: str, loaded: Any, data: Any) -> None:
         task = loaded.task
