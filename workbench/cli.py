@@ -253,6 +253,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from workbench.config import TRAIN_PARAMS
     from workbench.registry import get_registry
 
     registry = get_registry()
@@ -270,6 +271,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                                      "params": [p.to_dict() for p in s.params]}
                               for name, s in sorted(registry.architectures.items())},
             "errors": [{"plugin": p.name, "error": e} for p, e in registry.errors],
+            "train_params": [p.to_dict() for p in TRAIN_PARAMS],
         })
         return 0
     for plugin in registry.plugins:
@@ -301,6 +303,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for name, spec in sorted(registry.architectures.items()):
             print(f"  {name:<16} {','.join(spec.tasks):<15} {spec.description}")
             _print_params(spec.params)
+        print("training parameters (every run):")
+        _print_params(TRAIN_PARAMS)
     return 0
 
 
