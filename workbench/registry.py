@@ -153,22 +153,29 @@ class Registry:
                 self._fail(info, f"plugins folder {folder} does not exist or is not a folder")
                 continue
             for entry in sorted(folder.iterdir()):
-                if entry.name.startswith(("_", ".")):
-                    continue
-                if entry.is_file() and entry.suffix == ".py":
-                    name, expected = entry.stem, entry
-                elif entry.is_dir() and (entry / "__init__.py").is_file():
-                    name, expected = entry.name, entry / "__init__.py"
-                else:
-                    continue
-                info = PluginInfo(name=name, module=name, package=None, version=None, builtin=False,
-                                  origin="loose", path=str(entry))
-                self.plugins.append(info)
-                if disable_third_party or (only and name not in only):
-                    info.disabled = True
-                    continue
-                self._load_loose(folder, name, expected, info)
+                if not entry.name.startswith(("_", ".")):
+                    self.load_plugin_path(entry, disabled_check=(disable_third_party, only))
         return self
+
+    def load_plugin_path(self, entry: str | os.PathLike[str],
+                         disabled_check: tuple[bool, set[str]] | None = None) -> PluginInfo | None:
+        """Import one loose plugin: a ``*.py`` file or a folder with ``__init__.py``. None if it is neither."""
+        entry = Path(entry).expanduser()
+        if entry.is_file() and entry.suffix == ".py":
+            name, expected = entry.stem, entry
+        elif entry.is_dir() and (entry / "__init__.py").is_file():
+            name, expected = entry.name, entry / "__init__.py"
+        else:
+            return None
+        disable_third_party, only = disabled_check if disabled_check is not None else _selection()
+        info = PluginInfo(name=name, module=name, package=None, version=None, builtin=False,
+                          origin="loose", path=str(entry))
+        self.plugins.append(info)
+        if disable_third_party or (only and name not in only):
+            info.disabled = True
+            return info
+        self._load_loose(entry.parent, name, expected, info)
+        return info
 
     def _load_loose(self, folder: Path, name: str, expected: Path, info: PluginInfo) -> None:
         if not name.isidentifier():

@@ -170,10 +170,8 @@ def _resolve_target(plugin: Any) -> _Target:
         return _Target(label=name, module=plugin, module_name=module_name)
     text = os.fspath(plugin)
     path = Path(text)
-    if text.endswith(".py") or os.sep in text or path.is_dir():
-        if not path.exists():
-            return _Target(label=text, error=f"{text} does not exist")
-        return _Target(label=path.stem if path.is_file() else path.name, path=path)
+    if text.endswith(".py") or "/" in text or os.sep in text or not isinstance(plugin, str):
+        return _path_target(text, path)
     for ep in entry_points(group=hookspecs.ENTRY_POINT_GROUP):
         if ep.name == text:
             module_name = ep.value.partition(":")[0].strip()
@@ -184,12 +182,20 @@ def _resolve_target(plugin: Any) -> _Target:
     try:
         return _Target(label=text, module=importlib.import_module(text), module_name=text)
     except ModuleNotFoundError as exc:
-        if exc.name and text.startswith(exc.name):
-            return _Target(label=text, error=f"no installed plugin (entry point in {hookspecs.ENTRY_POINT_GROUP!r}), "
-                                              f"module or file named {text!r}")
-        return _Target(label=text, module_name=text, error=f"failed to import {text}: {_short(exc)}")
+        if not (exc.name and text.startswith(exc.name)):
+            return _Target(label=text, module_name=text, error=f"failed to import {text}: {_short(exc)}")
     except Exception as exc:
         return _Target(label=text, module_name=text, error=f"failed to import {text}: {_short(exc)}")
+    if path.exists():
+        return _path_target(text, path)
+    return _Target(label=text, error=f"no installed plugin (entry point in {hookspecs.ENTRY_POINT_GROUP!r}), "
+                                    f"module or file named {text!r}")
+
+
+def _path_target(text: str, path: Path) -> _Target:
+    if not path.exists():
+        return _Target(label=text, error=f"{text} does not exist")
+    return _Target(label=path.stem if path.is_file() else path.name, path=path)
 
 
 def _short(exc: BaseException) -> str:
@@ -294,14 +300,11 @@ class _Checker:
             for info in registry.plugins:
                 if info.origin == "loose" and info.path and Path(info.path).resolve() == path and not info.disabled:
                     return info
-            before = len(registry.plugins)
-            registry.load_plugin_dirs([path.parent])
-            for info in registry.plugins[before:]:
-                if info.path and Path(info.path).resolve() == path:
-                    return info
-            self.report.fail("plugin", f"{target.path} is not a loose plugin (a .py file or a folder with "
-                             "__init__.py whose name does not start with _ or .)")
-            return None
+            info = registry.load_plugin_path(path, disabled_check=(False, set()))
+            if info is None:
+                self.report.fail("plugin", f"{target.path} is not a loose plugin: give a .py file or a folder "
+                                 "with __init__.py")
+            return info
         for info in registry.plugins:
             if info.disabled or info.origin not in ("package", "builtin"):
                 continue
