@@ -224,8 +224,9 @@ def plugin_folders(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_loose_plugins_are_listed_with_their_errors(plugin_folders):
     first, second = plugin_folders
+    # `first` twice (option and variable): loaded once, not reported as a clash with itself
     result = workbench("--plugins-dir", str(first), "plugins", "--json",
-                       env={"WORKBENCH_PLUGINS_DIR": str(second)})
+                       env={"WORKBENCH_PLUGINS_DIR": os.pathsep.join([str(second), str(first / ".." / "first")])})
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
     loose = {p["name"]: p for p in listing["plugins"] if p["origin"] == "loose"}

@@ -144,8 +144,13 @@ class Registry:
         module, and one whose name is already taken is reported instead of silently replaced.
         """
         disable_third_party, only = _selection()
-        for folder in plugin_dirs_from_env() if folders is None else [Path(f) for f in folders]:
-            folder = folder.expanduser()
+        requested = plugin_dirs_from_env() if folders is None else [Path(f).expanduser() for f in folders]
+        loaded = {Path(p.path).parent.resolve() for p in self.plugins if p.origin == "loose" and p.path}
+        for folder in dict.fromkeys(requested):
+            if folder.is_dir() and folder.resolve() in loaded:
+                continue  # the same folder named twice (relative and absolute, option and variable)
+            if folder.is_dir():
+                loaded.add(folder.resolve())
             if not folder.is_dir():
                 info = PluginInfo(name=str(folder), module="", package=None, version=None, builtin=False,
                                   origin="loose", path=str(folder))
