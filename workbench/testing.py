@@ -97,7 +97,9 @@ class Report:
         self.warnings.append(Violation(where, message))
 
     def render(self) -> str:
-        verdict = "passes the contract" if self.ok else f"breaks the contract ({len(self.violations)} violations)"
+        count = len(self.violations)
+        verdict = "passes the contract" if self.ok else \
+            f"breaks the contract ({count} violation{'s' if count != 1 else ''})"
         lines = [f"plugin {self.plugin}: {verdict}"]
         if self.datasets or self.architectures:
             lines.append(f"  datasets: {', '.join(self.datasets) or 'none'}; "
