@@ -255,7 +255,8 @@ class _Checker:
         module = self._module_object(info, target)
         if module is not None:
             self._check_markers(module)
-        if check_import:
+        import_failed = any(e.startswith("failed to import") for e in info.errors)
+        if check_import and not import_failed:
             imports_torch = _imports_torch(target.module_name, target.path)
             if imports_torch:
                 report.fail("plugin", "importing the plugin module imports torch; keep torch code in a separate "
@@ -263,8 +264,8 @@ class _Checker:
             elif imports_torch is False:
                 report.passed.append("the plugin module imports without torch")
             else:
-                report.warn("plugin", "could not check in a fresh interpreter whether the module imports torch "
-                            "(not importable by name)")
+                report.warn("plugin", "not checked whether importing the plugin imports torch: it could not be "
+                            "imported by name in a fresh interpreter")
         if not info.datasets and not info.architectures and not info.errors:
             report.fail("plugin", "registers no dataset and no architecture: implement workbench_datasets() "
                         "and/or workbench_architectures(), each decorated with @hookimpl and returning a list")
