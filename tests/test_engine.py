@@ -121,8 +121,15 @@ def test_stop_and_pause_through_the_control_file(registry, shared_data):
     result = trainer.train()
     thread.join()
     assert states == ["paused", "running"]
-    assert result.state == "stopped" and result.epochs_completed == 1
+    assert result.state == "stopped" and result.epochs_completed == 0
     assert run.checkpoint_path("last").exists() and run.status()["state"] == "stopped"
+    last = load_checkpoint(run.checkpoint_path("last"))
+    assert last["epoch"] == 0 and last["progress"]["history"][0]["partial"]  # resume redoes epoch 1
+    config.train["epochs"] = 1
+    resumed = Trainer(config, registry=registry, resume=run).train()
+    assert resumed.state == "finished" and resumed.epochs_completed == 1
+    history = load_checkpoint(run.checkpoint_path("last"))["progress"]["history"]
+    assert [(h["epoch"], h["partial"]) for h in history] == [(1, False)]
 
 
 def test_bad_checkpoints_are_refused(tmp_path):

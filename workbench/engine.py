@@ -300,7 +300,7 @@ class Trainer:
             best_metric = progress.get("best_metric")
             best_epoch = progress.get("best_epoch")
             bad_epochs = int(progress.get("bad_epochs", 0))
-            history = list(progress.get("history", []))
+            history = [h for h in progress.get("history", []) if not h.get("partial")]
             elapsed_before = float(progress.get("seconds", 0.0))
             rng = resume_payload.get("rng", {})
             if "torch" in rng:
@@ -404,8 +404,6 @@ class Trainer:
             epoch_train_seconds = time.monotonic() - epoch_start
             train_seconds += epoch_train_seconds
             samples_seen += epoch_samples
-            if stop_now and epoch_samples < len(train_set) and not history:
-                pass  # a partial first epoch still gets evaluated so the run has a checkpoint
             train_metrics = {"loss": float(loss_sum) / max(epoch_samples, 1)}
             if has_correct:
                 train_metrics[task.main_metric] = float(correct_sum) / max(epoch_samples, 1)
@@ -444,7 +442,9 @@ class Trainer:
                 "config": config.to_dict(), "task_state": task.state(), "model_state": model.state_dict(),
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "metrics": {"train": train_metrics, "valid": valid_metrics},
+                # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
+                "epoch": epoch if not summary["partial"] else epoch - 1,
+                "metrics": {"train": train_metrics, "valid": valid_metrics},
                 "progress": progress, "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
                 "run_id": run.id, "workbench_version": __version__,
             }
@@ -486,7 +486,8 @@ class Trainer:
         rate = samples_seen / max(train_seconds, 1e-9)
         result = TrainResult(
             run=run, state=state, checkpoint=best_path if best_path.exists() else None, metrics=test_metrics,
-            valid_metrics=valid_detailed, best_epoch=best_epoch, epochs_completed=epoch if history else 0,
+            valid_metrics=valid_detailed, best_epoch=best_epoch,
+            epochs_completed=max((h["epoch"] for h in history if not h.get("partial")), default=0),
             seconds=total_seconds, samples_per_second=rate, message=message, history=history,
         )
         from workbench.runs import atomic_write_json
