@@ -350,6 +350,7 @@ class Trainer:
             correct_sum = torch.zeros((), device=device, dtype=torch.long)
             window_loss = torch.zeros((), device=device)
             window_norm = torch.zeros((), device=device)
+            window_correct = torch.zeros((), device=device, dtype=torch.long)
             window_count = 0
             window_start = time.monotonic()
             window_samples = 0
@@ -376,6 +377,7 @@ class Trainer:
                 window_norm = torch.maximum(window_norm, norm.detach())
                 if correct is not None:
                     correct_sum += correct
+                    window_correct += correct
                     has_correct = True
                 window_count += 1
                 window_samples += batch.size
@@ -384,12 +386,16 @@ class Trainer:
                     now = time.monotonic()
                     rate = window_samples / max(now - window_start, 1e-9)
                     remaining = (steps_per_epoch - step) * batch_size + (epochs - epoch) * len(train_set)
-                    self.emit({
+                    step_event = {
                         "type": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch,
                         "global_step": global_step, "loss": float(window_loss) / window_count,
                         "grad_norm": float(window_norm), "lr": optimizer.param_groups[0]["lr"],
                         "samples_per_s": rate, "eta_s": remaining / max(rate, 1e-9),
-                    })
+                    }
+                    if has_correct:
+                        step_event[task.main_metric] = float(window_correct) / max(window_samples, 1)
+                    self.emit(step_event)
+                    window_correct.zero_()
                     window_loss.zero_()
                     window_norm.zero_()
                     window_count = 0

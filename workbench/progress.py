@@ -76,9 +76,11 @@ class ConsoleProgress:
             elif total and done >= total:
                 self._write_line(text)
         elif kind == "step":
+            metric = event.get(self.main_metric)
+            shown = f"{self.main_metric} {metric:.3f}  " if isinstance(metric, float) else ""
             self._draw(
                 f"epoch {event['epoch']} step {event['step']}/{event['steps']}  loss {event['loss']:.4f}  "
-                f"grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
+                f"{shown}grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
                 f"ETA {format_duration(event['eta_s'])}"
             )
         elif kind == "epoch":
