@@ -199,3 +199,18 @@ def test_run_status_detects_dead_process(tmp_path):
     run.path.mkdir()
     run.write_status(state="running", pid=2**22 + 12345)
     assert run.status()["state"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "schedule", "expected_lr"),
+    [("sgd", "step", 0.05 * 0.5**2), ("adagrad", "cosine", 0.0), ("adamw", "plateau", 0.05), ("adam", "none", 0.05)],
+)
+def test_optimizers_and_schedules(registry, shared_data, optimizer, schedule, expected_lr):
+    config = names_config(registry, shared_data, "epochs=2", f"optimizer={optimizer}", f"schedule={schedule}",
+                          "lr=0.05", "step_size=1", "gamma=0.5", "patience=0", "limit=2000")
+    result = train(config, registry=registry)
+    payload = load_checkpoint(result.run.checkpoint_path("last"))
+    assert payload["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(expected_lr, abs=1e-9)
+    assert result.metrics["count"] == 4015  # evaluation always uses the whole test split
+    start = next(e for e in result.run.events() if e["type"] == "start")
+    assert start["sizes"]["train"] == 2000

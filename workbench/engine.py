@@ -274,6 +274,8 @@ class Trainer:
             task = task_cls.from_data(data)
         encoded = task.encode(data)
         train_set, valid_set, test_set = encoded["train"], encoded["valid"], encoded["test"]
+        if train_cfg["limit"]:
+            train_set = train_set[: train_cfg["limit"]]
         if not train_set:
             raise DataError(f"dataset {config.dataset!r} has no usable training examples")
 
