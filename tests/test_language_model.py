@@ -71,6 +71,16 @@ def test_training_windows_shift_targets_by_one():
     assert int(shifted.targets.max()) == 22
 
 
+def test_windows_slice_for_train_limit(registry):
+    windows = TextWindows(torch.arange(2, 103), seq_len=10, stride=10, cover_all=False)
+    first = windows[:3]
+    assert isinstance(first, TextWindows) and len(first) == 3 and len(windows) == 10
+    assert first[2] == windows[2] and first.batch(torch.arange(3)).inputs["tokens"].shape == (3, 10)
+    config = resolve_config(registry, "synthetic-text", "char-gru", "cpu", ["chars=4000", "limit=5", "epochs=1",
+                                                                          *TINY_MODEL])
+    assert train(config, registry=registry).history[0]["partial"] is False
+
+
 def test_overlapping_stride_gives_more_windows():
     ids = torch.arange(101)
     assert len(TextWindows(ids, 10, 10, cover_all=False)) == 10

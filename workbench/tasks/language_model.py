@@ -12,6 +12,7 @@ which is how generation carries the hidden state forward one character at a time
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from collections.abc import Iterator, Sequence
@@ -68,7 +69,13 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, index: int) -> tuple[list[int], list[int]]:  # type: ignore[override]
+    def __getitem__(self, index: int | slice) -> Any:  # type: ignore[override]
+        """Window ``index`` as (inputs, targets) lists, or for a slice the windows it selects
+        (``train.limit`` keeps the first windows: the beginning of the text)."""
+        if isinstance(index, slice):
+            subset = copy.copy(self)
+            subset.starts, subset.lengths = self.starts[index], self.lengths[index]
+            return subset
         start, length = int(self.starts[index]), int(self.lengths[index])
         return self.ids[start : start + length].tolist(), self.ids[start + 1 : start + length + 1].tolist()
 
