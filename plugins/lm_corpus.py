@@ -76,9 +76,9 @@ def contiguous_split(text: str, valid_fraction: float, test_fraction: float, whe
 def make_data(text: str, params: dict[str, Any], where: str, info: dict[str, Any]) -> LanguageModelData:
     train, valid, test = contiguous_split(text, params["valid_fraction"], params["test_fraction"], where)
     return LanguageModelData(
-        train_text=train,
-        valid_text=valid,
-        test_text=test,
+        train=train,
+        valid=valid,
+        test=test,
         tokenizer="char",
         seq_len=params["seq_len"],
         stride=params["stride"],

@@ -132,12 +132,12 @@ def test_bad_data_containers_are_data_errors():
 def test_tinyshakespeare_from_shared_folder_and_from_a_file(registry, shared_data, shakespeare_text):
     data = load(registry, "tinyshakespeare", shared_data)
     assert data.info["canonical"] is True and data.info["characters"] == 1_115_394
-    assert data.train_text + data.valid_text + data.test_text == shakespeare_text
-    assert len(data.valid_text) == round(1_115_394 * 0.1) and data.test_text == ""
-    assert data.train_text.startswith("First Citizen:") and data.seq_len == 128
+    assert data.train + data.valid + data.test == shakespeare_text
+    assert len(data.valid) == round(1_115_394 * 0.1) and data.test == ""
+    assert data.train.startswith("First Citizen:") and data.seq_len == 128
     direct = load(registry, "tinyshakespeare", shared_data / "tinyshakespeare" / "input.txt",
                   "seq_len=50", "stride=25", "test_fraction=0.05")
-    assert direct.seq_len == 50 and direct.stride == 25 and len(direct.test_text) == round(1_115_394 * 0.05)
+    assert direct.seq_len == 50 and direct.stride == 25 and len(direct.test) == round(1_115_394 * 0.05)
 
 
 def test_tinyshakespeare_downloads_into_the_cache_and_verifies(registry, shared_data, tmp_path):
@@ -172,9 +172,9 @@ def test_tinyshakespeare_missing_data_is_one_clear_error(registry, tmp_path):
 def test_text_file_reads_a_real_slice(registry, shakespeare_slice):
     data = load(registry, "text-file", None, f"data.path={shakespeare_slice}", "valid_fraction=0.2",
                 "test_fraction=0.1")
-    assert len(data.train_text) == 14_000 and len(data.valid_text) == 4_000 and len(data.test_text) == 2_000
+    assert len(data.train) == 14_000 and len(data.valid) == 4_000 and len(data.test) == 2_000
     by_dir = load(registry, "text-file", shakespeare_slice)
-    assert by_dir.train_text == shakespeare_slice.read_text()[:18_000]
+    assert by_dir.train == shakespeare_slice.read_text()[:18_000]
 
 
 def test_text_file_malformed_inputs_name_the_file(registry, shared_data, tmp_path):
@@ -213,16 +213,16 @@ def test_text_file_normalises_newlines_and_bom(registry, tmp_path):
     path = tmp_path / "windows.txt"
     path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n" * 20)
     data = load(registry, "text-file", None, f"data.path={path}", "valid_fraction=0")
-    assert "\r" not in data.train_text and data.train_text.startswith("line one\nline two\n")
+    assert "\r" not in data.train and data.train.startswith("line one\nline two\n")
 
 
 def test_synthetic_text_is_reproducible_and_sized(registry):
     a = load(registry, "synthetic-text", None, "chars=5000", "variety=3", "text_seed=4")
     b = load(registry, "synthetic-text", None, "chars=5000", "variety=3", "text_seed=4")
     c = load(registry, "synthetic-text", None, "chars=5000", "variety=3", "text_seed=5")
-    assert a.train_text == b.train_text != c.train_text
-    assert len(a.train_text) + len(a.valid_text) + len(a.test_text) == 5000
-    assert len(a.valid_text) == len(a.test_text) == 500
+    assert a.train == b.train != c.train
+    assert len(a.train) + len(a.valid) + len(a.test) == 5000
+    assert len(a.valid) == len(a.test) == 500
     assert a.info["distinct_characters"] < 40
 
 
@@ -456,3 +456,12 @@ def test_bf16_training_option(registry):
     assert auto.train["precision"] == "auto" and auto.train["batch_size"] == 32
     with pytest.raises(Exception, match="precision must be one of"):
         resolve_config(registry, "synthetic-text", None, "cpu", ["precision=fp8"])
+
+
+def test_plugin_contract_check_passes_for_the_language_model_plugins(shared_data, shakespeare_slice):
+    from workbench.testing import check_plugin
+
+    data_dir = {"text-file": shakespeare_slice, "tinyshakespeare": shared_data}
+    for plugin in ("workbench_plugins.char_lm", "workbench_plugins.text_corpora", "workbench_plugins.tinyshakespeare"):
+        report = check_plugin(plugin, data_dir=data_dir, examples=16)
+        assert report.ok, report.render()

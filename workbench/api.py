@@ -96,15 +96,15 @@ class ClassificationData:
 class LanguageModelData:
     """A text corpus for next-token prediction, as raw text split contiguously.
 
-    The engine builds the vocabulary from ``train_text`` and cuts each split into windows of
+    The engine builds the vocabulary from ``train`` and cuts each split into windows of
     ``seq_len`` tokens (targets are the inputs shifted by one). Training windows start every
     ``stride`` tokens (0 = ``seq_len``: non-overlapping); validation and test windows never overlap,
     so every character is scored exactly once.
     """
 
-    train_text: str
-    valid_text: str = ""
-    test_text: str = ""
+    train: str
+    valid: str = ""
+    test: str = ""
     #: How text becomes tokens; "char" is the one generation supports.
     tokenizer: str = "char"
     seq_len: int = 128
