@@ -457,11 +457,3 @@ def test_bf16_training_option(registry):
     with pytest.raises(Exception, match="precision must be one of"):
         resolve_config(registry, "synthetic-text", None, "cpu", ["precision=fp8"])
 
-
-def test_plugin_contract_check_passes_for_the_language_model_plugins(shared_data, shakespeare_slice):
-    from workbench.testing import check_plugin
-
-    data_dir = {"text-file": shakespeare_slice, "tinyshakespeare": shared_data}
-    for plugin in ("workbench_plugins.char_lm", "workbench_plugins.text_corpora", "workbench_plugins.tinyshakespeare"):
-        report = check_plugin(plugin, data_dir=data_dir, examples=16)
-        assert report.ok, report.render()
