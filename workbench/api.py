@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import DataError
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
 
 __all__ = [
     "ArchitectureSpec",
     "ClassificationData",
+    "DataError",
     "DatasetSpec",
+    "LanguageModelData",
     "LoadContext",
     "ModelContext",
     "Param",
@@ -128,6 +131,27 @@ class Seq2SeqData:
     min_freq: int = 1
     #: (source, reference) pairs translated and scored after training, e.g. the course's probe sentences.
     probes: list[tuple[str, str]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LanguageModelData:
+    """A text corpus for next-token prediction, as raw text split contiguously.
+
+    The engine builds the vocabulary from ``train`` and cuts each split into windows of
+    ``seq_len`` tokens (targets are the inputs shifted by one). Training windows start every
+    ``stride`` tokens (0 = ``seq_len``: non-overlapping); validation and test windows never overlap,
+    so every character is scored exactly once.
+    """
+
+    train: str
+    valid: str = ""
+    test: str = ""
+    #: How text becomes tokens; "char" is the one generation supports.
+    tokenizer: str = "char"
+    seq_len: int = 128
+    stride: int = 0
+    #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
     info: dict[str, Any] = field(default_factory=dict)
 
 
