@@ -59,6 +59,7 @@ def workbench_datasets() -> list[DatasetSpec]:
             "source sentence, or a folder with train.tsv, dev.tsv, test.tsv)",
             load=f"{data}:load_parallel_tsv",
             params=[
+                Param("path", str, "", "your file or folder (default: --data-dir)"),
                 Param("normalize", str, "nmt", "nmt: lower-case and split off , . ! ?; lower; none",
                       choices=("nmt", "lower", "none")),
                 Param("tokenizer", str, "whitespace", "whitespace, word (words and punctuation) or char",
@@ -83,7 +84,7 @@ def workbench_datasets() -> list[DatasetSpec]:
                 Param("train_size", int, 5000, "training sequences", min=1, max=10_000_000),
                 Param("valid_size", int, 500, "validation sequences", min=0, max=1_000_000),
                 Param("test_size", int, 500, "test sequences", min=0, max=1_000_000),
-                Param("seed", int, 0, "random state of the generator", min=0, max=2**31 - 1),
+                Param("sample_seed", int, 0, "random state of the generator", min=0, max=2**31 - 1),
             ],
             default_arch="gru-attention",
             defaults={"train.epochs": 10, "train.lr": 0.003, "train.clip_grad_norm": 1.0,

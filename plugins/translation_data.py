@@ -173,9 +173,10 @@ def load_fra_eng(context: LoadContext, params: dict[str, Any]) -> Seq2SeqData:
 
 
 def load_parallel_tsv(context: LoadContext, params: dict[str, Any]) -> Seq2SeqData:
-    if context.data_dir is None:
-        raise DataError("point --data-dir at a source<TAB>target file (or a folder with train/dev/test .tsv files)")
-    path = context.data_dir
+    path = Path(params["path"]).expanduser() if params.get("path") else context.data_dir
+    if path is None:
+        raise DataError("point --data-dir (or data.path) at a source<TAB>target file (or a folder with "
+                        "train/dev/test .tsv files)")
     if not path.exists():
         raise DataError(f"{path} does not exist")
     normalize, tokenizer = params["normalize"], params["tokenizer"]
@@ -214,7 +215,7 @@ def load_copy_reverse(context: LoadContext, params: dict[str, Any]) -> Seq2SeqDa
     """Random sequences of symbols and their copy or reversal: no download, learnt in a minute."""
     if params["min_length"] > params["max_length"]:
         raise DataError(f"min_length {params['min_length']} is above max_length {params['max_length']}")
-    rng = random.Random(params["seed"])
+    rng = random.Random(params["sample_seed"])
     symbols = SYMBOLS[: params["symbols"]]
 
     def make(count: int) -> list[Pair]:

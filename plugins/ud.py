@@ -16,6 +16,7 @@ _SPLIT = [
     Param("test_fraction", float, 0.1, "share held out for testing when no test file is given", min=0.0, max=0.5),
     Param("split_seed", int, 0, "random state of that split", min=0, max=2**31 - 1),
 ]
+_PATH = Param("path", str, "", "your file or folder (default: --data-dir)")
 _COLUMN = Param("column", str, "upos", "which tag to learn: upos (column 4, universal) or xpos (column 5, "
                 "language-specific)", choices=("upos", "xpos"))
 _DEFAULTS = {
@@ -48,7 +49,7 @@ def workbench_datasets() -> list[DatasetSpec]:
             description="Your own CoNLL-U treebank (--data-dir: a .conllu file, split at random, or a folder "
             "with *train*, *dev* and *test* .conllu files)",
             load=f"{data}:load_conllu",
-            params=[_COLUMN, *_COMMON, *_SPLIT],
+            params=[_PATH, _COLUMN, *_COMMON, *_SPLIT],
             default_arch="char-bilstm-tagger",
             defaults=_DEFAULTS,
         ),
@@ -60,7 +61,7 @@ def workbench_datasets() -> list[DatasetSpec]:
             "between sentences",
             load=f"{data}:load_tagged_text",
             params=[Param("format", str, "auto", "slash (word/TAG), columns (word TAG per line) or auto",
-                          choices=("auto", "slash", "columns")), *_COMMON, *_SPLIT],
+                          choices=("auto", "slash", "columns")), _PATH, *_COMMON, *_SPLIT],
             default_arch="char-bilstm-tagger",
             defaults=_DEFAULTS,
         ),

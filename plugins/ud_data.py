@@ -215,9 +215,10 @@ def _split_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str, ...], parse: Any,
               what: str, preferred: list[str] | None = None) -> TaggingData:
-    if context.data_dir is None:
-        raise DataError(f"point --data-dir at a {what} file, or a folder with train/dev/test {what} files")
-    path = context.data_dir
+    path = Path(params["path"]).expanduser() if params.get("path") else context.data_dir
+    if path is None:
+        raise DataError(f"point --data-dir (or data.path) at a {what} file, or a folder with train/dev/test "
+                        f"{what} files")
     if path.is_file():
         sentences = parse(_read_text(path), str(path))
         train, valid, test = _split(sentences, params["valid_fraction"], params["test_fraction"], params["split_seed"])

@@ -82,9 +82,18 @@ def test_the_builtins_are_found():
 
 
 @pytest.mark.parametrize("name", builtin_plugins())
-def test_builtin_plugins_pass_the_contract(name, shared_data):
-    # text-file reads the user's own file: point it at a real one
-    data_params = {"text-file": {"path": str(shared_data / "tinyshakespeare" / "input.txt")}}
+def test_builtin_plugins_pass_the_contract(name, shared_data, tmp_path):
+    # text-file, parallel-tsv, conllu and tagged-text read the user's own files: point them at real ones
+    from workbench_plugins.ud_data import parse_conllu
+
+    dev = shared_data / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
+    tagged = tmp_path / "tagged.txt"  # word/TAG lines made from real EWT sentences
+    tagged.write_text("".join(" ".join(f"{w}/{t}" for w, t in zip(words, tags, strict=True)) + "\n"
+                              for words, tags in parse_conllu(dev.read_text(encoding="utf-8"), str(dev))[:200]))
+    data_params = {"text-file": {"path": str(shared_data / "tinyshakespeare" / "input.txt")},
+                   "parallel-tsv": {"path": str(shared_data / "fra-eng" / "fra.txt")},
+                   "conllu": {"path": str(shared_data / "ud-english-ewt" / "en_ewt-ud-dev.conllu")},
+                   "tagged-text": {"path": str(tagged)}}
     report = assert_plugin_contract(name, data_dir=shared_data, data_params=data_params)
     assert report.passed and not report.violations
 

@@ -26,7 +26,7 @@ from workbench.text import normalize_nmt
 
 FRA = {"direction": "eng-fra", "max_length": 10, "max_pairs": 0, "prefixes": "", "valid_fraction": 0.1,
        "test_fraction": 0.1, "split_seed": 0, "min_freq": 1}
-TSV = {"normalize": "nmt", "tokenizer": "whitespace", "swap": False, "max_length": 0, "max_pairs": 0,
+TSV = {"path": "", "normalize": "nmt", "tokenizer": "whitespace", "swap": False, "max_length": 0, "max_pairs": 0,
        "valid_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0, "min_freq": 1}
 ATTRIBUTION = "\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272 (CM) & #1158250 (Wittydev)"
 
@@ -170,7 +170,7 @@ def test_parallel_tsv_file_and_folder(shared_data, tmp_path):
 
 def test_copy_reverse_is_deterministic():
     params = {"mode": "reverse", "symbols": 5, "min_length": 2, "max_length": 4, "train_size": 50,
-              "valid_size": 5, "test_size": 5, "seed": 1}
+              "valid_size": 5, "test_size": 5, "sample_seed": 1}
     data = translation_data.load_copy_reverse(LoadContext(None, Path(".")), params)
     assert data == translation_data.load_copy_reverse(LoadContext(None, Path(".")), params)
     for source, target in data.train:

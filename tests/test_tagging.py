@@ -22,7 +22,7 @@ from workbench.tasks.tagging import IGNORE, TaggingTask, split_words
 
 EWT = "ud-english-ewt"
 COMMON = {"column": "upos", "lowercase": True, "min_freq": 1, "max_train_sentences": 0}
-OWN = {**COMMON, "valid_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0}
+OWN = {**COMMON, "path": "", "valid_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0}
 
 
 def lines_of(shared_data: Path, name: str, first: int, last: int) -> list[str]:
