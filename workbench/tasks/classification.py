@@ -152,7 +152,10 @@ class ClassificationTask(Task):
             raise WorkbenchError(f"nothing to classify: {text!r} has no tokens after normalisation")
         was_training = model.training
         model.eval()
+        attends = hasattr(model, "last_attention")
         try:
+            if attends:
+                model.last_attention = None  # never report a previous call's weights
             tokens_t, lengths = pad_sequences([ids])
             logits = model(tokens=tokens_t.to(device), lengths=lengths)
         finally:
@@ -160,12 +163,18 @@ class ClassificationTask(Task):
         probs = torch.softmax(logits[0].float(), dim=-1).cpu()
         k = min(top_k, len(self.classes))
         values, indices = probs.topk(k)
-        return {
+        result: dict[str, Any] = {
             "input": text,
             "label": self.classes[int(indices[0])],
             "top": [{"label": self.classes[int(i)], "probability": round(float(p), 6)} for p, i in zip(values, indices, strict=False)],
             "unknown_tokens": unknown,
         }
+        weights = getattr(model, "last_attention", None) if attends else None
+        if weights is not None:
+            # Attention convention: a model that attends sets ``last_attention`` [batch, time] in forward.
+            row = weights[0, : len(tokens)].float().cpu().tolist()
+            result["attention"] = [{"token": t, "weight": round(w, 6)} for t, w in zip(tokens, row, strict=False)]
+        return result
 
 
     def render_prediction(self, prediction: dict[str, Any]) -> str:
@@ -175,6 +184,15 @@ class ClassificationTask(Task):
             lines.append(f"  {entry['label']:<16} {entry['probability']:7.2%} {bar}")
         if prediction.get("unknown_tokens"):
             lines.append(f"  (not in the vocabulary, read as <unk>: {' '.join(prediction['unknown_tokens'])})")
+        attention = prediction.get("attention")
+        if attention:
+            strongest = sorted(attention, key=lambda a: -a["weight"])[:10]
+            top = max(a["weight"] for a in strongest) or 1.0
+            lines.append(f"  attention (the tokens the model weighed most; spread evenly each would get "
+                         f"{1 / len(attention):.1%}):")
+            for entry in strongest:
+                bar = "▇" * max(1, round(entry["weight"] / top * 20))
+                lines.append(f"    {entry['token']:<16} {entry['weight']:6.1%} {bar}")
         return "\n".join(lines)
 
 

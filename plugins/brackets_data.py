@@ -1,0 +1,152 @@
+"""Synthetic balanced-bracket strings: half balanced, half with one defect somewhere.
+
+Balanced strings are drawn uniformly from all balanced strings of the length (a uniform random Dyck
+path, bracket kinds chosen at random). Each unbalanced string is a balanced one with exactly one
+defect, so that no shortcut (length, first character, bracket counts alone) gives the answer away:
+
+- ``count``: one bracket turned the other way round (the counts no longer match);
+- ``order``: an opening bracket at depth 0 swapped with the next closing bracket, so the depth dips
+  below zero once while the counts still match;
+- ``kind`` (2 or 3 pairs): one closing bracket of the wrong kind.
+
+``defects`` picks one kind for every unbalanced string, or "mixed" (the default) for a random one each.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from functools import lru_cache
+from typing import Any
+
+from workbench.api import ClassificationData, LoadContext
+from workbench.errors import DataError
+
+PAIRS = ["()", "[]", "{}"]
+CLASSES = ["unbalanced", "balanced"]
+
+
+@lru_cache(maxsize=1 << 20)
+def _log_paths(remaining: int, depth: int) -> float:
+    """log of the number of ways to close ``depth`` open brackets in ``remaining`` steps, never
+    going below zero (a ballot number: (d+1)/(w+1) * C(r, u), u ups and w downs)."""
+    if depth > remaining or (remaining - depth) % 2:
+        return -math.inf
+    ups = (remaining - depth) // 2
+    downs = remaining - ups
+    return (math.log(depth + 1) - math.log(downs + 1) + math.lgamma(remaining + 1) - math.lgamma(ups + 1)
+            - math.lgamma(downs + 1))
+
+
+def balanced_string(length: int, pairs: int, rng: random.Random) -> str:
+    """A uniformly random balanced string of ``length`` (even) characters."""
+    out: list[str] = []
+    stack: list[int] = []
+    for position in range(length):
+        remaining = length - position
+        depth = len(stack)
+        if depth == 0:
+            up = True
+        elif depth == remaining:
+            up = False
+        else:
+            p_up = math.exp(_log_paths(remaining - 1, depth + 1) - _log_paths(remaining, depth))
+            up = rng.random() < p_up
+        if up:
+            kind = rng.randrange(pairs)
+            stack.append(kind)
+            out.append(PAIRS[kind][0])
+        else:
+            out.append(PAIRS[stack.pop()][1])
+    return "".join(out)
+
+
+def is_balanced(text: str) -> bool:
+    """The reference answer: every closing bracket matches the latest unmatched opening one."""
+    closing = {pair[1]: pair[0] for pair in PAIRS}
+    stack: list[str] = []
+    for char in text:
+        if char in closing:
+            if not stack or stack.pop() != closing[char]:
+                return False
+        else:
+            stack.append(char)
+    return not stack
+
+
+DEFECTS = ("mixed", "count", "order", "kind")
+
+
+def corrupt(text: str, pairs: int, rng: random.Random, defects: str = "mixed") -> str:
+    """One defect (see the module docstring) in a balanced string: of the kind ``defects`` names, or
+    for "mixed" one of count, order (and kind with 2 or more pairs) at random."""
+    chars = list(text)
+    if defects == "mixed":
+        defect = rng.choice(["count", "order"] + (["kind"] if pairs > 1 else []))
+    else:
+        defect = defects
+    opening = {pair[0]: pair for pair in PAIRS}
+    closing = {pair[1]: pair for pair in PAIRS}
+    if defect == "count":
+        position = rng.randrange(len(chars))
+        pair = opening.get(chars[position]) or closing[chars[position]]
+        chars[position] = pair[1] if chars[position] == pair[0] else pair[0]
+    elif defect == "order":
+        depth = 0
+        zero_points = []
+        for position, char in enumerate(chars):
+            if depth == 0:
+                zero_points.append(position)  # chars[position] opens at depth 0
+            depth += 1 if char in opening else -1
+        start = rng.choice(zero_points)
+        end = next(j for j in range(start + 1, len(chars)) if chars[j] in closing)
+        chars[start], chars[end] = chars[end], chars[start]
+    else:
+        positions = [j for j, char in enumerate(chars) if char in closing]
+        position = rng.choice(positions)
+        others = [pair[1] for pair in PAIRS[:pairs] if pair[1] != chars[position]]
+        chars[position] = rng.choice(others)
+    return "".join(chars)
+
+
+def generate(count: int, length: int, pairs: int, rng: random.Random, min_length: int = 0,
+             defects: str = "mixed") -> list[tuple[str, int]]:
+    """``count`` labelled strings, alternately balanced (label 1) and not (label 0), shuffled; with
+    ``min_length`` each string's (even) length is drawn uniformly from ``min_length..length``."""
+    examples = []
+    for index in range(count):
+        size = length if not min_length else 2 * rng.randint(max(1, min_length // 2), length // 2)
+        text = balanced_string(size, pairs, rng)
+        if index % 2:
+            examples.append((text, 1))
+        else:
+            examples.append((corrupt(text, pairs, rng, defects), 0))
+    rng.shuffle(examples)
+    return examples
+
+
+def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
+    length, pairs = params["length"], params["pairs"]
+    if length % 2:
+        raise DataError(f"brackets: length must be even, a balanced string of {length} characters cannot exist")
+    min_length, defects = params["min_length"], params["defects"]
+    if defects == "kind" and pairs < 2:
+        raise DataError("brackets: defects=kind needs pairs >= 2 (a wrong kind of bracket needs two kinds)")
+    if min_length > length:
+        raise DataError(f"brackets: min_length ({min_length}) is longer than length ({length})")
+    rng = random.Random(params["data_seed"])
+    n_valid = round(params["train_size"] * params["valid_fraction"])
+    # validation and test strings are all `length` long; only training strings vary with min_length
+    train = generate(params["train_size"] - n_valid, length, pairs, rng, min_length, defects)
+    valid = generate(n_valid, length, pairs, rng, defects=defects)
+    test = generate(params["test_size"], length, pairs, rng, defects=defects)
+    return ClassificationData(
+        classes=list(CLASSES),
+        train=train,
+        valid=valid,
+        test=test,
+        tokenizer="char",
+        info={"source": "generated", "length": length, "train_lengths": f"{min_length or length}-{length}",
+              "defects": defects, "pairs": " ".join(PAIRS[:pairs]),
+              "train": len(train), "valid": len(valid), "test": len(test)},
+    )
