@@ -21,17 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import DataError
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
 
 __all__ = [
     "ArchitectureSpec",
     "ClassificationData",
+    "DataError",
     "DatasetSpec",
+    "LanguageModelData",
     "LoadContext",
     "ModelContext",
     "Param",
+    "Seq2SeqData",
     "TASK_KINDS",
+    "TaggingData",
     "hookimpl",
 ]
 
@@ -89,6 +94,67 @@ class ClassificationData:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class TaggingData:
+    """Sentences with one tag per word (part-of-speech tags); the task builds word, character and tag
+    vocabularies from ``train``."""
+
+    #: Every tag name; each sentence's tags must be among them.
+    tags: list[str]
+    #: (words, tags) per sentence, both lists of the same length.
+    train: list[tuple[list[str], list[str]]]
+    valid: list[tuple[list[str], list[str]]]
+    test: list[tuple[list[str], list[str]]]
+    #: Lower-case words for the word vocabulary (character features still see the original case).
+    lowercase: bool = True
+    #: Word-vocabulary limits (0 = unlimited); words left out are read as <unk>.
+    max_vocab: int = 0
+    min_freq: int = 1
+    #: Characters per word given to character features (longer words keep their start and end).
+    max_word_length: int = 20
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Seq2SeqData:
+    """Sentence pairs (source text, target text); the task builds both vocabularies from ``train``."""
+
+    train: list[tuple[str, str]]
+    valid: list[tuple[str, str]]
+    test: list[tuple[str, str]]
+    #: Applied to both sides before tokenising, in training and in predict (``workbench.text``
+    #: normaliser names: "nmt", "lower", "none", ...).
+    normalize: str = "nmt"
+    #: How normalised text becomes tokens: "whitespace" (after "nmt"), "word" or "char".
+    tokenizer: str = "whitespace"
+    max_vocab: int = 0
+    min_freq: int = 1
+    #: (source, reference) pairs translated and scored after training, e.g. the course's probe sentences.
+    probes: list[tuple[str, str]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LanguageModelData:
+    """A text corpus for next-token prediction, as raw text split contiguously.
+
+    The engine builds the vocabulary from ``train`` and cuts each split into windows of
+    ``seq_len`` tokens (targets are the inputs shifted by one). Training windows start every
+    ``stride`` tokens (0 = ``seq_len``: non-overlapping); validation and test windows never overlap,
+    so every character is scored exactly once.
+    """
+
+    train: str
+    valid: str = ""
+    test: str = ""
+    #: How text becomes tokens; "char" is the one generation supports.
+    tokenizer: str = "char"
+    seq_len: int = 128
+    stride: int = 0
+    #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """What an architecture's ``build`` gets besides its own parameters."""
@@ -99,6 +165,7 @@ class ModelContext:
     num_classes: int = 0
     #: Sizes for sequence -> sequence models.
     target_vocab_size: int = 0
+    #: Task-specific facts: tagging gives ``char_vocab_size``; seq2seq gives ``bos_index``, ``eos_index``.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

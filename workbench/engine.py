@@ -118,6 +118,32 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train: dict[str, Any], high
     return None
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the device computes bf16 natively (AVX-512 BF16/AMX CPUs, Ampere+ GPUs)."""
+    if precision != "auto":
+        return precision
+    try:
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cpu":
+            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):
+        pass
+    return "fp32"
+
+
+def mixed_precision(precision: str, device: torch.device) -> Any:
+    """The context the training forward pass runs in: nothing for fp32, bf16 autocast otherwise."""
+    import contextlib
+
+    if resolve_precision(precision, device) != "bf16":
+        return contextlib.nullcontext()
+    try:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    except (RuntimeError, ValueError) as exc:
+        raise WorkbenchError(f"precision=bf16 is not available on {device}: {exc}; use precision=fp32") from None
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -274,6 +300,8 @@ class Trainer:
             task = task_cls.from_data(data)
         encoded = task.encode(data)
         train_set, valid_set, test_set = encoded["train"], encoded["valid"], encoded["test"]
+        if train_cfg["limit"]:
+            train_set = train_set[: train_cfg["limit"]]
         if not train_set:
             raise DataError(f"dataset {config.dataset!r} has no usable training examples")
 
@@ -300,7 +328,7 @@ class Trainer:
             best_metric = progress.get("best_metric")
             best_epoch = progress.get("best_epoch")
             bad_epochs = int(progress.get("bad_epochs", 0))
-            history = list(progress.get("history", []))
+            history = [h for h in progress.get("history", []) if not h.get("partial")]
             elapsed_before = float(progress.get("seconds", 0.0))
             rng = resume_payload.get("rng", {})
             if "torch" in rng:
@@ -320,6 +348,7 @@ class Trainer:
             "main_metric": task.main_metric,
             "device": str(device),
             "threads": threads,
+            "precision": resolve_precision(train_cfg.get("precision", "fp32"), device),
             "parameters": count_parameters(model),
             "sizes": {"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
             "steps_per_epoch": steps_per_epoch,
@@ -342,6 +371,7 @@ class Trainer:
         last_valid: dict[str, Any] = {}
         epoch = start_epoch - 1
         params = [p for p in model.parameters() if p.requires_grad]
+        autocast = mixed_precision(train_cfg.get("precision", "fp32"), device)
 
         for epoch in range(start_epoch, epochs + 1):
             model.train()
@@ -350,16 +380,20 @@ class Trainer:
             correct_sum = torch.zeros((), device=device, dtype=torch.long)
             window_loss = torch.zeros((), device=device)
             window_norm = torch.zeros((), device=device)
+            window_correct = torch.zeros((), device=device, dtype=torch.long)
             window_count = 0
             window_start = time.monotonic()
             window_samples = 0
+            window_units = 0
             epoch_samples = 0
+            epoch_units = 0
             has_correct = False
             stop_now = False
             for step, batch in enumerate(task.batches(train_set, batch_size, True, generator), start=1):
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                output = task.loss(model, batch)
+                with autocast:
+                    output = task.loss(model, batch)
                 loss, correct = output if isinstance(output, tuple) else (output, None)
                 if not torch.isfinite(loss.detach()).all():
                     raise WorkbenchError(
@@ -371,11 +405,15 @@ class Trainer:
                 optimizer.step()
                 global_step += 1
                 detached = loss.detach()
-                loss_sum += detached * batch.size
+                units = batch.units or batch.size
+                loss_sum += detached * units
+                epoch_units += units
+                window_units += units
                 window_loss += detached
                 window_norm = torch.maximum(window_norm, norm.detach())
                 if correct is not None:
                     correct_sum += correct
+                    window_correct += correct
                     has_correct = True
                 window_count += 1
                 window_samples += batch.size
@@ -384,16 +422,21 @@ class Trainer:
                     now = time.monotonic()
                     rate = window_samples / max(now - window_start, 1e-9)
                     remaining = (steps_per_epoch - step) * batch_size + (epochs - epoch) * len(train_set)
-                    self.emit({
+                    step_event = {
                         "type": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch,
                         "global_step": global_step, "loss": float(window_loss) / window_count,
                         "grad_norm": float(window_norm), "lr": optimizer.param_groups[0]["lr"],
                         "samples_per_s": rate, "eta_s": remaining / max(rate, 1e-9),
-                    })
+                    }
+                    if has_correct:
+                        step_event[task.main_metric] = float(window_correct) / max(window_units, 1)
+                    self.emit(step_event)
+                    window_correct.zero_()
                     window_loss.zero_()
                     window_norm.zero_()
                     window_count = 0
                     window_samples = 0
+                    window_units = 0
                     window_start = now
                 if self._poll_control() == "stop":
                     stop_now = True
@@ -404,11 +447,9 @@ class Trainer:
             epoch_train_seconds = time.monotonic() - epoch_start
             train_seconds += epoch_train_seconds
             samples_seen += epoch_samples
-            if stop_now and epoch_samples < len(train_set) and not history:
-                pass  # a partial first epoch still gets evaluated so the run has a checkpoint
-            train_metrics = {"loss": float(loss_sum) / max(epoch_samples, 1)}
+            train_metrics = {"loss": float(loss_sum) / max(epoch_units, 1)}
             if has_correct:
-                train_metrics[task.main_metric] = float(correct_sum) / max(epoch_samples, 1)
+                train_metrics[task.main_metric] = float(correct_sum) / max(epoch_units, 1)
             valid_metrics = (
                 task.evaluate(model, valid_set, eval_batch, device, top_k=train_cfg["top_k"]) if valid_set else {}
             )
@@ -444,7 +485,9 @@ class Trainer:
                 "config": config.to_dict(), "task_state": task.state(), "model_state": model.state_dict(),
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "metrics": {"train": train_metrics, "valid": valid_metrics},
+                # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
+                "epoch": epoch if not summary["partial"] else epoch - 1,
+                "metrics": {"train": train_metrics, "valid": valid_metrics},
                 "progress": progress, "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
                 "run_id": run.id, "workbench_version": __version__,
             }
@@ -486,7 +529,8 @@ class Trainer:
         rate = samples_seen / max(train_seconds, 1e-9)
         result = TrainResult(
             run=run, state=state, checkpoint=best_path if best_path.exists() else None, metrics=test_metrics,
-            valid_metrics=valid_detailed, best_epoch=best_epoch, epochs_completed=epoch if history else 0,
+            valid_metrics=valid_detailed, best_epoch=best_epoch,
+            epochs_completed=max((h["epoch"] for h in history if not h.get("partial")), default=0),
             seconds=total_seconds, samples_per_second=rate, message=message, history=history,
         )
         from workbench.runs import atomic_write_json
@@ -555,6 +599,7 @@ def evaluate_checkpoint(loaded: LoadedModel, registry: Registry | None = None, s
     loaded.task.check_data(data)
     examples = loaded.task.encode(data)[split]
     if not examples:
-        raise DataError(f"dataset {config.dataset!r} has no {split} examples")
+        other = " (try --split valid)" if split == "test" else ""
+        raise DataError(f"dataset {config.dataset!r} has no {split} examples{other}")
     return loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True,
                                 top_k=int(config.train.get("top_k", 3)))

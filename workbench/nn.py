@@ -72,6 +72,78 @@ class ElmanLayer(nn.Module):
         return torch.stack(outputs, dim=1)
 
 
+class EquationGRU(nn.Module):
+    """A multi-layer GRU written out from its gate equations, for reading and for ablations.
+
+    For each step, with ``x`` the layer input and ``h`` the previous state::
+
+        r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)      reset gate
+        z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)      update gate
+        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))   candidate state
+        h' = (1 - z) * n + z * h
+
+    Parameters are named and laid out as in ``nn.GRU(batch_first=True)`` (``weight_ih_l0`` holds
+    the r, z, n input weights stacked, and so on), so a state dict loads into either. The input
+    projections of all steps are computed at once; only the recurrent half runs in a Python loop.
+    With ``lengths``, padding positions keep the previous state, so the returned state is each
+    sequence's state at its last real step.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        for layer in range(num_layers):
+            size_in = input_size if layer == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(3 * hidden_size, size_in)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(3 * hidden_size, hidden_size)))
+            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(3 * hidden_size)))
+            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(3 * hidden_size)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in +-1/sqrt(hidden_size), as nn.GRU initialises."""
+        bound = 1.0 / self.hidden_size**0.5
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def forward(self, x: Tensor, state: Tensor | None = None,
+                lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` [B, T, D], ``state`` [layers, B, H] or None -> (outputs [B, T, H], state [layers, B, H])."""
+        batch, max_len, _ = x.shape
+        if state is None:
+            state = x.new_zeros(self.num_layers, batch, self.hidden_size)
+        mask = None
+        if lengths is not None:
+            mask = lengths_mask(lengths.to(x.device), max_len).unsqueeze(-1)
+        final_states = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+            w_ih = getattr(self, f"weight_ih_l{layer}")
+            w_hh = getattr(self, f"weight_hh_l{layer}")
+            b_ih = getattr(self, f"bias_ih_l{layer}")
+            b_hh = getattr(self, f"bias_hh_l{layer}")
+            from_input = F.linear(layer_input, w_ih, b_ih)  # [B, T, 3H] for every step at once
+            h = state[layer]
+            outputs = []
+            for t in range(max_len):
+                i_r, i_z, i_n = from_input[:, t].chunk(3, dim=-1)
+                h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+                reset = torch.sigmoid(i_r + h_r)
+                update = torch.sigmoid(i_z + h_z)
+                candidate = torch.tanh(i_n + reset * h_n)
+                new_h = (1 - update) * candidate + update * h
+                h = new_h if mask is None else torch.where(mask[:, t], new_h, h)
+                outputs.append(h)
+            layer_input = torch.stack(outputs, dim=1)
+            final_states.append(h)
+        return layer_input, torch.stack(final_states, dim=0)
+
+
 class _TorchLayer(nn.Module):
     """One unidirectional single-layer nn.RNN/LSTM/GRU returning only its outputs."""
 

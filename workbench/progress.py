@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -46,7 +47,8 @@ class ConsoleProgress:
         if now - self._last_draw < 0.1:
             return
         self._last_draw = now
-        self.stream.write("\r\033[K" + text)
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        self.stream.write("\r\033[K" + text[:width])
         self.stream.flush()
         self._line_open = True
 
@@ -59,7 +61,8 @@ class ConsoleProgress:
             resumed = f", resumed at epoch {event['resumed_at_epoch']}" if event.get("resumed_at_epoch") else ""
             self._write_line(
                 f"run {event['run']}: {config['dataset']} / {config['arch']} on {event['device']} "
-                f"({event['threads']} threads), {event['parameters']:,} parameters; "
+                f"({event['threads']} threads{', bf16 autocast' if event.get('precision') == 'bf16' else ''}), "
+                f"{event['parameters']:,} parameters; "
                 f"train {sizes['train']:,}, valid {sizes['valid']:,}, test {sizes['test']:,}{resumed}"
             )
         elif kind == "download":
@@ -74,9 +77,11 @@ class ConsoleProgress:
             elif total and done >= total:
                 self._write_line(text)
         elif kind == "step":
+            metric = event.get(self.main_metric)
+            shown = f"{self.main_metric} {metric:.3f}  " if isinstance(metric, float) else ""
             self._draw(
                 f"epoch {event['epoch']} step {event['step']}/{event['steps']}  loss {event['loss']:.4f}  "
-                f"grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
+                f"{shown}grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
                 f"ETA {format_duration(event['eta_s'])}"
             )
         elif kind == "epoch":
@@ -84,16 +89,20 @@ class ConsoleProgress:
             valid = event.get("valid") or {}
             metric = self.main_metric
             parts = [f"epoch {event['epoch']}/{event['epochs']}", f"loss {train['loss']:.4f}"]
-            if metric in train:
+            if metric in train and metric != "loss":
                 parts.append(f"{metric} {train[metric]:.4f}")
             if valid:
                 parts.append(f"valid loss {valid.get('loss', float('nan')):.4f}")
-                if metric in valid:
+                if metric in valid and metric != "loss":
                     parts.append(f"valid {metric} {valid[metric]:.4f}")
+                if "bits_per_char" in valid:
+                    parts.append(f"bpc {valid['bits_per_char']:.3f}")
                 if "balanced_accuracy" in valid:
                     parts.append(f"balanced {valid['balanced_accuracy']:.4f}")
             parts.append(f"{event['samples_per_s']:,.0f} samples/s")
             parts.append(f"{event['seconds']:.1f}s")
+            if event.get("partial"):
+                parts.append("(partial epoch)")
             if event.get("best"):
                 parts.append("*best")
             self._write_line("  ".join(parts))

@@ -29,11 +29,24 @@ def unicode_to_ascii(text: str) -> str:
     )
 
 
+def normalize_nmt(text: str) -> str:
+    """The translation tutorials' clean-up: lower-case, straight apostrophes, no-break spaces as spaces,
+    and a space before , . ! ? so punctuation becomes its own token ("I'm home." -> "i'm home .")."""
+    text = text.replace("\u202f", " ").replace("\xa0", " ").replace("\u2019", "'").lower()
+    out = []
+    for i, char in enumerate(text):
+        if i > 0 and char in ",.!?" and text[i - 1] != " ":
+            out.append(" ")
+        out.append(char)
+    return " ".join("".join(out).split())
+
+
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "none": lambda s: s,
     "ascii": unicode_to_ascii,
     "lower": str.lower,
     "ascii_lower": lambda s: unicode_to_ascii(s).lower(),
+    "nmt": normalize_nmt,
 }
 
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {

@@ -12,6 +12,9 @@ from workbench.errors import WorkbenchError
 
 _TASK_MODULES = {
     "classification": "workbench.tasks.classification:ClassificationTask",
+    "language_model": "workbench.tasks.language_model:LanguageModelTask",
+    "tagging": "workbench.tasks.tagging:TaggingTask",
+    "seq2seq": "workbench.tasks.seq2seq:Seq2SeqTask",
 }
 
 

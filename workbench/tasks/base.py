@@ -20,6 +20,9 @@ class Batch:
     inputs: dict[str, Tensor]
     targets: Tensor
     size: int
+    #: How many predictions the loss is averaged over (tokens for tagging and seq2seq); 0 means
+    #: ``size``. The engine weights the epoch's loss and the ``correct`` count by it.
+    units: int = 0
 
     def to(self, device: torch.device) -> Batch:
         non_blocking = device.type == "cuda"
@@ -27,7 +30,7 @@ class Batch:
             # lengths stay on the CPU: packing needs them there and indexing moves them itself
             k: (v if k == "lengths" else v.to(device, non_blocking=non_blocking)) for k, v in self.inputs.items()
         }
-        return Batch(inputs, self.targets.to(device, non_blocking=non_blocking), self.size)
+        return Batch(inputs, self.targets.to(device, non_blocking=non_blocking), self.size, self.units)
 
 
 class Task(ABC):
@@ -111,6 +114,25 @@ class Task(ABC):
         from workbench.errors import WorkbenchError
 
         raise WorkbenchError(f"a {self.kind} model does not generate text")
+
+
+    # -- contract checks (workbench.testing) -------------------------------------------------
+    @classmethod
+    def synthetic_data(cls, seed: int = 0) -> Any | None:
+        """A tiny generated dataset of this kind (the same type a dataset plugin returns), so that
+        :mod:`workbench.testing` can check an architecture for a plugin that ships no dataset.
+        None when the kind offers none."""
+        return None
+
+    def check_output(self, output: Any, batch: Batch) -> list[str]:
+        """What is wrong with a model's raw ``model(**batch.inputs)`` result for this kind (shape,
+        dtype), one sentence per problem; empty when it fits. Used by :mod:`workbench.testing`."""
+        return []
+
+    def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
+        """A few inputs taken from ``data`` that :meth:`predict` (and, as primes, :meth:`generate`)
+        must accept; :mod:`workbench.testing` calls them on a trained checkpoint."""
+        return []
 
 
 def bucketed_order(lengths: Sequence[int], batch_size: int, shuffle: bool,

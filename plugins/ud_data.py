@@ -1,0 +1,247 @@
+"""Loaders for tagged sentences: CoNLL-U treebanks (UD English EWT and any other) and plain
+``word/TAG`` or two-column files. No torch here."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from workbench.api import LoadContext, TaggingData
+from workbench.data import download, sha256_file
+from workbench.errors import DataError
+
+EWT_BASE = "https://raw.githubusercontent.com/UniversalDependencies/UD_English-EWT/master/"
+EWT_FILES = {
+    "train": "en_ewt-ud-train.conllu",
+    "valid": "en_ewt-ud-dev.conllu",
+    "test": "en_ewt-ud-test.conllu",
+}
+EWT_SHA256 = {
+    "en_ewt-ud-train.conllu": "3fb78e2b55482c8ee00caa653af436c88c9e5bc9a73ce26e4ae3ddc79d2b7e7b",
+    "en_ewt-ud-dev.conllu": "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6",
+    "en_ewt-ud-test.conllu": "e266e515a0a7547657ed3d90d9ba46487d6bd251f27ad4269d4e8a427c8555cd",
+}
+#: The 17 universal part-of-speech tags, in the order UD documents them.
+UPOS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X"]
+COLUMNS = {"upos": 3, "xpos": 4}
+_ID = re.compile(r"\d+")
+_RANGE = re.compile(r"\d+-\d+")
+_EMPTY = re.compile(r"\d+\.\d+")
+
+Sentence = tuple[list[str], list[str]]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_conllu(text: str, where: str, column: str = "upos") -> list[Sentence]:
+    """Sentences of a CoNLL-U file: one word per line with 10 tab-separated fields, blank lines
+    between sentences, ``#`` comments. Multi-word token lines (``3-4``, the surface form of "don't")
+    and empty nodes (``5.1``) are skipped: the syntactic words carry the tags."""
+    index = COLUMNS[column]
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if words:
+                sentences.append((words, tags))
+                words, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataError(f"{where}:{number}: expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+        word_id = fields[0]
+        if _RANGE.fullmatch(word_id) or _EMPTY.fullmatch(word_id):
+            continue
+        if not _ID.fullmatch(word_id):
+            raise DataError(f"{where}:{number}: word id {word_id!r} is not a number, a range (3-4) or a decimal (5.1)")
+        if int(word_id) != len(words) + 1:
+            raise DataError(f"{where}:{number}: word id {word_id} out of order (expected {len(words) + 1}; "
+                            "is a blank line missing between sentences?)")
+        form, tag = fields[1], fields[index]
+        if not form:
+            raise DataError(f"{where}:{number}: empty word form")
+        if tag in ("", "_"):
+            raise DataError(f"{where}:{number}: no {column.upper()} tag for {form!r}")
+        words.append(form)
+        tags.append(tag)
+    if words:
+        sentences.append((words, tags))
+    return sentences
+
+
+def parse_tagged_text(text: str, where: str, fmt: str = "auto") -> list[Sentence]:
+    """``word/TAG word/TAG ...`` one sentence per line ("slash"), or one ``word TAG`` per line with
+    blank lines between sentences ("columns", tab or spaces; CoNLL-2000/2003 style with the tag in the
+    last column). "auto" picks by the first non-blank line."""
+    lines = text.splitlines()
+    if fmt == "auto":
+        first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
+        fields = first.split()
+        slashed = bool(fields) and all(f.rpartition("/")[0] and f.rpartition("/")[2] for f in fields)
+        fmt = "slash" if slashed else "columns"
+    sentences: list[Sentence] = []
+    if fmt == "slash":
+        for number, line in enumerate(lines, start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            words, tags = [], []
+            for item in line.split():
+                word, sep, tag = item.rpartition("/")
+                if not sep or not word or not tag:
+                    raise DataError(f"{where}:{number}: {item!r} is not word/TAG")
+                words.append(word)
+                tags.append(tag)
+            sentences.append((words, tags))
+        return sentences
+    words, tags = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            if words:
+                sentences.append((words, tags))
+                words, tags = [], []
+            continue
+        if line.startswith("#") or line.startswith("-DOCSTART-"):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
+        if len(fields) < 2 or not fields[0] or not fields[-1]:
+            raise DataError(f"{where}:{number}: expected a word and a tag separated by a tab or spaces, got {line!r}")
+        words.append(fields[0])
+        tags.append(fields[-1])
+    if words:
+        sentences.append((words, tags))
+    return sentences
+
+
+def _split(sentences: list[Sentence], valid: float, test: float, seed: int) -> tuple[list, list, list]:
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    n_test = round(len(order) * test)
+    n_valid = round(len(order) * valid)
+    test_part = [sentences[i] for i in order[:n_test]]
+    valid_part = [sentences[i] for i in order[n_test : n_test + n_valid]]
+    train_part = [sentences[i] for i in order[n_test + n_valid :]]
+    return train_part, valid_part, test_part
+
+
+def _tag_list(splits: list[list[Sentence]], preferred: list[str] | None = None) -> list[str]:
+    """The full UPOS list when every tag is a UPOS tag (so models trained on different slices agree),
+    else the sorted tags seen."""
+    seen = {t for split in splits for _, tags in split for t in tags}
+    if preferred and seen <= set(preferred):
+        return list(preferred)
+    return sorted(seen)
+
+
+def _data(train: list[Sentence], valid: list[Sentence], test: list[Sentence], params: dict[str, Any],
+          info: dict[str, Any], preferred: list[str] | None = None) -> TaggingData:
+    if not train:
+        raise DataError(f"no training sentences in {info.get('source')}")
+    if params.get("max_train_sentences"):
+        train = train[: params["max_train_sentences"]]
+    info = {**info, "sentences": {"train": len(train), "valid": len(valid), "test": len(test)},
+            "words": {"train": sum(len(w) for w, _ in train), "valid": sum(len(w) for w, _ in valid),
+                      "test": sum(len(w) for w, _ in test)}}
+    return TaggingData(tags=_tag_list([train, valid, test], preferred), train=train, valid=valid, test=test,
+                       lowercase=params["lowercase"], min_freq=params["min_freq"], info=info)
+
+
+# -- UD English EWT ----------------------------------------------------------------------------
+def _find_ewt(folder: Path) -> Path | None:
+    for candidate in (folder, folder / "ud-english-ewt", folder / "UD_English-EWT"):
+        if all((candidate / name).is_file() for name in EWT_FILES.values()):
+            return candidate
+    return None
+
+
+def _fetch_ewt(context: LoadContext) -> Path:
+    folder = context.cache_dir / "ud-english-ewt"
+    for name, digest in EWT_SHA256.items():
+        path = folder / name
+        if path.is_file() and sha256_file(path) == digest:
+            continue
+        download(EWT_BASE + name, path, sha256=digest, progress=context.progress, mirror=context.mirror)
+    return folder
+
+
+def load_ewt(context: LoadContext, params: dict[str, Any]) -> TaggingData:
+    if context.data_dir is not None:
+        folder = _find_ewt(context.data_dir)
+        if folder is None:
+            raise DataError(f"no UD English EWT in {context.data_dir}: expected {', '.join(EWT_FILES.values())} "
+                            f"there or in ud-english-ewt/ (download them from {EWT_BASE})")
+    else:
+        folder = _fetch_ewt(context)
+    splits = {split: parse_conllu(_read_text(folder / name), str(folder / name), params["column"])
+              for split, name in EWT_FILES.items()}
+    return _data(splits["train"], splits["valid"], splits["test"], params,
+                 {"source": str(folder), "format": "CoNLL-U", "column": params["column"]},
+                 UPOS if params["column"] == "upos" else None)
+
+
+# -- bring your own ----------------------------------------------------------------------------
+_SPLIT_NAMES = {"train": ("train",), "valid": ("dev", "valid", "validation"), "test": ("test",)}
+
+
+def _split_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """train/dev/test files in ``folder`` by name (en_ewt-ud-train.conllu, train.txt, dev.tsv, ...)."""
+    found: dict[str, Path] = {}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    for split, keys in _SPLIT_NAMES.items():
+        matches = [p for p in files if any(re.search(rf"(^|[-_.]){k}([-_.]|$)", p.stem.lower()) for k in keys)]
+        if len(matches) > 1:
+            raise DataError(f"{folder} has several {split} files: {', '.join(p.name for p in matches)}")
+        if matches:
+            found[split] = matches[0]
+    return found
+
+
+def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str, ...], parse: Any,
+              what: str, preferred: list[str] | None = None) -> TaggingData:
+    path = Path(params["path"]).expanduser() if params.get("path") else context.data_dir
+    if path is None:
+        raise DataError(f"point --data-dir (or data.path) at a {what} file, or a folder with train/dev/test "
+                        f"{what} files")
+    if path.is_file():
+        sentences = parse(_read_text(path), str(path))
+        train, valid, test = _split(sentences, params["valid_fraction"], params["test_fraction"], params["split_seed"])
+        return _data(train, valid, test, params, {"source": str(path), "split": "random", "format": what}, preferred)
+    if not path.is_dir():
+        raise DataError(f"{path} does not exist")
+    files = _split_files(path, suffixes)
+    if "train" not in files:
+        raise DataError(f"no training file in {path}: expected a name with 'train' ending in {' or '.join(suffixes)}")
+    parsed = {split: parse(_read_text(p), str(p)) for split, p in files.items()}
+    train, valid, test = parsed["train"], parsed.get("valid", []), parsed.get("test", [])
+    if not valid and not test:
+        train, valid, test = _split(train, params["valid_fraction"], params["test_fraction"], params["split_seed"])
+    return _data(train, valid, test, params, {"source": str(path), "files": {k: v.name for k, v in files.items()},
+                                               "format": what}, preferred)
+
+
+def load_conllu(context: LoadContext, params: dict[str, Any]) -> TaggingData:
+    return _load_own(context, params, (".conllu", ".conll"),
+                     lambda text, where: parse_conllu(text, where, params["column"]), "CoNLL-U",
+                     UPOS if params["column"] == "upos" else None)
+
+
+def load_tagged_text(context: LoadContext, params: dict[str, Any]) -> TaggingData:
+    return _load_own(context, params, (".txt", ".tsv", ".pos", ".tag", ".tags"),
+                     lambda text, where: parse_tagged_text(text, where, params["format"]), "tagged text")

@@ -1,0 +1,469 @@
+"""Next-character prediction over contiguous text, and generation from a trained model.
+
+Model contract (see docs/language-models.md)::
+
+    model(tokens=[B, T] long, lengths=[B] long on the CPU) -> logits [B, T, V]
+    model(tokens, lengths, state=STATE, return_state=True) -> (logits [B, T, V], new STATE)
+
+``STATE`` is whatever the model needs to continue (an LSTM's ``(h, c)``, a GRU's ``h``); ``None``
+means "start fresh". The task never looks inside it: it only hands back what the model returned,
+which is how generation carries the hidden state forward one character at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workbench.api import LanguageModelData, ModelContext
+from workbench.errors import DataError, WorkbenchError
+from workbench.tasks.base import Batch, Task
+from workbench.text import Vocab
+
+IGNORE_INDEX = -100
+SAMPLING_MODES = ("sample", "greedy", "top-k", "top-p")
+#: Most characters one ``generate`` call produces.
+MAX_GENERATE = 1_000_000
+#: Largest accepted temperature; above this every sampler is practically uniform noise.
+MAX_TEMPERATURE = 100.0
+SUPPORTED_TOKENIZERS = ("char",)
+
+
+class TextWindows(Sequence[tuple[list[int], list[int]]]):
+    """One split's token ids cut into windows of ``seq_len`` inputs and their next-token targets.
+
+    Window ``i`` reads ``ids[s : s + n]`` and predicts ``ids[s + 1 : s + n + 1]`` with ``s =
+    starts[i]`` and ``n = lengths[i]`` (``seq_len`` except for a short last window). With
+    ``cover_all`` (validation and test), windows do not overlap and a short last window scores
+    the tail, so every character after the first is predicted exactly once.
+    """
+
+    def __init__(self, ids: Tensor, seq_len: int, stride: int, cover_all: bool) -> None:
+        self.ids = ids
+        self.seq_len = seq_len
+        self.stride = stride or seq_len
+        targets = max(len(ids) - 1, 0)
+        self.targets = targets
+        starts: list[int] = []
+        if targets >= seq_len:
+            starts = list(range(0, targets - seq_len + 1, self.stride))
+        if cover_all:
+            covered = starts[-1] + seq_len if starts else 0
+            if covered < targets:
+                starts.append(covered)
+        elif not starts and targets > 0:
+            starts = [0]  # a split shorter than one window still trains on what it has
+        self.starts = torch.tensor(starts, dtype=torch.long)
+        self.lengths = (targets - self.starts).clamp(max=seq_len)
+        #: Training windows may be shifted by up to stride-1 each epoch (see ``batch``).
+        self.max_start = targets - seq_len
+        self._padded = torch.cat([ids, torch.full((seq_len + 1,), Vocab.pad_index, dtype=ids.dtype)])
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int | slice) -> Any:  # type: ignore[override]
+        """Window ``index`` as (inputs, targets) lists, or for a slice the windows it selects
+        (``train.limit`` keeps the first windows: the beginning of the text)."""
+        if isinstance(index, slice):
+            subset = copy.copy(self)
+            subset.starts, subset.lengths = self.starts[index], self.lengths[index]
+            return subset
+        start, length = int(self.starts[index]), int(self.lengths[index])
+        return self.ids[start : start + length].tolist(), self.ids[start + 1 : start + length + 1].tolist()
+
+    @property
+    def chars(self) -> int:
+        """Characters scored (prediction targets) over all windows."""
+        return int(self.lengths.sum())
+
+    def batch(self, index: Tensor, offset: int = 0) -> Batch:
+        """The windows ``index`` as a padded batch; ``offset`` shifts full windows right (training)."""
+        starts = self.starts[index]
+        lengths = self.lengths[index]
+        if offset and self.max_start >= 0:
+            starts = (starts + offset).clamp(max=self.max_start)
+        width = int(lengths.max())
+        positions = starts.unsqueeze(1) + torch.arange(width + 1).unsqueeze(0)
+        chunk = self._padded[positions]
+        tokens, targets = chunk[:, :-1].clone(), chunk[:, 1:].clone()
+        if int(lengths.min()) < width:
+            padding = torch.arange(width).unsqueeze(0) >= lengths.unsqueeze(1)
+            tokens[padding] = Vocab.pad_index
+            targets[padding] = IGNORE_INDEX
+        return Batch({"tokens": tokens, "lengths": lengths}, targets, len(index))
+
+
+class LanguageModelTask(Task):
+    kind = "language_model"
+    main_metric = "loss"
+    higher_is_better = False
+    supports_generation = True
+
+    def __init__(self, vocab: Vocab, tokenizer: str = "char", seq_len: int = 128, stride: int = 0) -> None:
+        if tokenizer not in SUPPORTED_TOKENIZERS:
+            raise WorkbenchError(
+                f"language models support tokenizer {', '.join(SUPPORTED_TOKENIZERS)}, not {tokenizer!r}")
+        self.vocab = vocab
+        self.tokenizer_name = tokenizer
+        self.seq_len = seq_len
+        self.stride = stride
+        #: Tokens the model must never emit: padding and the unknown marker.
+        self.banned = [Vocab.pad_index, Vocab.unk_index]
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data: LanguageModelData) -> LanguageModelTask:
+        cls._check(data)
+        vocab = Vocab.build([list(data.train)])
+        return cls(vocab, data.tokenizer, data.seq_len, data.stride)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LanguageModelTask:
+        try:
+            return cls(Vocab(state["vocab"]), state.get("tokenizer", "char"), int(state.get("seq_len", 128)),
+                       int(state.get("stride", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WorkbenchError(f"checkpoint's task description is incomplete ({exc})") from None
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "vocab": self.vocab.itos, "tokenizer": self.tokenizer_name,
+                "seq_len": self.seq_len, "stride": self.stride}
+
+    def model_context(self) -> ModelContext:
+        return ModelContext(task=self.kind, vocab_size=len(self.vocab), pad_index=Vocab.pad_index,
+                            num_classes=len(self.vocab))
+
+    @staticmethod
+    def _check(data: Any) -> None:
+        if not isinstance(data, LanguageModelData):
+            raise DataError(f"a language-model dataset must return LanguageModelData, not {type(data).__name__}")
+        if data.tokenizer not in SUPPORTED_TOKENIZERS:
+            raise DataError(f"language models support tokenizer {', '.join(SUPPORTED_TOKENIZERS)}, "
+                            f"not {data.tokenizer!r}")
+        if len(data.train) < 2:
+            raise DataError("the training text is empty (a language model needs at least two characters)")
+        if not isinstance(data.seq_len, int) or data.seq_len < 1:
+            raise DataError(f"seq_len must be a positive integer, not {data.seq_len!r}")
+        if not isinstance(data.stride, int) or data.stride < 0:
+            raise DataError(f"stride must be 0 (= seq_len) or a positive integer, not {data.stride!r}")
+
+    def check_data(self, data: Any) -> None:
+        self._check(data)
+        unseen = sorted(set(data.train) - set(self.vocab.stoi))
+        if unseen:
+            raise DataError(f"the training text has {len(unseen)} characters this model was not trained on "
+                            f"(e.g. {_show_chars(unseen[:10])}); train a new model on it")
+
+    @classmethod
+    def synthetic_data(cls, seed: int = 0) -> LanguageModelData:
+        """Short words from a tiny alphabet, each followed by a fixed partner word: a pattern any
+        character model picks up in a few steps, generated in microseconds."""
+        import random
+
+        rng = random.Random(seed)
+        pairs = [("ab", "cd"), ("ba", "dc"), ("aab", "ccd"), ("bba", "ddc")]
+        text = " ".join(" ".join(rng.choice(pairs)) for _ in range(400)) + "\n"
+        n = len(text)
+        return LanguageModelData(train=text[: n * 8 // 10], valid=text[n * 8 // 10 : n * 9 // 10],
+                                 test=text[n * 9 // 10 :], seq_len=16,
+                                 info={"source": "generated by LanguageModelTask.synthetic_data"})
+
+    def check_output(self, output: Any, batch: Batch) -> list[str]:
+        tokens = batch.inputs["tokens"]
+        expected = (*tokens.shape, len(self.vocab))
+        if not isinstance(output, Tensor):
+            return [f"forward(tokens, lengths) must return a logits tensor [batch, time, vocab], "
+                    f"not {type(output).__name__}"]
+        problems = []
+        if tuple(output.shape) != expected:
+            problems.append(f"forward(tokens {list(tokens.shape)}, lengths [{batch.size}]) returned shape "
+                            f"{list(output.shape)}; expected logits {list(expected)} (batch, time, vocab_size)")
+        if not output.is_floating_point():
+            problems.append(f"logits must be floating point, not {output.dtype}")
+        return problems
+
+    def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
+        """Beginnings of the validation, test and training text (the first a usable prime), and
+        one character: a one-character prime must work."""
+        texts = [text[:40] for text in (data.valid, data.test, data.train) if text.strip()]
+        chosen = [t for t in texts if set(t) <= set(self.vocab.stoi)][: max(count - 1, 1)]
+        if data.train:
+            chosen.append(data.train[0])
+        return chosen
+
+    def encode_text(self, text: str) -> Tensor:
+        return torch.tensor(self.vocab.encode(text), dtype=torch.long)
+
+    def encode(self, data: LanguageModelData) -> dict[str, Sequence[Any]]:
+        return {
+            "train": TextWindows(self.encode_text(data.train), data.seq_len, data.stride, cover_all=False),
+            "valid": TextWindows(self.encode_text(data.valid), data.seq_len, data.seq_len, cover_all=True),
+            "test": TextWindows(self.encode_text(data.test), data.seq_len, data.seq_len, cover_all=True),
+        }
+
+    # -- training ----------------------------------------------------------------------------
+    def batches(self, examples: Sequence[Any], batch_size: int, shuffle: bool,
+                generator: torch.Generator | None = None) -> Iterator[Batch]:
+        windows = _as_windows(examples)
+        n = len(windows)
+        if n == 0:
+            return
+        if shuffle:
+            order = torch.randperm(n, generator=generator)
+            # a new phase each epoch, so windows do not always start at the same characters
+            offset = int(torch.randint(windows.stride, (1,), generator=generator)) if windows.stride > 1 else 0
+        else:
+            order = torch.arange(n)
+            offset = 0
+        for begin in range(0, n, batch_size):
+            yield windows.batch(order[begin : begin + batch_size], offset)
+
+    def _logits(self, model: nn.Module, batch: Batch) -> Tensor:
+        logits = model(**batch.inputs)
+        expected = (*batch.targets.shape, len(self.vocab))
+        if not isinstance(logits, Tensor) or tuple(logits.shape) != expected:
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise WorkbenchError(f"a language model must return logits of shape [batch, time, vocab] = "
+                                 f"{list(expected)}, got {shape}")
+        return logits
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        logits = self._logits(model, batch)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch.targets.reshape(-1),
+                               ignore_index=IGNORE_INDEX)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[Any], batch_size: int, device: torch.device,
+                 detailed: bool = False, top_k: int = 3) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        top_hits = torch.zeros((), dtype=torch.long, device=device)
+        count = 0
+        k = max(1, min(top_k, len(self.vocab)))
+        try:
+            for batch in self.batches(examples, batch_size, shuffle=False):
+                batch = batch.to(device)
+                logits = self._logits(model, batch).reshape(-1, len(self.vocab)).float()
+                targets = batch.targets.reshape(-1)
+                real = targets != IGNORE_INDEX
+                loss_sum += F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum").double()
+                top = logits.topk(k, dim=-1).indices
+                correct += ((top[:, 0] == targets) & real).sum()
+                top_hits += ((top == targets.unsqueeze(1)).any(dim=1) & real).sum()
+                count += int(batch.inputs["lengths"].sum())
+        finally:
+            model.train(was_training)
+        return lm_metrics(float(loss_sum), int(correct), int(top_hits), count, k, len(examples))
+
+    # -- using a trained model ---------------------------------------------------------------
+    def encode_prime(self, text: str) -> list[int]:
+        """Token ids of ``text``; characters the model never saw are an error, not a silent <unk>."""
+        unknown = sorted(set(text) - set(self.vocab.stoi))
+        if unknown:
+            raise WorkbenchError(
+                f"{_show_chars(unknown[:10])} never occurred in this model's training text, so it cannot "
+                f"read {'them' if len(unknown) > 1 else 'it'}; known characters: {self.known_characters()}")
+        return self.vocab.encode(text)
+
+    def known_characters(self) -> str:
+        return _show_chars(self.vocab.itos[2:], limit=120)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, text: str, device: torch.device, top_k: int = 3) -> dict[str, Any]:
+        """The next-character distribution after ``text`` and how well the model predicts ``text`` itself."""
+        if not text:
+            raise WorkbenchError("nothing to read: the input is empty")
+        ids = self.encode_prime(text)
+        was_training = model.training
+        model.eval()
+        try:
+            tokens = torch.tensor([ids], dtype=torch.long, device=device)
+            logits = model(tokens=tokens, lengths=torch.tensor([len(ids)]))[0].float()
+        finally:
+            model.train(was_training)
+        result: dict[str, Any] = {"input": text, "chars": len(ids)}
+        if len(ids) >= 2:
+            loss = float(F.cross_entropy(logits[:-1], torch.tensor(ids[1:], device=device)))
+            result.update({"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss)})
+        last = logits[-1].clone()
+        last[self.banned] = float("-inf")
+        probs = torch.softmax(last, dim=-1).cpu()
+        k = max(1, min(top_k, len(self.vocab) - len(self.banned)))
+        values, indices = probs.topk(k)
+        result["next"] = [{"char": self.vocab.itos[int(i)], "probability": round(float(p), 6)}
+                          for p, i in zip(values, indices, strict=True)]
+        return result
+
+    def render_prediction(self, prediction: dict[str, Any]) -> str:
+        lines = [prediction["input"]]
+        if "loss" in prediction:
+            lines.append(f"  read at {prediction['loss']:.3f} nats/char, {prediction['bits_per_char']:.3f} bits/char, "
+                         f"perplexity {prediction['perplexity']:.2f}")
+        lines.append("  next character:")
+        for entry in prediction.get("next", []):
+            bar = "█" * max(1, round(entry["probability"] * 30))
+            lines.append(f"    {_show_char(entry['char']):<6} {entry['probability']:7.2%} {bar}")
+        return "\n".join(lines)
+
+    def generate(
+        self,
+        model: nn.Module,
+        prime: str,
+        length: int,
+        device: torch.device,
+        *,
+        temperature: float = 1.0,
+        sampling: str = "sample",
+        top_k: int = 10,
+        top_p: float = 0.9,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Characters after ``prime``, one at a time. Everything is validated before this returns.
+
+        The prime is read once; after that each step feeds only the newest character and the
+        carried state. An empty prime starts the model as if at the beginning of a line (after a
+        newline), or after the most frequent training character when the corpus has no newline.
+        """
+        if sampling not in SAMPLING_MODES:
+            raise WorkbenchError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, not {sampling!r}")
+        if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= MAX_GENERATE:
+            raise WorkbenchError(f"length must be an integer from 0 to {MAX_GENERATE:,}, not {length!r}")
+        if not isinstance(temperature, (int, float)) or not (0 < temperature <= MAX_TEMPERATURE):
+            raise WorkbenchError(f"temperature must be above 0 and at most {MAX_TEMPERATURE:g}, not {temperature!r}"
+                                 " (use --sampling greedy for the most likely character every time)")
+        if sampling == "top-k" and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise WorkbenchError(f"top_k must be a positive integer, not {top_k!r}")
+        if sampling == "top-p" and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+            raise WorkbenchError(f"top_p must be above 0 and at most 1, not {top_p!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise WorkbenchError(f"seed must be a non-negative integer, not {seed!r}")
+        check_stateful(model)
+        if prime:
+            ids = self.encode_prime(prime)
+        else:
+            start = "\n" if "\n" in self.vocab.stoi else self.vocab.itos[min(2, len(self.vocab) - 1)]
+            ids = [self.vocab.stoi[start]]
+        generator = torch.Generator(device=device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
+        sampler = Sampler(sampling, float(temperature), int(top_k), float(top_p), self.banned, generator)
+        return self._generate(model, ids, length, device, sampler)
+
+    def _generate(self, model: nn.Module, ids: list[int], length: int, device: torch.device,
+                  sampler: Sampler) -> Iterator[str]:
+        if length == 0:
+            return
+        was_training = model.training
+        model.eval()
+        one = torch.ones(1, dtype=torch.long)
+        try:
+            with torch.no_grad():  # never held across a yield: grad mode is per thread, the caller's too
+                tokens = torch.tensor([ids], dtype=torch.long, device=device)
+                logits, state = model(tokens=tokens, lengths=torch.tensor([len(ids)]), state=None, return_state=True)
+                next_id = sampler(logits[0, -1])
+            for produced in range(1, length + 1):
+                yield self.vocab.itos[next_id]
+                if produced == length:
+                    break
+                with torch.no_grad():
+                    token = torch.tensor([[next_id]], dtype=torch.long, device=device)
+                    logits, state = model(tokens=token, lengths=one, state=state, return_state=True)
+                    next_id = sampler(logits[0, -1])
+        finally:
+            model.train(was_training)
+
+
+class Sampler:
+    """Picks the next token from one step's logits: sample, greedy, top-k or top-p (nucleus)."""
+
+    def __init__(self, mode: str, temperature: float, top_k: int, top_p: float, banned: Sequence[int],
+                 generator: torch.Generator) -> None:
+        self.mode = mode
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.banned = list(banned)
+        self.generator = generator
+        self._mask: Tensor | None = None
+
+    def __call__(self, logits: Tensor) -> int:
+        if self._mask is None or self._mask.shape != logits.shape or self._mask.device != logits.device:
+            self._mask = torch.zeros(logits.shape, device=logits.device)
+            self._mask[self.banned] = float("-inf")
+        logits = logits.float() + self._mask  # a new tensor: the model's output is left alone
+        if self.mode == "greedy":
+            return int(logits.argmax())
+        logits = logits / self.temperature
+        if self.mode == "top-k":
+            allowed = logits.numel() - len(self.banned)
+            values, indices = logits.topk(min(self.top_k, allowed))
+            pick = torch.multinomial(torch.softmax(values, dim=-1), 1, generator=self.generator)
+            return int(indices[pick])
+        if self.mode == "top-p":
+            ordered, indices = logits.sort(descending=True)
+            probs = torch.softmax(ordered, dim=-1)
+            # keep the smallest set of most likely tokens whose mass reaches top_p (always at least one)
+            before = probs.cumsum(dim=-1) - probs
+            probs = torch.where(before < self.top_p, probs, torch.zeros_like(probs))
+            pick = torch.multinomial(probs, 1, generator=self.generator)
+            return int(indices[pick])
+        pick = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator)
+        return int(pick)
+
+
+def check_stateful(model: nn.Module) -> None:
+    """Generation needs ``forward(tokens, lengths, state=..., return_state=...)``; say so clearly."""
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [name for name in ("state", "return_state") if name not in parameters]
+    if missing:
+        raise WorkbenchError(
+            f"{type(model).__name__} cannot generate: its forward() lacks {' and '.join(missing)} "
+            "(see docs/language-models.md for the stateful model contract)")
+
+
+def lm_metrics(loss_sum: float, correct: int, top_hits: int, count: int, k: int, windows: int) -> dict[str, Any]:
+    if count == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "count": 0, "windows": windows}
+    loss = loss_sum / count
+    return {
+        "loss": loss,
+        "bits_per_char": loss / math.log(2),
+        "perplexity": math.exp(min(loss, 700.0)),
+        "accuracy": correct / count,
+        "top_k_accuracy": top_hits / count,
+        "top_k": k,
+        "count": count,
+        "windows": windows,
+    }
+
+
+def _as_windows(examples: Sequence[Any]) -> TextWindows:
+    if not isinstance(examples, TextWindows):
+        raise WorkbenchError(f"language-model batches are cut from TextWindows, not {type(examples).__name__}")
+    return examples
+
+
+def _show_char(char: str) -> str:
+    return repr(char) if not char.isprintable() or char == " " else char
+
+
+def _show_chars(chars: Sequence[str], limit: int = 0) -> str:
+    shown = " ".join(_show_char(c) for c in chars)
+    return shown if not limit or len(shown) <= limit else shown[:limit] + " ..."

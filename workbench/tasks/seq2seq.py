@@ -1,0 +1,373 @@
+"""Sequence -> sequence: translation and the synthetic copy / reverse tasks.
+
+The contract a seq2seq model follows (see ``workbench_plugins.seq2seq_models``):
+
+- ``model(tokens, lengths, target_in)`` -> logits [B, T, target vocab]: the training pass, with the
+  target shifted right (``<bos>`` first) as decoder input; the model may replace some inputs by its
+  own predictions while training (teacher-forcing ratio).
+- ``model.encode(tokens, lengths)`` -> a dict of tensors, every one batch-first, the decoder state.
+- ``model.decode_step(previous [B], state)`` -> (logits [B, V], new state, attention [B, S] or None).
+
+Greedy and beam search are written here against that contract, so every architecture gets both.
+The source gets ``<eos>`` appended; the target is ``<bos> ... `` in and ``... <eos>`` out. The loss is
+cross-entropy over real target tokens only; the main metric is corpus BLEU-4 (``workbench.bleu``) of
+greedy translations, with every reference of a repeated source sentence used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workbench.api import ModelContext, Seq2SeqData
+from workbench.bleu import corpus_bleu, d2l_bleu
+from workbench.errors import DataError, WorkbenchError
+from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.text import BOS, EOS, Vocab, get_normalizer, get_tokenizer
+
+IGNORE = -100
+SPECIALS = (BOS, EOS)
+
+# (source ids, target ids, source tokens, target tokens); ids without <bos>/<eos>
+Encoded = tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]
+
+
+class Seq2SeqTask(Task):
+    kind = "seq2seq"
+    main_metric = "bleu"
+    higher_is_better = True
+
+    def __init__(self, source: Vocab, target: Vocab, normalize: str, tokenizer: str, max_output_length: int,
+                 probes: Sequence[Sequence[str]] = ()) -> None:
+        if source.stoi.get(EOS) is None or target.stoi.get(BOS) is None or target.stoi.get(EOS) is None:
+            raise WorkbenchError("seq2seq vocabularies need <bos> and <eos>")
+        self.source = source
+        self.target = target
+        self.normalize_name = normalize
+        self.tokenizer_name = tokenizer
+        self._normalize = get_normalizer(normalize)
+        self._tokenize = get_tokenizer(tokenizer)
+        self.max_output_length = max_output_length
+        self.probes = [(str(s), str(r)) for s, r in probes]
+        self.src_eos = source.stoi[EOS]
+        self.bos = target.stoi[BOS]
+        self.eos = target.stoi[EOS]
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data: Seq2SeqData) -> Seq2SeqTask:
+        cls._check(data)
+        normalize, tokenize = get_normalizer(data.normalize), get_tokenizer(data.tokenizer)
+        pairs = [(tokenize(normalize(s)), tokenize(normalize(t))) for s, t in data.train]
+        source = Vocab.build((s for s, _ in pairs), data.max_vocab, data.min_freq, specials=SPECIALS)
+        target = Vocab.build((t for _, t in pairs), data.max_vocab, data.min_freq, specials=SPECIALS)
+        longest = max(len(t) for _, t in pairs)
+        return cls(source, target, data.normalize, data.tokenizer, longest + 10, data.probes)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Seq2SeqTask:
+        try:
+            return cls(Vocab(state["source_vocab"]), Vocab(state["target_vocab"]), state["normalize"],
+                       state["tokenizer"], int(state["max_output_length"]), state.get("probes", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WorkbenchError(f"checkpoint's task description is incomplete ({exc})") from None
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source_vocab": self.source.itos, "target_vocab": self.target.itos,
+                "normalize": self.normalize_name, "tokenizer": self.tokenizer_name,
+                "max_output_length": self.max_output_length, "probes": [list(p) for p in self.probes]}
+
+    def model_context(self) -> ModelContext:
+        return ModelContext(task=self.kind, vocab_size=len(self.source), pad_index=Vocab.pad_index,
+                            target_vocab_size=len(self.target),
+                            extra={"bos_index": self.bos, "eos_index": self.eos, "unk_index": Vocab.unk_index})
+
+    @staticmethod
+    def _check(data: Any) -> None:
+        if not isinstance(data, Seq2SeqData):
+            raise DataError(f"a seq2seq dataset must return Seq2SeqData, not {type(data).__name__}")
+        if not data.train:
+            raise DataError("the training split is empty")
+        get_normalizer(data.normalize)
+        get_tokenizer(data.tokenizer)
+
+    def check_data(self, data: Any) -> None:
+        self._check(data)
+        if data.normalize != self.normalize_name or data.tokenizer != self.tokenizer_name:
+            raise DataError("the dataset normalises or tokenises text differently from this model's training data")
+
+    def tokens(self, text: str) -> list[str]:
+        return self._tokenize(self._normalize(text))
+
+    def encode(self, data: Seq2SeqData) -> dict[str, Sequence[Encoded]]:
+        result: dict[str, list[Encoded]] = {}
+        for split_name in ("train", "valid", "test"):
+            encoded: list[Encoded] = []
+            for source, target in getattr(data, split_name):
+                src, tgt = self.tokens(source), self.tokens(target)
+                if src and tgt:
+                    encoded.append((self.source.encode(src), self.target.encode(tgt), tuple(src), tuple(tgt)))
+            result[split_name] = encoded
+        return result
+
+    # -- training ----------------------------------------------------------------------------
+    def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
+                generator: torch.Generator | None = None) -> Iterator[Batch]:
+        lengths = [len(e[0]) * 1000 + len(e[1]) for e in examples]  # by source, then target length
+        for indices in bucketed_order(lengths, batch_size, shuffle, generator):
+            yield self.make_batch([examples[i] for i in indices])
+
+    def make_batch(self, examples: Sequence[Encoded]) -> Batch:
+        tokens, lengths = pad_sequences([e[0] + [self.src_eos] for e in examples], Vocab.pad_index)
+        target_in, _ = pad_sequences([[self.bos] + e[1] for e in examples], Vocab.pad_index)
+        targets, target_lengths = pad_sequences([e[1] + [self.eos] for e in examples], Vocab.pad_index)
+        mask = torch.arange(targets.size(1)).unsqueeze(0) < target_lengths.unsqueeze(1)
+        targets = targets.masked_fill(~mask, IGNORE)
+        return Batch({"tokens": tokens, "lengths": lengths, "target_in": target_in}, targets, len(examples),
+                     units=int(target_lengths.sum()))
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        # no correct count: the main metric is BLEU, which needs decoding, not teacher-forced accuracy
+        logits = model(**batch.inputs)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.targets.reshape(-1), ignore_index=IGNORE)
+
+    # -- decoding ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy(self, model: nn.Module, sources: Sequence[Sequence[int]], device: torch.device,
+               max_length: int | None = None) -> list[list[int]]:
+        """Greedy translations of a batch of source id lists (without <eos>), stopping at <eos>."""
+        max_length = max_length or self.max_output_length
+        tokens, lengths = pad_sequences([list(s) + [self.src_eos] for s in sources], Vocab.pad_index)
+        state = model.encode(tokens.to(device), lengths)
+        batch = len(sources)
+        previous = torch.full((batch,), self.bos, dtype=torch.long, device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        steps = []
+        for _ in range(max_length):
+            logits, state, _ = model.decode_step(previous, state)
+            previous = logits.argmax(dim=-1)
+            steps.append(previous.masked_fill(done, self.eos))
+            done |= previous == self.eos
+            if bool(done.all()):
+                break
+        outputs = torch.stack(steps, dim=1).tolist()
+        return [row[: row.index(self.eos)] if self.eos in row else row for row in outputs]
+
+    @torch.no_grad()
+    def beam_search(self, model: nn.Module, source: Sequence[int], device: torch.device, width: int = 4,
+                    max_length: int | None = None) -> list[dict[str, Any]]:
+        """The ``width`` best translations of one source by summed log-probability, best first.
+
+        Each is ``{"ids", "score", "attention"}`` (attention: one row per output step incl. <eos>, or
+        None). Hypotheses end at <eos>; the search stops once no live hypothesis can beat the
+        ``width`` finished ones, or at ``max_length`` steps. With width 1 this is greedy decoding.
+        """
+        max_length = max_length or self.max_output_length
+        width = max(1, width)
+        tokens, lengths = pad_sequences([list(source) + [self.src_eos]], Vocab.pad_index)
+        state = model.encode(tokens.to(device), lengths)
+        scores = torch.zeros(1, device=device)
+        sequences: list[list[int]] = [[]]
+        attentions: list[list[list[float]]] = [[]]
+        previous = torch.full((1,), self.bos, dtype=torch.long, device=device)
+        finished: list[tuple[float, list[int], list[list[float]] | None]] = []
+        has_attention = False
+        for _ in range(max_length):
+            logits, state, attention = model.decode_step(previous, state)
+            has_attention = attention is not None
+            log_probs = F.log_softmax(logits.float(), dim=-1)
+            vocab = log_probs.size(-1)
+            total = (scores.unsqueeze(1) + log_probs).view(-1)
+            top_scores, top_index = total.topk(min(2 * width, total.numel()))
+            keep_rows: list[int] = []
+            keep_tokens: list[int] = []
+            keep_scores: list[float] = []
+            new_sequences: list[list[int]] = []
+            new_attentions: list[list[list[float]]] = []
+            for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):
+                row, token = divmod(index, vocab)
+                att = attentions[row] + ([attention[row].tolist()] if has_attention else [])
+                if token == self.eos:
+                    finished.append((score, sequences[row], att if has_attention else None))
+                    continue
+                if len(keep_rows) < width:
+                    keep_rows.append(row)
+                    keep_tokens.append(token)
+                    keep_scores.append(score)
+                    new_sequences.append(sequences[row] + [token])
+                    new_attentions.append(att)
+            finished.sort(key=lambda f: -f[0])
+            if not keep_rows or (len(finished) >= width and keep_scores[0] <= finished[width - 1][0]):
+                break
+            index_t = torch.tensor(keep_rows, dtype=torch.long, device=device)
+            state = {k: v.index_select(0, index_t) for k, v in state.items()}
+            scores = torch.tensor(keep_scores, device=device)
+            previous = torch.tensor(keep_tokens, dtype=torch.long, device=device)
+            sequences, attentions = new_sequences, new_attentions
+        else:  # out of steps: unfinished hypotheses compete as they are
+            finished.extend((s, q, a if has_attention else None)
+                            for s, q, a in zip(scores.tolist(), sequences, attentions, strict=True))
+            finished.sort(key=lambda f: -f[0])
+        return [{"ids": ids, "score": score, "attention": att} for score, ids, att in finished[:width]]
+
+    def detokenize(self, ids: Sequence[int]) -> list[str]:
+        return self.target.decode(ids)
+
+    # -- metrics -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, examples: Sequence[Encoded], batch_size: int, device: torch.device,
+                 detailed: bool = False, top_k: int = 3) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        loss_sum = 0.0
+        count = 0
+        try:
+            for batch in self.batches(examples, batch_size, shuffle=False):
+                batch = batch.to(device)
+                logits = model(**batch.inputs)
+                loss_sum += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.targets.reshape(-1),
+                                                  ignore_index=IGNORE, reduction="sum"))
+                count += batch.units
+            # BLEU over distinct source sentences, each with all its references in this split
+            references: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+            source_ids: dict[tuple[str, ...], list[int]] = {}
+            for src_ids, _, src, tgt in examples:
+                references.setdefault(src, []).append(tgt)
+                source_ids.setdefault(src, src_ids)
+            keys = sorted(references, key=len)
+            hypotheses: list[list[str]] = []
+            for start in range(0, len(keys), batch_size):
+                chunk = keys[start : start + batch_size]
+                hypotheses += [self.detokenize(ids) for ids in self.greedy(model, [source_ids[k] for k in chunk], device)]
+            probes = self.score_probes(model, device) if detailed and self.probes else None
+        finally:
+            model.train(was_training)
+        if count == 0:
+            return {"loss": float("nan"), "bleu": float("nan"), "count": 0}
+        bleu = corpus_bleu(hypotheses, [references[k] for k in keys])
+        metrics: dict[str, Any] = {
+            "loss": loss_sum / count,
+            "perplexity": float(torch.tensor(loss_sum / count).exp()),
+            "bleu": bleu["bleu"],
+            "bleu_bp": bleu["bp"],
+            **{f"bleu_p{n}": bleu[f"p{n}"] for n in range(1, 5)},
+            "count": len(examples),
+            "sentences": len(keys),
+        }
+        if detailed:
+            metrics["examples"] = [
+                {"source": " ".join(k), "references": [" ".join(r) for r in references[k]], "translation": " ".join(h)}
+                for k, h in list(zip(keys, hypotheses, strict=True))[:: max(1, len(keys) // 8)][:8]
+            ]
+            if probes is not None:
+                metrics["probes"] = probes
+                metrics["probe_bleu_mean"] = sum(p["bleu"] for p in probes) / len(probes)
+        return metrics
+
+    def score_probes(self, model: nn.Module, device: torch.device) -> list[dict[str, Any]]:
+        """Greedy translations of the probe sentences with the course's sentence BLEU (k=2)."""
+        results = []
+        for source, reference in self.probes:
+            src = self.tokens(source)
+            output = self.detokenize(self.greedy(model, [self.source.encode(src)], device)[0])
+            ref = self.tokens(reference)
+            results.append({"source": " ".join(src), "reference": " ".join(ref), "translation": " ".join(output),
+                            "bleu": round(d2l_bleu(output, ref, k=2), 3)})
+        return results
+
+    # -- using a trained model ---------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, text: str, device: torch.device, top_k: int = 3) -> dict[str, Any]:
+        """Beam search with width ``top_k`` (1 = greedy); the best translation and its alignment."""
+        if not text.strip():
+            raise WorkbenchError("nothing to translate: the input is empty")
+        src = self.tokens(text)
+        if not src:
+            raise WorkbenchError(f"nothing to translate: {text!r} has no tokens after normalisation")
+        was_training = model.training
+        model.eval()
+        try:
+            beams = self.beam_search(model, self.source.encode(src), device, width=max(1, top_k))
+        finally:
+            model.train(was_training)
+        best = beams[0]
+        output = self.detokenize(best["ids"])
+        prediction: dict[str, Any] = {
+            "input": text,
+            "source_tokens": src,
+            "translation": " ".join(output),
+            "tokens": output,
+            "beam_width": max(1, top_k),
+            "translations": [{"text": " ".join(self.detokenize(b["ids"])), "log_prob": round(b["score"], 4)}
+                             for b in beams],
+            "unknown_tokens": sorted(set(self.source.unknown(src))),
+        }
+        if best["attention"] is not None:
+            prediction["alignment"] = {
+                "source": src + [EOS],
+                "target": output + [EOS],
+                "weights": [[round(w, 4) for w in row] for row in best["attention"]],
+            }
+        return prediction
+
+    def render_prediction(self, prediction: dict[str, Any]) -> str:
+        lines = [f"{prediction['input']}", f"  -> {prediction['translation']}"]
+        if len(prediction.get("translations", [])) > 1:
+            lines[-1] += f"  (log p {prediction['translations'][0]['log_prob']:.3f})"
+        for other in prediction.get("translations", [])[1:]:
+            lines.append(f"     {other['text']}  (log p {other['log_prob']:.3f})")
+        alignment = prediction.get("alignment")
+        if alignment:
+            lines.append("  attention (rows: output words, columns: input words; darker = more weight):")
+            shades = " ░▒▓█"
+            source = alignment["source"]
+            cell = [max(2, len(s)) for s in source]
+            label = max(len(t) for t in alignment["target"])
+            lines.append("  " + " " * label + " " + " ".join(s.ljust(c) for s, c in zip(source, cell, strict=True)))
+            for word, row in zip(alignment["target"], alignment["weights"], strict=True):
+                marks = [shades[min(len(shades) - 1, int(w * len(shades)))] * c for w, c in zip(row, cell, strict=True)]
+                lines.append("  " + word.rjust(label) + " " + " ".join(marks))
+        if prediction.get("unknown_tokens"):
+            lines.append(f"  (not in the source vocabulary, read as <unk>: {' '.join(prediction['unknown_tokens'])})")
+        return "\n".join(lines)
+
+    # -- contract checks (workbench.testing) -------------------------------------------------
+    @classmethod
+    def synthetic_data(cls, seed: int = 0) -> Seq2SeqData:
+        """Short random letter sequences and their reversal."""
+        import random
+
+        rng = random.Random(seed)
+
+        def pair() -> tuple[str, str]:
+            seq = [rng.choice("abcdef") for _ in range(rng.randint(1, 6))]
+            return " ".join(seq), " ".join(reversed(seq))
+
+        return Seq2SeqData(train=[pair() for _ in range(96)], valid=[pair() for _ in range(24)],
+                           test=[pair() for _ in range(24)], normalize="none", tokenizer="whitespace",
+                           info={"source": "generated by Seq2SeqTask.synthetic_data"})
+
+    def check_output(self, output: Any, batch: Batch) -> list[str]:
+        target_in = batch.inputs["target_in"]
+        expected = (*target_in.shape, len(self.target))
+        if not isinstance(output, Tensor):
+            return [f"forward(tokens, lengths, target_in) must return a logits tensor [batch, target steps, "
+                    f"target vocabulary], not {type(output).__name__}"]
+        problems = []
+        if tuple(output.shape) != expected:
+            problems.append(f"forward(..., target_in {list(target_in.shape)}) returned shape {list(output.shape)}; "
+                            f"expected logits {list(expected)} (batch, target steps, target vocabulary)")
+        if not output.is_floating_point():
+            problems.append(f"logits must be floating point, not {output.dtype}")
+        return problems
+
+    def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
+        sources = [s for split in (data.test, data.valid, data.train) for s, _ in split if s.strip()]
+        chosen = sources[: max(count - 1, 1)]
+        if sources:
+            chosen.append(sources[0].split()[0])  # one token: models must handle length 1
+        return chosen
