@@ -90,7 +90,22 @@ def test_builtin_plugins_pass_the_contract(name, shared_data, tmp_path):
     tagged = tmp_path / "tagged.txt"  # word/TAG lines made from real EWT sentences
     tagged.write_text("".join(" ".join(f"{w}/{t}" for w, t in zip(words, tags, strict=True)) + "\n"
                               for words, tags in parse_conllu(dev.read_text(encoding="utf-8"), str(dev))[:200]))
+    # text-folder and text-csv: one class folder / CSV row per real rt-polarity sentence
+    import csv
+
+    sentences = {label: (shared_data / "rt-polarity" / f"rt-polarity.{label}").read_text(encoding="latin-1")
+                 .splitlines()[:60] for label in ("pos", "neg")}
+    for label, lines in sentences.items():
+        (tmp_path / "folder" / label).mkdir(parents=True)
+        for index, line in enumerate(lines):
+            (tmp_path / "folder" / label / f"{index}.txt").write_text(line, encoding="utf-8")
+    with open(tmp_path / "reviews.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows((line, label) for label, lines in sentences.items() for line in lines)
     data_params = {"text-file": {"path": str(shared_data / "tinyshakespeare" / "input.txt")},
+                   "text-folder": {"path": str(tmp_path / "folder")},
+                   "text-csv": {"path": str(tmp_path / "reviews.csv")},
                    "parallel-tsv": {"path": str(shared_data / "fra-eng" / "fra.txt")},
                    "conllu": {"path": str(shared_data / "ud-english-ewt" / "en_ewt-ud-dev.conllu")},
                    "tagged-text": {"path": str(tagged)}}

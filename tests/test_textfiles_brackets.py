@@ -66,7 +66,7 @@ def test_folder_with_its_own_splits_and_unknown_label(sentences, tmp_path):
 
 
 def test_folder_problems(sentences, tmp_path):
-    with pytest.raises(DataError, match="pass --data-dir"):
+    with pytest.raises(DataError, match="pass --set data.path=PATH"):
         textfiles_data.load_folder(ctx(None), FOLDER)
     with pytest.raises(DataError, match="missing-folder does not exist"):
         textfiles_data.load_folder(ctx(tmp_path / "missing-folder"), FOLDER)
