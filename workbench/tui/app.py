@@ -71,6 +71,11 @@ class WorkbenchApp(App[int]):
         self._key_notes: list[str] = []
         self._key_problems: list[str] = []
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry file names and error text: no markup unless asked for."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # -- start-up --------------------------------------------------------------------------
     def on_load(self) -> None:
         known = {b.id for b in self.all_bindings() if b.id}
@@ -105,6 +110,8 @@ class WorkbenchApp(App[int]):
             monitor = RunMonitor(run)
             monitor.poll()
             self.monitors[run.id] = monitor
+            if monitor.state in ("failed", "interrupted"):
+                self._state_changed(monitor, "unknown")
         if make_current:
             self.current = run.id
         return monitor

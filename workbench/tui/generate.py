@@ -6,6 +6,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -83,7 +84,8 @@ class GenerateScreen(ModelScreen):
         assert self.loaded is not None
         if not self.loaded.task.supports_generation:
             self.query_one("#gen-hint", Static).update(
-                f"this is a {self.loaded.task.kind} model; it does not generate text (ctrl+o: choose a language model)")
+                escape(f"this is a {self.loaded.task.kind} model; it does not generate text "
+                       "(ctrl+o: choose a language model)"))
         else:
             self.query_one("#gen-hint", Static).update("enter or ctrl+g generates; escape stops")
 
@@ -172,4 +174,4 @@ class GenerateScreen(ModelScreen):
         if chunk:
             self._append(chunk, generation)
         self.generating = False
-        self.query_one("#gen-hint", Static).update(f"{message}: {len(self.text)} characters (enter: again)")
+        self.query_one("#gen-hint", Static).update(escape(f"{message}: {len(self.text)} characters (enter: again)"))

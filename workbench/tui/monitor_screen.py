@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
@@ -79,7 +80,7 @@ class MonitorScreen(Screen[None]):
             yield Chart(id="loss")
             yield Chart(id="metric")
             yield Chart(id="grad")
-            yield RichLog(id="log", max_lines=400, wrap=False, markup=False)
+            yield RichLog(id="log", max_lines=400, wrap=True, markup=False)
         yield footer()
 
     def on_mount(self) -> None:
@@ -126,7 +127,7 @@ class MonitorScreen(Screen[None]):
             bar.update(progress=0)
             return
         p = monitor.progress()
-        parts = [f"[b]{monitor.state.upper()}[/b]", monitor.id]
+        parts = [f"[b]{monitor.state.upper()}[/b]"]
         if p["epochs"]:
             parts.append(f"epoch {p['epoch']}/{p['epochs']}")
         if p["steps"]:
@@ -138,13 +139,14 @@ class MonitorScreen(Screen[None]):
         if p["best"] is not None:
             parts.append(f"best {monitor.main_metric} {p['best']:.4f}")
         if monitor.state == "failed" and monitor.message:
-            parts.append(f"error: {monitor.message}")
+            parts.append(escape(f"error: {monitor.message}"))
         status.update("  ".join(parts))
         bar.update(progress=p["fraction"])
 
     def _draw_log(self, monitor: RunMonitor | None) -> None:
         log = self.query_one("#log", RichLog)
         if monitor is None:
+            log.border_title = "log"
             if self._log_run is not None:
                 log.clear()
                 self._log_run = None
@@ -158,7 +160,7 @@ class MonitorScreen(Screen[None]):
             for line in list(monitor.log)[-min(new, len(monitor.log)):]:
                 log.write(line)
             self._log_drawn = monitor.log_count
-        log.border_title = "log"
+        log.border_title = f"log: {monitor.id}"
 
     def _prepare(self, chart_id: str, title: str) -> tuple[Chart, object]:
         chart = self.query_one(f"#{chart_id}", Chart)
@@ -248,7 +250,7 @@ class MonitorScreen(Screen[None]):
         self.wb.open_predict(monitor.run if monitor else None)
 
     def action_compare(self) -> None:
-        self.app.notify("mark runs to overlay with [b]c[/b] in the runs list, then come back with [b]F3[/b]")
+        self.app.notify("mark runs to overlay with c in the runs list, then come back with F3 (x clears)")
         self.wb.switch_mode("runs")
 
     def action_clear_compare(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -56,7 +57,7 @@ class ModelScreen(Screen[None]):
         if self.loaded is not None and self.loaded.path == path:
             return
         self.wanted = path
-        self._model_line(f"loading {path} …")
+        self._model_line(escape(f"loading {path} …"))
         self._load(path)
 
     @work(thread=True, exclusive=True, group="load")
@@ -74,7 +75,7 @@ class ModelScreen(Screen[None]):
     def _load_failed(self, path: Path, message: str) -> None:
         if self.wanted == path:
             self.wanted = None
-        self._model_line(f"could not load {path}")
+        self._model_line(escape(f"could not load {path}"))
         self.app.notify(message, severity="error", title="checkpoint")
 
     def use_model(self, loaded: LoadedModel) -> None:
@@ -83,8 +84,9 @@ class ModelScreen(Screen[None]):
         self.wanted = loaded.path
         config = loaded.config
         run = loaded.payload.get("run_id") or loaded.path.parent.name
-        self._model_line(f"[b]{run}[/b] {loaded.path.name}: {config.dataset} / {config.arch}, "
-                         f"{loaded.task.kind}, epoch {loaded.payload.get('epoch', '?')}  (ctrl+o: another)")
+        self._model_line(f"[b]{escape(str(run))}[/b] " + escape(
+            f"{loaded.path.name}: {config.dataset} / {config.arch}, {loaded.task.kind}, "
+            f"epoch {loaded.payload.get('epoch', '?')}  (ctrl+o: another)"))
         self.model_ready()
 
     def model_ready(self) -> None:
@@ -182,7 +184,7 @@ class PredictScreen(ModelScreen):
               loaded: LoadedModel | None = None) -> None:
         answer = self.query_one("#answer", Static)
         if prediction is None:
-            answer.update(message)
+            answer.update(escape(message))
             return
         if text != self.query_one("#text", Input).value or loaded is not self.loaded:
             return  # a newer keystroke or model has superseded this answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -125,13 +126,15 @@ class RunsScreen(Screen[None]):
             detail.update("")
             return
         s = run.summary()
-        lines = [f"[b]{run.id}[/b]  {s.get('dataset')} / {s.get('arch')}  [b]{s.get('state')}[/b]  {run.path}"]
+        what = escape(f"{s.get('dataset')} / {s.get('arch')}")
+        lines = [f"[b]{escape(run.id)}[/b]  {what}  [b]{s.get('state')}[/b]  {escape(str(run.path))}"]
         if s.get("started"):
             lines.append("started " + dt.datetime.fromtimestamp(s["started"]).strftime("%Y-%m-%d %H:%M:%S")
                          + f"   checkpoints: {', '.join(s.get('checkpoints') or []) or 'none yet'}")
         try:
             train = run.config().get("train", {})
-            lines.append("  ".join(f"{k}={train[k]}" for k in ("epochs", "batch_size", "lr", "optimizer") if k in train))
+            lines.append(escape("  ".join(f"{k}={train[k]}" for k in ("epochs", "batch_size", "lr", "optimizer")
+                                          if k in train)))
         except WorkbenchError:
             pass
         results = run.results()
@@ -140,12 +143,12 @@ class RunsScreen(Screen[None]):
             lines.append("test: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
         status = run.status()
         if status.get("message"):
-            lines.append(f"message: {status['message']}")
+            lines.append(escape(f"message: {status['message']}"))
         if s.get("state") in ("failed", "interrupted"):
             from workbench.tui.monitor import RunMonitor
 
             tail = RunMonitor(run).log_tail(4)
-            lines.extend(f"  log: {line}" for line in tail)
+            lines.extend(escape(f"  log: {line}") for line in tail)
         detail.update("\n".join(lines))
 
     # -- actions ---------------------------------------------------------------------------

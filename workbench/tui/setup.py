@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -210,9 +212,9 @@ class SetupScreen(Screen[None]):
         text = ""
         if self.dataset:
             spec = registry.dataset(self.dataset)
-            text = f"[b]{spec.name}[/b] ({spec.task}): {spec.description}"
+            text = f"[b]{escape(spec.name)}[/b] ({spec.task}): {escape(spec.description)}"
             if self.arch:
-                text += f"\n[b]{self.arch}[/b]: {registry.architecture(self.arch).description}"
+                text += f"\n[b]{escape(self.arch)}[/b]: {escape(registry.architecture(self.arch).description)}"
             else:
                 text += f"\n[b]no installed architecture does {spec.task}[/b] (see `workbench plugins`)"
         self.query_one("#description", Static).update(text)
@@ -287,7 +289,7 @@ class SetupScreen(Screen[None]):
         if event.value == default_text and key in self.edited:
             del self.edited[key]
         elif event.value != default_text and (param is not None or key == "run.data_dir"):
-            if self.app.focused is event.input:  # typed by the user, not set by a rebuild
+            if event.input.is_attached:  # not a field of a form that was rebuilt since
                 self.edited[key] = event.value
         if self.app.focused is event.input:
             self._show_hint(event.input, event.validation_result)
@@ -305,13 +307,14 @@ class SetupScreen(Screen[None]):
         hint = self.query_one("#hint", Static)
         key = self._key_of(widget.id)
         if result is not None and not result.is_valid:
-            hint.update(result.failure_descriptions[0] if result.failure_descriptions else "invalid")
+            hint.update(Text(result.failure_descriptions[0] if result.failure_descriptions else "invalid"))
             hint.add_class("-error")
             return
         hint.remove_class("-error")
         param = self.params.get(key or "")
         if param is not None:
-            hint.update(f"[b]{key}[/b]: {param.help} ({param.describe_allowed()}; default {show_value(param.default)})")
+            hint.update(Text.assemble((f"{key}", "bold"), f": {param.help} ({param.describe_allowed()}; "
+                                      f"default {show_value(param.default)})"))
         elif key == "run.data_dir":
             hint.update("[b]data_dir[/b]: folder or file with the dataset; empty downloads it into the cache")
 
