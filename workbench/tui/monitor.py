@@ -83,8 +83,11 @@ class RunMonitor:
 
     @property
     def label(self) -> str:
-        arch = self.config.get("arch") or ""
-        return f"{self.run.id}" if not arch else f"{arch}:{self.run.id[-6:]}"
+        """A short name for plot legends: the run's time and architecture when the id has them."""
+        parts = self.run.id.split("-")
+        if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
+            return f"{parts[1]} {parts[-1]}"
+        return self.run.id[-14:]
 
     @property
     def active(self) -> bool:
