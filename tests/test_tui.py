@@ -488,3 +488,29 @@ def test_snapshot_monitor_with_overlay_120x40(snap_compare, runs_root):
 
 def test_snapshot_help_80x24(snap_compare, runs_root):
     assert snap_compare(_snap_app(runs_root), terminal_size=(80, 24), press=["f1"])
+
+
+def test_opening_the_app_does_not_import_torch():
+    """First paint stays fast: torch is imported only in worker threads and the training process."""
+    code = ("import sys, workbench.tui.app, workbench.cli; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+async def test_monitor_resizes_between_80x24_and_wide(runs_root):
+    run = write_run(runs_root, "20260101-000000-names-gru", epochs=3)
+    app = make_app(runs_root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.watch_run(run, make_current=True)
+        await pilot.press("f3")
+        await pilot.pause(0.3)
+        chart = app.screen.query_one("#loss")
+        wide = chart.size.width
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        assert chart.size.width < wide and chart.size.height >= 5
+        await pilot.press("v")  # one plot at a time when the terminal is small
+        await pilot.pause(0.3)
+        assert chart.size.width > 60 and app.screen.query_one("#metric").display is False

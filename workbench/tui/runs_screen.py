@@ -84,10 +84,11 @@ class RunsScreen(Screen[None]):
             return
         self._rows = rows
         selected = self.selected_id()
+        on_newest = table.cursor_row == 0
         table.clear()
         for row in rows:
             table.add_row(*row, key=row[0])
-        if selected in self.runs:
+        if selected in self.runs and not on_newest:  # on the top row, follow the newest run
             table.move_cursor(row=table.get_row_index(selected))
         self._show_detail()
         if not rows:
