@@ -132,10 +132,7 @@ class WorkbenchApp(App[int]):
         """Read what the watched runs wrote since last time (a few hundred bytes; cheap)."""
         for monitor in list(self.monitors.values()):
             before = monitor.state
-            if monitor.end is not None and monitor.state not in ACTIVE_STATES and before == monitor.state \
-                    and monitor.id not in self.launched:
-                continue
-            monitor.poll()
+            monitor.poll()  # finished runs too: `workbench train --resume` appends to the same file
             if monitor.state != before:
                 self._state_changed(monitor, before)
         for run_id, launched in list(self.launched.items()):

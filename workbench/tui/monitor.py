@@ -106,7 +106,7 @@ class RunMonitor:
             self._apply(event)
             changed = True
         now = time.monotonic()
-        if now - self._last_status >= status_every or changed:
+        if (now - self._last_status >= status_every or changed) and self.run.path.exists():
             self._last_status = now
             status = self.run.status()
             state = status.get("state", "unknown")

@@ -70,7 +70,11 @@ class ModelScreen(Screen[None]):
         except Exception as exc:  # anything else is a bug, but the app must keep running
             self.app.call_from_thread(self._load_failed, path, f"{type(exc).__name__}: {exc}")
             return
-        self.app.call_from_thread(self.use_model, loaded)
+        self.app.call_from_thread(self._loaded, path, loaded)
+
+    def _loaded(self, path: Path, loaded: LoadedModel) -> None:
+        if self.wanted == path:  # not superseded by a later choice while it loaded
+            self.use_model(loaded)
 
     def _load_failed(self, path: Path, message: str) -> None:
         if self.wanted == path:
