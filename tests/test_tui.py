@@ -245,6 +245,12 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
         evaluation = plain(predict.query_one("#evaluation"))
         assert "per-class accuracy" in evaluation and "confusion matrix" in evaluation
 
+        await pilot.press("ctrl+o")  # choose another checkpoint: this run is the only one
+        choices = app.screen.query_one("#choices")
+        assert choices.option_count == 1 and monitor.id in str(choices.get_option_at_index(0).prompt)
+        await pilot.press("enter")
+        assert app.screen is predict and predict.loaded.path == monitor.run.checkpoint_path("best")
+
 
 async def test_attach_to_a_run_started_on_the_command_line_pause_resume_stop(runs_root, shared_data):
     sets = [part for item in [*FAST, "epochs=200", "log_every=2"] for part in ("--set", item)]
