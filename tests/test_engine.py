@@ -121,8 +121,15 @@ def test_stop_and_pause_through_the_control_file(registry, shared_data):
     result = trainer.train()
     thread.join()
     assert states == ["paused", "running"]
-    assert result.state == "stopped" and result.epochs_completed == 1
+    assert result.state == "stopped" and result.epochs_completed == 0
     assert run.checkpoint_path("last").exists() and run.status()["state"] == "stopped"
+    last = load_checkpoint(run.checkpoint_path("last"))
+    assert last["epoch"] == 0 and last["progress"]["history"][0]["partial"]  # resume redoes epoch 1
+    config.train["epochs"] = 1
+    resumed = Trainer(config, registry=registry, resume=run).train()
+    assert resumed.state == "finished" and resumed.epochs_completed == 1
+    history = load_checkpoint(run.checkpoint_path("last"))["progress"]["history"]
+    assert [(h["epoch"], h["partial"]) for h in history] == [(1, False)]
 
 
 def test_bad_checkpoints_are_refused(tmp_path):
@@ -192,3 +199,18 @@ def test_run_status_detects_dead_process(tmp_path):
     run.path.mkdir()
     run.write_status(state="running", pid=2**22 + 12345)
     assert run.status()["state"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "schedule", "expected_lr"),
+    [("sgd", "step", 0.05 * 0.5**2), ("adagrad", "cosine", 0.0), ("adamw", "plateau", 0.05), ("adam", "none", 0.05)],
+)
+def test_optimizers_and_schedules(registry, shared_data, optimizer, schedule, expected_lr):
+    config = names_config(registry, shared_data, "epochs=2", f"optimizer={optimizer}", f"schedule={schedule}",
+                          "lr=0.05", "step_size=1", "gamma=0.5", "patience=0", "limit=2000")
+    result = train(config, registry=registry)
+    payload = load_checkpoint(result.run.checkpoint_path("last"))
+    assert payload["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(expected_lr, abs=1e-9)
+    assert result.metrics["count"] == 4015  # evaluation always uses the whole test split
+    start = next(e for e in result.run.events() if e["type"] == "start")
+    assert start["sizes"]["train"] == 2000

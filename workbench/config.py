@@ -40,6 +40,8 @@ TRAIN_PARAMS: list[Param] = [
     Param("log_every", int, 20, "steps between progress events", min=1, max=100_000),
     Param("max_minutes", float, 0.0, "stop training after this many minutes (0 = no limit)", min=0.0, max=1e6),
     Param("top_k", int, 3, "k for top-k accuracy", min=1, max=100),
+    Param("limit", int, 0, "train on at most this many examples (0 = all): quick experiments", min=0,
+          max=10**9),
 ]
 
 TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)

@@ -274,6 +274,8 @@ class Trainer:
             task = task_cls.from_data(data)
         encoded = task.encode(data)
         train_set, valid_set, test_set = encoded["train"], encoded["valid"], encoded["test"]
+        if train_cfg["limit"]:
+            train_set = train_set[: train_cfg["limit"]]
         if not train_set:
             raise DataError(f"dataset {config.dataset!r} has no usable training examples")
 
@@ -300,7 +302,7 @@ class Trainer:
             best_metric = progress.get("best_metric")
             best_epoch = progress.get("best_epoch")
             bad_epochs = int(progress.get("bad_epochs", 0))
-            history = list(progress.get("history", []))
+            history = [h for h in progress.get("history", []) if not h.get("partial")]
             elapsed_before = float(progress.get("seconds", 0.0))
             rng = resume_payload.get("rng", {})
             if "torch" in rng:
@@ -350,6 +352,7 @@ class Trainer:
             correct_sum = torch.zeros((), device=device, dtype=torch.long)
             window_loss = torch.zeros((), device=device)
             window_norm = torch.zeros((), device=device)
+            window_correct = torch.zeros((), device=device, dtype=torch.long)
             window_count = 0
             window_start = time.monotonic()
             window_samples = 0
@@ -376,6 +379,7 @@ class Trainer:
                 window_norm = torch.maximum(window_norm, norm.detach())
                 if correct is not None:
                     correct_sum += correct
+                    window_correct += correct
                     has_correct = True
                 window_count += 1
                 window_samples += batch.size
@@ -384,12 +388,16 @@ class Trainer:
                     now = time.monotonic()
                     rate = window_samples / max(now - window_start, 1e-9)
                     remaining = (steps_per_epoch - step) * batch_size + (epochs - epoch) * len(train_set)
-                    self.emit({
+                    step_event = {
                         "type": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch,
                         "global_step": global_step, "loss": float(window_loss) / window_count,
                         "grad_norm": float(window_norm), "lr": optimizer.param_groups[0]["lr"],
                         "samples_per_s": rate, "eta_s": remaining / max(rate, 1e-9),
-                    })
+                    }
+                    if has_correct:
+                        step_event[task.main_metric] = float(window_correct) / max(window_samples, 1)
+                    self.emit(step_event)
+                    window_correct.zero_()
                     window_loss.zero_()
                     window_norm.zero_()
                     window_count = 0
@@ -404,8 +412,6 @@ class Trainer:
             epoch_train_seconds = time.monotonic() - epoch_start
             train_seconds += epoch_train_seconds
             samples_seen += epoch_samples
-            if stop_now and epoch_samples < len(train_set) and not history:
-                pass  # a partial first epoch still gets evaluated so the run has a checkpoint
             train_metrics = {"loss": float(loss_sum) / max(epoch_samples, 1)}
             if has_correct:
                 train_metrics[task.main_metric] = float(correct_sum) / max(epoch_samples, 1)
@@ -444,7 +450,9 @@ class Trainer:
                 "config": config.to_dict(), "task_state": task.state(), "model_state": model.state_dict(),
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "metrics": {"train": train_metrics, "valid": valid_metrics},
+                # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
+                "epoch": epoch if not summary["partial"] else epoch - 1,
+                "metrics": {"train": train_metrics, "valid": valid_metrics},
                 "progress": progress, "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
                 "run_id": run.id, "workbench_version": __version__,
             }
@@ -486,7 +494,8 @@ class Trainer:
         rate = samples_seen / max(train_seconds, 1e-9)
         result = TrainResult(
             run=run, state=state, checkpoint=best_path if best_path.exists() else None, metrics=test_metrics,
-            valid_metrics=valid_detailed, best_epoch=best_epoch, epochs_completed=epoch if history else 0,
+            valid_metrics=valid_detailed, best_epoch=best_epoch,
+            epochs_completed=max((h["epoch"] for h in history if not h.get("partial")), default=0),
             seconds=total_seconds, samples_per_second=rate, message=message, history=history,
         )
         from workbench.runs import atomic_write_json

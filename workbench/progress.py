@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -46,7 +47,8 @@ class ConsoleProgress:
         if now - self._last_draw < 0.1:
             return
         self._last_draw = now
-        self.stream.write("\r\033[K" + text)
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        self.stream.write("\r\033[K" + text[:width])
         self.stream.flush()
         self._line_open = True
 
@@ -74,9 +76,11 @@ class ConsoleProgress:
             elif total and done >= total:
                 self._write_line(text)
         elif kind == "step":
+            metric = event.get(self.main_metric)
+            shown = f"{self.main_metric} {metric:.3f}  " if isinstance(metric, float) else ""
             self._draw(
                 f"epoch {event['epoch']} step {event['step']}/{event['steps']}  loss {event['loss']:.4f}  "
-                f"grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
+                f"{shown}grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
                 f"ETA {format_duration(event['eta_s'])}"
             )
         elif kind == "epoch":
@@ -94,6 +98,8 @@ class ConsoleProgress:
                     parts.append(f"balanced {valid['balanced_accuracy']:.4f}")
             parts.append(f"{event['samples_per_s']:,.0f} samples/s")
             parts.append(f"{event['seconds']:.1f}s")
+            if event.get("partial"):
+                parts.append("(partial epoch)")
             if event.get("best"):
                 parts.append("*best")
             self._write_line("  ".join(parts))

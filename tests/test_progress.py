@@ -1,0 +1,32 @@
+import io
+
+from workbench.progress import ConsoleProgress, format_duration
+
+START = {"type": "start", "run": "r1", "main_metric": "accuracy", "device": "cpu", "threads": 1, "parameters": 1234,
+         "sizes": {"train": 10, "valid": 2, "test": 3}, "config": {"dataset": "names", "arch": "gru"}}
+STEP = {"type": "step", "epoch": 2, "step": 5, "steps": 9, "loss": 0.5, "accuracy": 0.75, "grad_norm": 1.5,
+        "samples_per_s": 12345.0, "eta_s": 75.0}
+EPOCH = {"type": "epoch", "epoch": 2, "epochs": 4, "train": {"loss": 0.4, "accuracy": 0.8},
+         "valid": {"loss": 0.6, "accuracy": 0.7, "balanced_accuracy": 0.5}, "samples_per_s": 9000.0,
+         "seconds": 1.25, "best": True, "partial": False}
+
+
+def test_live_line_shows_epoch_loss_accuracy_rate_and_eta():
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=True)
+    for event in (START, STEP, EPOCH):
+        progress(event)
+    text = out.getvalue()
+    assert "names / gru on cpu" in text
+    assert "epoch 2 step 5/9  loss 0.5000  accuracy 0.750  grad 1.50  12,345 samples/s  ETA 1:15" in text
+    assert "epoch 2/4  loss 0.4000  accuracy 0.8000  valid loss 0.6000  valid accuracy 0.7000" in text
+    assert "*best" in text
+
+
+def test_log_mode_prints_only_whole_lines():
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=False)
+    for event in (START, STEP, EPOCH):
+        progress(event)
+    assert "\r" not in out.getvalue() and "step 5/9" not in out.getvalue()
+    assert format_duration(3725) == "1:02:05"
