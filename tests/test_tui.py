@@ -66,6 +66,12 @@ def messages(app: WorkbenchApp) -> list[str]:
     return [n.message for n in app._notifications]
 
 
+async def notified(pilot: Any, *texts: str, timeout: float = 5.0) -> None:
+    """Wait until a notification containing all ``texts`` has been shown."""
+    app = pilot.app
+    await wait_for(pilot, lambda: any(all(t in m for t in texts) for m in messages(app)), timeout=timeout)
+
+
 async def wait_for(pilot: Any, condition: Any, timeout: float = 60.0, step: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -160,7 +166,8 @@ async def test_setup_offers_fitting_architectures_defaults_and_validates_as_you_
         assert lr.has_class("-invalid")
         await pilot.press("ctrl+t")
         await pilot.pause()
-        assert any("lr must be" in m for m in messages(app)) and app.current_mode == "setup"
+        await notified(pilot, "lr must be")
+        assert app.current_mode == "setup"
 
         # an edit survives switching architecture; architecture parameters follow the choice
         lr.value = "0.01"
@@ -205,7 +212,8 @@ async def test_setup_saves_and_loads_the_toml_that_workbench_train_reads(runs_ro
         bad.write_text("this is not toml [")
         assert not screen.load_file(bad)
         await pilot.pause()
-        assert any("lr must be" in m for m in messages(app)) and any("not valid TOML" in m for m in messages(app))
+        await notified(pilot, "lr must be")
+        await notified(pilot, "not valid TOML")
         assert screen.query_one("#p-train-epochs").value == "7"  # a bad file changes nothing
 
 
@@ -231,7 +239,7 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
         await pilot.pause(0.4)
         status = str(app.screen.query_one("#status").render())
         assert "FINISHED" in status and "epoch 1/1" in status
-        assert any("finished" in m for m in messages(app))
+        await notified(pilot, "finished")
 
         await pilot.press("p")
         await wait_for(pilot, lambda: app.current_mode == "predict" and app.screen.loaded is not None)
@@ -277,7 +285,7 @@ async def test_attach_to_a_run_started_on_the_command_line_pause_resume_stop(run
             await pilot.press("y")
             await wait_for(pilot, lambda: monitor.state == "stopped", timeout=60)
             assert process.wait(timeout=60) == 0
-            assert any("stopped" in m for m in messages(app))
+            await notified(pilot, "stopped")
     finally:
         if process.poll() is None:
             process.kill()
@@ -296,7 +304,7 @@ async def test_runs_browser_compare_delete_and_a_failed_run(runs_root):
         assert "training diverged" in str(runs.query_one("#detail").render())
         await pilot.press("enter")  # open the failed run: the error is shown, the app keeps going
         assert app.current_mode == "monitor"
-        assert any("training diverged" in m for m in messages(app))
+        await notified(pilot, "training diverged")
         await pilot.press("f4", "down", "c", "down", "c")
         assert app.compare == {"20260101-000100-names-gru", "20260101-000000-names-gru"}
         await pilot.press("f3")
@@ -320,7 +328,7 @@ async def test_a_run_that_cannot_start_reports_why(runs_root, tmp_path):
         config = resolve_config(app.registry, "names", None, "cpu", FAST, data_dir=str(empty))
         run = app.start_run(config)
         await wait_for(pilot, lambda: run.id not in app.launched, timeout=60)
-        assert any("could not run" in m and "no names data" in m for m in messages(app))
+        await notified(pilot, "could not run", "no names data")
         assert not run.path.exists()  # the engine removes a run that failed while preparing
 
 
@@ -329,9 +337,8 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
     keys.write_text('[keys]\n"monitor.view" = "w"\n"runs.delete" = "ctrl+enter"\n"nope.action" = "z"\n')
     app = make_app(runs_root, keys_file=keys)
     async with app.run_test(size=(80, 24)) as pilot:
-        problems = messages(app)
-        assert any("ctrl+enter cannot be used" in m for m in problems)
-        assert any("unknown action 'nope.action'" in m for m in problems)
+        await notified(pilot, "ctrl+enter cannot be used")
+        await notified(pilot, "unknown action 'nope.action'")
         await pilot.press("f1")
         help_text = plain(app.screen.query_one("#help-body Static"))
         assert "monitor.view" in help_text and "Pause/resume" in help_text and "Generate" in help_text
@@ -351,7 +358,7 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert app.current_mode == "runs"
-        assert any("no run selected" in m for m in messages(app))
+        await notified(pilot, "no run selected")
 
 
 async def test_a_failed_plugin_is_shown_and_the_app_keeps_running(runs_root):
@@ -369,7 +376,7 @@ async def test_a_failed_plugin_is_shown_and_the_app_keeps_running(runs_root):
     app = make_app(runs_root, registry=registry)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert any("cannot read its index" in m for m in messages(app))
+        await notified(pilot, "cannot read its index")
         assert app.screen.dataset == "names"
 
 
@@ -439,7 +446,7 @@ async def test_generate_streams_and_stops(runs_root, tmp_path):
 
         screen.query_one("#g-temperature").value = "-1"
         await pilot.press("enter")
-        assert any("temperature must be" in m for m in messages(app))
+        await notified(pilot, "temperature must be")
 
 
 async def test_predict_renders_any_task_generically(runs_root, tmp_path):
@@ -461,7 +468,7 @@ async def test_a_corrupt_checkpoint_is_a_message(runs_root, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
         app.screen.open_checkpoint(bad)
-        await wait_for(pilot, lambda: any("not a readable workbench checkpoint" in m for m in messages(app)))
+        await notified(pilot, "not a readable workbench checkpoint", timeout=30)
         assert app.current_mode == "predict"
 
 

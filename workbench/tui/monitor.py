@@ -23,10 +23,11 @@ LOG_LINES = 400
 
 def downsample(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[list[float], list[float]]:
     """At most ``width`` points: the mean of each bucket of consecutive points (keeps the shape,
-    drops the noise a terminal cannot show anyway)."""
+    drops the noise a terminal cannot show anyway). Missing values (NaN) are left out."""
     n = len(xs)
     if width <= 0 or n <= width:
-        return list(xs), list(ys)
+        kept = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+        return [x for x, _ in kept], [y for _, y in kept]
     out_x: list[float] = []
     out_y: list[float] = []
     for b in range(width):
@@ -59,6 +60,8 @@ class RunMonitor:
         self.step_x: deque[float] = deque()
         self.step_loss: deque[float] = deque()
         self.step_grad: deque[float] = deque()
+        #: The running main metric of each log window (NaN when the engine does not send one).
+        self.step_metric: deque[float] = deque()
         self._stride = 1  # keep every n-th step event once the buffer has been thinned
         self._skipped = 0
         self.epochs: deque[dict[str, Any]] = deque(maxlen=10_000)
@@ -169,9 +172,11 @@ class RunMonitor:
         self.step_x.append(x)
         self.step_loss.append(float(event.get("loss", math.nan)))
         self.step_grad.append(float(event.get("grad_norm", math.nan)))
+        metric = event.get(self.main_metric)
+        self.step_metric.append(float(metric) if isinstance(metric, (int, float)) else math.nan)
         if len(self.step_x) >= self.step_points:
             # thin to every second point and keep only every second new one from now on
-            for buffer in (self.step_x, self.step_loss, self.step_grad):
+            for buffer in (self.step_x, self.step_loss, self.step_grad, self.step_metric):
                 kept = list(buffer)[::2]
                 buffer.clear()
                 buffer.extend(kept)

@@ -201,13 +201,16 @@ class MonitorScreen(Screen[None]):
 
     def _draw_metric(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
         metric = monitor.main_metric if monitor is not None else "accuracy"
-        chart, plt = self._prepare("metric", f"{metric} (by epoch)")
+        chart, plt = self._prepare("metric", f"{metric} (train by step, valid by epoch)")
         series = 0
         if monitor is not None:
-            for split in ("train", "valid"):
-                xs, ys = monitor.epoch_series(split, metric)
-                self._series(plt, xs, ys, split, series)
-                series += 1
+            xs, ys = downsample(list(monitor.step_x), list(monitor.step_metric), self._width(chart))
+            if not xs:  # an engine that sends no running metric: the epoch summaries
+                xs, ys = monitor.epoch_series("train", metric)
+            self._series(plt, xs, ys, "train", series)
+            xs, ys = monitor.epoch_series("valid", metric)
+            self._series(plt, xs, ys, "valid", series + 1)
+            series += 2
         for other in compared:
             xs, ys = other.epoch_series("valid", other.main_metric)
             self._series(plt, xs, ys, other.label, series)
