@@ -227,7 +227,7 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
             key, value = assignment.split("=")
             namespace, _, name = key.rpartition(".")
             screen.query_one(f"#p-{namespace or 'train'}-{name}").value = value
-        screen.query_one("#p-train-max_minutes").value = "0.03"  # a partial epoch is enough here
+        screen.query_one("#p-train-limit").value = "3000"  # a slice of the training names is enough here
         await pilot.press("t")
         await pilot.pause()
         assert app.current_mode == "monitor"
