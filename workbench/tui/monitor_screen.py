@@ -62,7 +62,10 @@ class MonitorScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.view = "all"
-        self._drawn: tuple[object, ...] | None = None
+        self._layout_key: tuple[object, ...] | None = None
+        self._status_key: tuple[object, ...] | None = None
+        self._chart_keys: dict[str, tuple[object, ...]] = {}
+        self._chart_order = ["loss", "metric", "grad"]
         self._log_drawn = 0
         self._log_run: str | None = None
 
@@ -88,35 +91,44 @@ class MonitorScreen(Screen[None]):
         self.redraw()
 
     def on_screen_resume(self) -> None:
-        self._drawn = None
+        self._layout_key = None
         self.redraw()
 
     def on_resize(self) -> None:
-        self._drawn = None
+        self._layout_key = None
 
     # -- drawing ---------------------------------------------------------------------------
     def redraw(self, force: bool = False) -> None:
+        """Status and log on every change; the plots one at a time (a frame never renders all three
+        unless the layout changed), so a key press never waits long behind a redraw."""
         if not self.is_current:
             return
         monitor = self.wb.current_monitor()
         compared = [m for m in self.wb.compared_monitors() if monitor is None or m.id != monitor.id]
-        key = (monitor.id if monitor else None, monitor.version if monitor else -1,
-               tuple((m.id, m.version) for m in compared), self.view, self.size)
-        if key == self._drawn and not force:
-            return
-        self._drawn = key
-        self._draw_status(monitor)
-        self._draw_log(monitor)
+        data_key = (monitor.id if monitor else None, monitor.version if monitor else -1,
+                    tuple((m.id, m.version) for m in compared))
+        layout_key = (data_key[0], tuple(m.id for m in compared), self.view, self.size)
+        full = force or layout_key != self._layout_key
+        if full or data_key != self._status_key:
+            self._status_key = data_key
+            self._draw_status(monitor)
+            self._draw_log(monitor)
         visible = {"all": {"loss", "metric", "grad", "log"}}.get(self.view, {self.view})
-        for widget_id in ("loss", "metric", "grad", "log"):
-            self.query_one(f"#{widget_id}").set_class(widget_id not in visible, "-hidden")
-        self.query_one("#plots").set_class(self.view != "all", "-single")
-        if "loss" in visible:
-            self._draw_loss(monitor, compared)
-        if "metric" in visible:
-            self._draw_metric(monitor, compared)
-        if "grad" in visible:
-            self._draw_grad(monitor, compared)
+        chart_keys = {c: (data_key, self.query_one(f"#{c}").size) for c in self._chart_order}
+        stale = [c for c in self._chart_order if c in visible and self._chart_keys.get(c) != chart_keys[c]]
+        if full:
+            self._layout_key = layout_key
+            for widget_id in ("loss", "metric", "grad", "log"):
+                self.query_one(f"#{widget_id}").set_class(widget_id not in visible, "-hidden")
+            self.query_one("#plots").set_class(self.view != "all", "-single")
+        elif stale:
+            stale = stale[:1]
+            self._chart_order.remove(stale[0])
+            self._chart_order.append(stale[0])
+        for chart_id in stale:
+            self._chart_keys[chart_id] = chart_keys[chart_id]
+            {"loss": self._draw_loss, "metric": self._draw_metric, "grad": self._draw_grad}[chart_id](
+                monitor, compared)
 
     def _draw_status(self, monitor: RunMonitor | None) -> None:
         status = self.query_one("#status", Static)
