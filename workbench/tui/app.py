@@ -7,6 +7,7 @@ torch is imported only in worker threads (devices, loading a checkpoint), so the
 from __future__ import annotations
 
 import argparse
+import importlib
 import threading
 from collections.abc import Iterable
 from functools import partial
@@ -20,29 +21,35 @@ from textual.screen import Screen
 from workbench.errors import WorkbenchError
 from workbench.registry import Registry, get_registry
 from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
-from workbench.tui.generate import GenerateScreen
 from workbench.tui.keys import keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
-from workbench.tui.monitor_screen import MonitorScreen
-from workbench.tui.predict import PredictScreen
-from workbench.tui.runs_screen import RunsScreen
-from workbench.tui.setup import SetupScreen
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
-SCREENS: dict[str, tuple[str, type[Screen[Any]]]] = {
-    "setup": ("Setup", SetupScreen),
-    "monitor": ("Train", MonitorScreen),
-    "runs": ("Runs", RunsScreen),
-    "predict": ("Predict", PredictScreen),
-    "generate": ("Generate", GenerateScreen),
+#: Mode name -> (title shown in help and the palette, "module:class"). Screens are imported when
+#: first shown (or when help / the palette lists their keys), so opening the app imports only Setup.
+SCREEN_PATHS: dict[str, tuple[str, str]] = {
+    "setup": ("Setup", "workbench.tui.setup:SetupScreen"),
+    "monitor": ("Train", "workbench.tui.monitor_screen:MonitorScreen"),
+    "runs": ("Runs", "workbench.tui.runs_screen:RunsScreen"),
+    "predict": ("Predict", "workbench.tui.predict:PredictScreen"),
+    "generate": ("Generate", "workbench.tui.generate:GenerateScreen"),
 }
+
+
+def screen_class(mode: str) -> type[Screen[Any]]:
+    module, _, name = SCREEN_PATHS[mode][1].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def screens() -> dict[str, tuple[str, type[Screen[Any]]]]:
+    return {mode: (title, screen_class(mode)) for mode, (title, _) in SCREEN_PATHS.items()}
 
 
 class WorkbenchApp(App[int]):
     TITLE = "workbench"
-    MODES = {name: cls for name, (_, cls) in SCREENS.items()}
+    MODES = {name: partial(lambda mode: screen_class(mode)(), name) for name in SCREEN_PATHS}
     DEFAULT_MODE = "setup"
     ENABLE_COMMAND_PALETTE = True
 
@@ -78,22 +85,30 @@ class WorkbenchApp(App[int]):
 
     # -- start-up --------------------------------------------------------------------------
     def on_load(self) -> None:
-        known = {b.id for b in self.all_bindings() if b.id}
-        keymap, self._key_problems = load_keymap(known, self.keys_file)
+        keymap, self._key_problems = load_keymap(None, self.keys_file)  # ids are checked after first paint
         if keymap:
             self.set_keymap(keymap)
             self._key_notes.append(f"{len(keymap)} key(s) remapped from {self.keys_file}")
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._check_keymap)
         for problem in self._key_problems:
             self.notify(problem, severity="warning", title="keys", timeout=8)
         for plugin, error in self.registry.errors:
             self.notify(f"plugin {plugin.name}: {error}", severity="error", title="plugin failed", timeout=10)
         self.set_interval(POLL_SECONDS, self.poll_runs)
 
+    def _check_keymap(self) -> None:
+        """Unknown action ids in the keys file (needs every screen's bindings, so after first paint)."""
+        known = {b.id for b in self.all_bindings() if b.id}
+        for binding_id in self._keymap:
+            if binding_id not in known:
+                self.notify(f"{self.keys_file}: unknown action {binding_id!r}", severity="warning", title="keys",
+                            timeout=8)
+
     def all_bindings(self) -> list[Binding]:
         found = list(self._bindings_of(type(self)))
-        for _, cls in SCREENS.values():
+        for _, cls in screens().values():
             found.extend(self._bindings_of(cls))
         return found
 
@@ -279,7 +294,7 @@ class WorkbenchApp(App[int]):
             return out
 
         sections = [("Everywhere", rows(type(self)) + [("ctrl+p", "Command palette", "")])]
-        sections.extend((title, rows(cls)) for title, cls in SCREENS.values())
+        sections.extend((title, rows(cls)) for title, cls in screens().values())
         return sections
 
     def action_help(self) -> None:
@@ -295,7 +310,7 @@ class WorkbenchApp(App[int]):
             if b.action != "quit":
                 yield SystemCommand(b.description, f"key: {self._keymap.get(b.id or '', b.key)}",
                                     partial(self.run_action, b.action))
-        for mode, (title, cls) in SCREENS.items():
+        for mode, (title, cls) in screens().items():
             for b in self._bindings_of(cls):
                 yield SystemCommand(f"{title}: {b.description}", f"key: {self._keymap.get(b.id or '', b.key)} "
                                     f"(on the {title} screen)", partial(self._run_on_mode, mode, b.action))

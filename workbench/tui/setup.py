@@ -124,7 +124,8 @@ class SetupScreen(Screen[None]):
         datasets = self.query_one("#datasets", OptionList)
         if datasets.option_count:
             datasets.highlighted = 0
-            self._select_dataset(datasets.get_option_at_index(0).id)
+            # the form (a hundred widgets) is built just after the first paint
+            self._select_dataset(datasets.get_option_at_index(0).id, defer_form=True)
         else:
             self.query_one("#description", Static).update(
                 "No datasets: no plugin provides one (see `workbench plugins`).")
@@ -188,7 +189,7 @@ class SetupScreen(Screen[None]):
             if inputs:
                 inputs.first().focus()
 
-    def _select_dataset(self, name: str | None, arch: str | None = None) -> None:
+    def _select_dataset(self, name: str | None, arch: str | None = None, defer_form: bool = False) -> None:
         registry = self.wb.registry
         if name is None:
             return
@@ -205,7 +206,11 @@ class SetupScreen(Screen[None]):
         if self.arch is not None:
             archs.highlighted = names.index(self.arch)
         self._building = False
-        self._rebuild_form()
+        if defer_form:
+            self._describe()
+            self.call_after_refresh(self._rebuild_form)
+        else:
+            self._rebuild_form()
 
     def _describe(self) -> None:
         registry = self.wb.registry
