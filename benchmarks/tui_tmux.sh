@@ -92,7 +92,7 @@ echo "key presses: $KEYS  sequence: ${SEQUENCE[*]}"
 
 echo
 echo "== 2. attach to a run started with \`workbench train\` in another pane =="
-tmux new-window -d -t "$S" -n cli "cd $WORK && $ENV $WB train --dataset names --set epochs=3; sleep 600"
+tmux new-window -d -t "$S" -n cli "cd $WORK && $ENV $WB train --dataset names --set epochs=15; sleep 600"
 press F4
 wait_for "running" 60
 show "runs browser lists the command-line run"
