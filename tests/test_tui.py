@@ -527,3 +527,19 @@ async def test_monitor_resizes_between_80x24_and_wide(runs_root):
         await pilot.press("v")  # one plot at a time when the terminal is small
         await pilot.pause(0.3)
         assert chart.size.width > 60 and app.screen.query_one("#metric").display is False
+
+
+def test_workbench_train_run_dir_option(shared_data, tmp_path):
+    """`workbench train --run-dir` (what the app starts) trains into the folder it names."""
+    run_dir = tmp_path / "my-run"
+    sets = [part for item in [*FAST, "limit=500"] for part in ("--set", item)]
+    base = [sys.executable, "-m", "workbench", "train", "--dataset", "names", "--data-dir", str(shared_data), *sets]
+    result = subprocess.run([*base, "--run-dir", str(run_dir), "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["run_dir"] == str(run_dir)
+    assert Run(run_dir).status()["state"] == "finished" and (run_dir / "best.pt").exists()
+    again = subprocess.run([*base, "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    both = subprocess.run([*base, "--run-dir", str(tmp_path / "x"), "--resume", "latest"], capture_output=True,
+                          text=True, timeout=300)
+    assert both.returncode == 2 and "cannot be combined with --resume" in both.stderr

@@ -54,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from workbench.config import RunConfig, read_config_file, resolve_config
     from workbench.registry import get_registry
 
+    if getattr(args, "run_dir", None) and args.resume:
+        raise WorkbenchError("--run-dir makes a new run; it cannot be combined with --resume")
     registry = get_registry()
     resume_run = None
     if args.resume:
@@ -95,8 +97,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run_dir = None
     if getattr(args, "run_dir", None):
-        if args.resume:
-            raise WorkbenchError("--run-dir makes a new run; it cannot be combined with --resume")
         from workbench.runs import Run
 
         run_dir = Run(Path(args.run_dir).resolve())
