@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import DataError
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
 
 __all__ = [
     "ArchitectureSpec",
     "ClassificationData",
+    "DataError",
     "DatasetSpec",
     "LoadContext",
     "ModelContext",

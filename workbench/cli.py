@@ -264,39 +264,76 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from workbench.config import TRAIN_PARAMS
     from workbench.registry import get_registry
 
     registry = get_registry()
+    if args.check:
+        return _check_plugin(args)
     if args.json:
         print_json({
             "plugins": [p.to_dict() for p in registry.plugins],
             "datasets": {name: {"task": s.task, "description": s.description, "plugin": registry.dataset_owner[name],
-                                "default_arch": s.default_arch, "params": [p.to_dict() for p in s.params]}
+                                "default_arch": s.default_arch, "source": s.source,
+                                "params": [p.to_dict() for p in s.params]}
                          for name, s in sorted(registry.datasets.items())},
             "architectures": {name: {"tasks": list(s.tasks), "description": s.description,
                                      "plugin": registry.architecture_owner[name],
                                      "params": [p.to_dict() for p in s.params]}
                               for name, s in sorted(registry.architectures.items())},
+            "errors": [{"plugin": p.name, "error": e} for p, e in registry.errors],
+            "train_params": [p.to_dict() for p in TRAIN_PARAMS],
         })
         return 0
     for plugin in registry.plugins:
-        origin = "built-in" if plugin.builtin else (plugin.package or "loose")
+        if plugin.origin == "loose":
+            origin = f"loose: {plugin.path}"
+        elif plugin.builtin:
+            origin = "built-in"
+        else:
+            origin = f"package {plugin.package}" if plugin.package else plugin.origin
         state = " [disabled]" if plugin.disabled else ""
-        print(f"{plugin.name} {plugin.version or ''} ({origin}){state}")
+        version = f" {plugin.version}" if plugin.version else ""
+        print(f"{plugin.name}{version} ({origin}){state}")
         if plugin.datasets:
-            print(f"  datasets: {', '.join(plugin.datasets)}")
+            shown = ", ".join(f"{n} ({registry.datasets[n].task})" for n in plugin.datasets)
+            print(f"  datasets: {shown}")
         if plugin.architectures:
-            print(f"  architectures: {', '.join(plugin.architectures)}")
+            shown = ", ".join(f"{n} ({', '.join(registry.architectures[n].tasks)})" for n in plugin.architectures)
+            print(f"  architectures: {shown}")
+        if not (plugin.datasets or plugin.architectures or plugin.errors or plugin.disabled):
+            print("  registers nothing")
         for error in plugin.errors:
             print(f"  ERROR: {error}")
     if args.verbose:
         print("\ndatasets:")
         for name, spec in sorted(registry.datasets.items()):
             print(f"  {name:<16} {spec.task:<15} {spec.description}")
+            _print_params(spec.params)
         print("architectures:")
         for name, spec in sorted(registry.architectures.items()):
             print(f"  {name:<16} {','.join(spec.tasks):<15} {spec.description}")
+            _print_params(spec.params)
+        print("training parameters (every run):")
+        _print_params(TRAIN_PARAMS)
     return 0
+
+
+def _print_params(params: Any) -> None:
+    for param in params:
+        print(f"      {param.name} = {param.default!r}  ({param.describe_allowed()}) {param.help}")
+
+
+def _check_plugin(args: argparse.Namespace) -> int:
+    """``workbench plugins --check NAME``: the contract test of workbench.testing, from the shell."""
+    from workbench.testing import check_plugin
+
+    report = check_plugin(args.check, data_dir=args.data_dir)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.render())
+    return 0 if report.ok else 1
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -332,11 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "With no command, opens the terminal app.")
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     parser.add_argument("--runs-dir", help="where runs are kept (default: $WORKBENCH_RUNS_DIR or ./checkpoints)")
+    parser.add_argument("--plugins-dir", action="append", default=[], metavar="DIR",
+                        help="also load every *.py file and package in DIR as a loose plugin (repeatable; "
+                        "adds to $WORKBENCH_PLUGINS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.add_argument("--runs-dir", default=argparse.SUPPRESS, help="where runs are kept")
+        p.add_argument("--plugins-dir", action="append", default=[], dest="plugins_dir_here", metavar="DIR",
+                       help="load loose plugins from DIR")
 
     p = sub.add_parser("train", help="train a model headless")
     p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
@@ -390,7 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("plugins", help="list plugins, their datasets and architectures, and load errors")
-    p.add_argument("-v", "--verbose", action="store_true", help="also list every dataset and architecture")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also list every dataset and architecture with its parameters")
+    p.add_argument("--check", metavar="PLUGIN",
+                   help="run the plugin contract test on PLUGIN (entry-point name, module or file); exit 1 on violations")
+    p.add_argument("--data-dir", help="with --check: folder or file with the plugin's dataset")
     common(p)
     p.set_defaults(func=cmd_plugins)
 
@@ -400,12 +446,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_plugin_dirs(folders: list[str]) -> None:
+    """Put ``--plugins-dir`` folders in front of ``WORKBENCH_PLUGINS_DIR``, so that processes this one
+    starts (the app's training processes) load the same loose plugins."""
+    if not folders:
+        return
+    resolved = []
+    for folder in folders:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise WorkbenchError(f"--plugins-dir {folder}: no such folder")
+        resolved.append(str(path.resolve()))
+    existing = [p for p in os.environ.get("WORKBENCH_PLUGINS_DIR", "").split(os.pathsep) if p.strip()]
+    os.environ["WORKBENCH_PLUGINS_DIR"] = os.pathsep.join(dict.fromkeys([*resolved, *existing]))
+    from workbench.registry import reset_registry
+
+    reset_registry()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return cmd_tui(args)
     try:
+        use_plugin_dirs([*args.plugins_dir, *getattr(args, "plugins_dir_here", [])])
+        if args.command is None:
+            return cmd_tui(args)
         return args.func(args)
     except WorkbenchError as exc:
         if getattr(args, "json", False):

@@ -23,3 +23,8 @@ def workbench_datasets():  # -> list[DatasetSpec]
 @hookspec
 def workbench_architectures():  # -> list[ArchitectureSpec]
     """Return the architectures this plugin provides, as a list of :class:`workbench.api.ArchitectureSpec`."""
+
+
+def hook_names() -> list[str]:
+    """The names of every hook above (what a plugin may implement), in declaration order."""
+    return [name for name, obj in globals().items() if callable(obj) and hasattr(obj, f"{PROJECT_NAME}_spec")]

@@ -113,6 +113,25 @@ class Task(ABC):
         raise WorkbenchError(f"a {self.kind} model does not generate text")
 
 
+    # -- contract checks (workbench.testing) -------------------------------------------------
+    @classmethod
+    def synthetic_data(cls, seed: int = 0) -> Any | None:
+        """A tiny generated dataset of this kind (the same type a dataset plugin returns), so that
+        :mod:`workbench.testing` can check an architecture for a plugin that ships no dataset.
+        None when the kind offers none."""
+        return None
+
+    def check_output(self, output: Any, batch: Batch) -> list[str]:
+        """What is wrong with a model's raw ``model(**batch.inputs)`` result for this kind (shape,
+        dtype), one sentence per problem; empty when it fits. Used by :mod:`workbench.testing`."""
+        return []
+
+    def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
+        """A few inputs taken from ``data`` that :meth:`predict` (and, as primes, :meth:`generate`)
+        must accept; :mod:`workbench.testing` calls them on a trained checkpoint."""
+        return []
+
+
 def bucketed_order(lengths: Sequence[int], batch_size: int, shuffle: bool,
                    generator: torch.Generator | None) -> list[list[int]]:
     """Batches of indices with similar lengths (less padding), in random order when ``shuffle``."""
