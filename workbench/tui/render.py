@@ -46,7 +46,8 @@ def prediction_view(prediction: dict[str, Any], width: int, fallback: Callable[[
     lines.append(f"{answer}\n", style="bold reverse")
     for entry in top:
         p = float(entry["probability"])
-        lines.append(f"{str(entry['label'])[:label_width]:<{label_width}} {p:7.2%} ")
+        shown = f"{p:7.2%}" if p >= 0.001 or p == 0 else f"{p * 100:6.0e}%"  # 3e-05% rather than 0.00%
+        lines.append(f"{str(entry['label'])[:label_width]:<{label_width}} {shown} ")
         lines.append(bar(p, bar_width) + "\n", style="bold")
     unknown = prediction.get("unknown_tokens")
     if unknown:
