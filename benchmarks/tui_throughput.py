@@ -5,8 +5,11 @@ The same setup (names, GRU, a few epochs, a fixed seed) is trained alternately
 - headless: ``python -m workbench train --config setup.toml --run-dir DIR --quiet`` (the exact command
   the app runs), and
 - from the app: the real ``workbench`` app in a tmux pane (100x30) loads the setup (ctrl+o, enter),
-  starts it (t) and watches it with its live plots, while this script presses ``v`` (cycle the plot
-  view) every second and times each press until the pane's output shows the new view.
+  starts it (t) and watches it with its live plots (no keys pressed while it trains).
+
+Then one more run from the app measures key-to-repaint latency: this script presses ``v`` (cycle the
+plot view: a new layout with every visible plot redrawn, the heaviest key of the train screen) once
+a second and times each press until the pane's output shows the new view's name.
 
 Throughput is read from each run's own ``events.jsonl`` (samples / seconds over the epoch events).
 Latency is measured from just before ``tmux send-keys`` until the repainted text reaches the pane's
@@ -101,14 +104,15 @@ class Pane:
                     handle.seek(offset)
                     if marker in handle.read():
                         return time.perf_counter() - start
-            time.sleep(0.001)
+            time.sleep(0.002)
         return None
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
 
 
-def in_app(work: Path, index: int, latencies: list[float], misses: list[int]) -> float:
+def in_app(work: Path, index: int, latencies: dict[str, list[float]] | None = None, misses: list[str] | None = None
+           ) -> float:
     runs = work / "runs"
     before = {p.name for p in runs.iterdir()} if runs.exists() else set()
     pane = Pane(work, f"wbbench{os.getpid()}-{index}")
@@ -131,15 +135,16 @@ def in_app(work: Path, index: int, latencies: list[float], misses: list[int]) ->
         pane.wait("RUNNING", 60)
         view = 0
         while state_of(run_dir) in ("", "starting", "running", "paused"):
-            time.sleep(PRESS_EVERY)
-            if state_of(run_dir) != "running":
+            time.sleep(PRESS_EVERY if latencies is not None else 0.5)
+            if latencies is None or state_of(run_dir) != "running":
                 continue
             view = (view + 1) % len(VIEWS)
-            seconds = pane.timed_key("v", f"view: {VIEWS[view]}".encode())
+            key, marker = "v", f"view: {VIEWS[view]}".encode()
+            seconds = pane.timed_key(key, marker)
             if seconds is None:
-                misses.append(index)
+                misses.append(key)
             else:
-                latencies.append(seconds)
+                latencies.setdefault(key, []).append(seconds)
         pane.keys("C-q")
     finally:
         time.sleep(0.5)
@@ -177,8 +182,8 @@ def main() -> int:
           f"threads=auto, {os.cpu_count()} cores; folder {work}")
     headless_rates: list[float] = []
     app_rates: list[float] = []
-    latencies: list[float] = []
-    misses: list[int] = []
+    latencies: dict[str, list[float]] = {}
+    misses: list[str] = []
     try:
         for rep in range(args.reps):
             order = ("headless", "app") if rep % 2 == 0 else ("app", "headless")
@@ -187,9 +192,11 @@ def main() -> int:
                     rate = headless(work, setup, rep)
                     headless_rates.append(rate)
                 else:
-                    rate = in_app(work, rep, latencies, misses)
+                    rate = in_app(work, rep)
                     app_rates.append(rate)
                 print(f"rep {rep + 1} {kind:<8} {rate:8.0f} samples/s", flush=True)
+        latency_rate = in_app(work, args.reps, latencies, misses)
+        print(f"latency run (app, keys pressed once a second) {latency_rate:8.0f} samples/s", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -198,10 +205,10 @@ def main() -> int:
           f"app mean {statistics.mean(app_rates):.0f} samples/s")
     print(f"app / headless per rep: {', '.join(f'{r:.3f}' for r in ratios)}; "
           f"ratio of means {statistics.mean(app_rates) / statistics.mean(headless_rates):.3f}")
-    if latencies:
-        print(f"key-to-repaint during training ('v', {len(latencies)} presses, {len(misses)} not seen within 2 s): "
-              f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p95 {percentile(latencies, 0.95) * 1000:.1f} ms, "
-              f"max {max(latencies) * 1000:.1f} ms")
+    for key, times in latencies.items():
+        print(f"key-to-repaint during training, {key}: {len(times)} presses, p50 {percentile(times, 0.5) * 1000:.1f} ms, "
+              f"p95 {percentile(times, 0.95) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
+    print(f"presses not seen repainted within 2 s: {len(misses)}")
     return 0
 
 
