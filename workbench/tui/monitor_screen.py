@@ -124,9 +124,12 @@ class MonitorScreen(Screen[None]):
                 self.query_one(f"#{widget_id}").set_class(widget_id not in visible, "-hidden")
             self.query_one("#plots").set_class(self.view != "all", "-single")
         elif stale:
-            stale = stale[:1]
-            self._chart_order.remove(stale[0])
-            self._chart_order.append(stale[0])
+            # a plot whose size changed is rendered anew anyway: draw those now; otherwise one per tick
+            resized = [c for c in stale if self._chart_keys.get(c, (None, None))[1] != chart_keys[c][1]]
+            stale = resized or stale[:1]
+            for chart_id in stale:
+                self._chart_order.remove(chart_id)
+                self._chart_order.append(chart_id)
         for chart_id in stale:
             self._chart_keys[chart_id] = chart_keys[chart_id]
             {"loss": self._draw_loss, "metric": self._draw_metric, "grad": self._draw_grad}[chart_id](
