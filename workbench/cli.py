@@ -54,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from workbench.config import RunConfig, read_config_file, resolve_config
     from workbench.registry import get_registry
 
+    if getattr(args, "run_dir", None) and args.resume:
+        raise WorkbenchError("--run-dir makes a new run; it cannot be combined with --resume")
     registry = get_registry()
     resume_run = None
     if args.resume:
@@ -93,6 +95,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from workbench.engine import Trainer
     from workbench.progress import ConsoleProgress
 
+    run_dir = None
+    if getattr(args, "run_dir", None):
+        from workbench.runs import Run
+
+        run_dir = Run(Path(args.run_dir).resolve())
+        if run_dir.config_path.exists():
+            raise WorkbenchError(f"--run-dir {run_dir.path} already holds a run; choose an empty folder")
+
     stop_requests = {"count": 0}
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -111,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_event=progress,
             should_stop=lambda: stop_requests["count"] > 0,
             resume=resume_run,
+            run=run_dir,
         )
         result = trainer.train()
     finally:
@@ -391,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML setup file (as saved by the app or --save-config)")
     p.add_argument("--save-config", metavar="FILE", help="write the resolved setup as TOML")
     p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--run-dir", metavar="DIR", help="train into this (new or empty) run folder instead of a "
+                   "generated one under --runs-dir; the app uses it to know the run before it starts")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     common(p)
     p.set_defaults(func=cmd_train)

@@ -1,0 +1,1 @@
+"""The Textual app (imported only when `workbench` runs without a command)."""

@@ -1,0 +1,332 @@
+"""The terminal app ``workbench`` opens: set up, train and watch, browse runs, predict, generate.
+
+Training runs in a detached ``workbench train`` process; the app follows run folders on a timer.
+torch is imported only in worker threads (devices, loading a checkpoint), so the first paint is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import threading
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from workbench.errors import WorkbenchError
+from workbench.registry import Registry, get_registry
+from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
+from workbench.tui.keys import keymap_path, load_keymap
+from workbench.tui.launch import Launched, start_training
+from workbench.tui.monitor import RunMonitor
+
+POLL_SECONDS = 0.25
+#: Mode name -> (title shown in help and the palette, screen class).
+#: Mode name -> (title shown in help and the palette, "module:class"). Screens are imported when
+#: first shown (or when help / the palette lists their keys), so opening the app imports only Setup.
+SCREEN_PATHS: dict[str, tuple[str, str]] = {
+    "setup": ("Setup", "workbench.tui.setup:SetupScreen"),
+    "monitor": ("Train", "workbench.tui.monitor_screen:MonitorScreen"),
+    "runs": ("Runs", "workbench.tui.runs_screen:RunsScreen"),
+    "predict": ("Predict", "workbench.tui.predict:PredictScreen"),
+    "generate": ("Generate", "workbench.tui.generate:GenerateScreen"),
+}
+
+
+def screen_class(mode: str) -> type[Screen[Any]]:
+    module, _, name = SCREEN_PATHS[mode][1].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def screens() -> dict[str, tuple[str, type[Screen[Any]]]]:
+    return {mode: (title, screen_class(mode)) for mode, (title, _) in SCREEN_PATHS.items()}
+
+
+class WorkbenchApp(App[int]):
+    TITLE = "workbench"
+    MODES = {name: partial(lambda mode: screen_class(mode)(), name) for name in SCREEN_PATHS}
+    DEFAULT_MODE = "setup"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help", id="app.help", show=False),
+        Binding("f2", "mode('setup')", "Setup", id="app.setup", show=False),
+        Binding("f3", "mode('monitor')", "Train", id="app.monitor", show=False),
+        Binding("f4", "mode('runs')", "Runs", id="app.runs", show=False),
+        Binding("f5", "mode('predict')", "Predict", id="app.predict", show=False),
+        Binding("f6", "mode('generate')", "Generate", id="app.generate", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False),
+    ]
+
+    def __init__(self, runs_root: Path | None = None, registry: Registry | None = None,
+                 keys_file: Path | None = None) -> None:
+        super().__init__()
+        self.runs_root = runs_root or default_runs_dir()
+        self.registry = registry or get_registry()
+        self.keys_file = keys_file or keymap_path()
+        self.monitors: dict[str, RunMonitor] = {}
+        self.current: str | None = None
+        self.compare: set[str] = set()
+        self.launched: dict[str, Launched] = {}
+        self._models: dict[tuple[str, float], Any] = {}
+        self._model_lock = threading.Lock()
+        self._key_notes: list[str] = []
+        self._key_problems: list[str] = []
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry file names and error text: no markup unless asked for."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    # -- start-up --------------------------------------------------------------------------
+    def on_load(self) -> None:
+        keymap, self._key_problems = load_keymap(None, self.keys_file)  # ids are checked after first paint
+        if keymap:
+            self.set_keymap(keymap)
+            self._key_notes.append(f"{len(keymap)} key(s) remapped from {self.keys_file}")
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._check_keymap)
+        for problem in self._key_problems:
+            self.notify(problem, severity="warning", title="keys", timeout=8)
+        for plugin, error in self.registry.errors:
+            self.notify(f"plugin {plugin.name}: {error}", severity="error", title="plugin failed", timeout=10)
+        self.set_interval(POLL_SECONDS, self.poll_runs)
+
+    def _check_keymap(self) -> None:
+        """Unknown action ids in the keys file (needs every screen's bindings, so after first paint)."""
+        known = {b.id for b in self.all_bindings() if b.id}
+        for binding_id in self._keymap:
+            if binding_id not in known:
+                self.notify(f"{self.keys_file}: unknown action {binding_id!r}", severity="warning", title="keys",
+                            timeout=8)
+
+    def all_bindings(self) -> list[Binding]:
+        found = list(self._bindings_of(type(self)))
+        for _, cls in screens().values():
+            found.extend(self._bindings_of(cls))
+        return found
+
+    @staticmethod
+    def _bindings_of(cls: type) -> Iterable[Binding]:
+        for item in getattr(cls, "BINDINGS", []):
+            if isinstance(item, Binding):
+                yield item
+
+    # -- following runs --------------------------------------------------------------------
+    def watch_run(self, run: Run, make_current: bool = False) -> RunMonitor:
+        monitor = self.monitors.get(run.id)
+        if monitor is None:
+            monitor = RunMonitor(run)
+            monitor.poll()
+            self.monitors[run.id] = monitor
+            if monitor.state in ("failed", "interrupted"):
+                self._state_changed(monitor, "unknown")
+        if make_current:
+            self.current = run.id
+        return monitor
+
+    def forget_run(self, run_id: str) -> None:
+        self.monitors.pop(run_id, None)
+        self.compare.discard(run_id)
+        if self.current == run_id:
+            self.current = None
+
+    def current_monitor(self) -> RunMonitor | None:
+        return self.monitors.get(self.current or "")
+
+    def compared_monitors(self) -> list[RunMonitor]:
+        return [self.monitors[r] for r in sorted(self.compare) if r in self.monitors]
+
+    def poll_runs(self) -> None:
+        """Read what the watched runs wrote since last time (a few hundred bytes; cheap)."""
+        for monitor in list(self.monitors.values()):
+            before = monitor.state
+            monitor.poll()  # finished runs too: `workbench train --resume` appends to the same file
+            if monitor.state != before:
+                self._state_changed(monitor, before)
+        for run_id, launched in list(self.launched.items()):
+            code = launched.finished()
+            if code is None:
+                continue
+            del self.launched[run_id]
+            if code != 0:
+                self._process_failed(run_id, launched, code)
+            launched.close()
+
+    def _state_changed(self, monitor: RunMonitor, before: str) -> None:
+        if monitor.state == "finished":
+            test = (monitor.end or {}).get("test") or {}
+            metric = monitor.main_metric
+            shown = f": test {metric} {test[metric]:.4f}" if isinstance(test.get(metric), float) else ""
+            self.notify(f"run {monitor.id} finished{shown}. F5 / p: predict with it", title="training finished")
+        elif monitor.state == "stopped":
+            self.notify(f"run {monitor.id} stopped; its best checkpoint is kept", title="training stopped")
+        elif monitor.state in ("failed", "interrupted"):
+            tail = monitor.log_tail(6)
+            for line in tail:
+                monitor.add_log(f"| {line}")
+            why = monitor.message or (tail[-1] if tail else "no message")
+            self.notify(f"run {monitor.id} {monitor.state}: {why}", severity="error", title="training failed",
+                        timeout=12)
+
+    def _process_failed(self, run_id: str, launched: Launched, code: int) -> None:
+        monitor = self.monitors.get(run_id)
+        if monitor is not None and monitor.state in ("failed", "interrupted", "stopped"):
+            return  # already reported from the run folder
+        lines = [line for line in launched.output().splitlines() if line.strip()]
+        why = lines[-1] if lines else f"exit status {code}"
+        if monitor is not None:
+            for line in lines[-6:]:
+                monitor.add_log(f"| {line}")
+            if not launched.run.path.exists():
+                monitor.state = "failed"
+                monitor.message = why
+                monitor.version += 1
+        self.notify(f"training {run_id} could not run: {why}", severity="error", title="training failed",
+                    timeout=12)
+
+    # -- run control -----------------------------------------------------------------------
+    def start_run(self, config: Any) -> Run | None:
+        try:
+            launched = start_training(config, self.runs_root)
+        except (OSError, WorkbenchError) as exc:
+            self.notify(f"could not start training: {exc}", severity="error")
+            return None
+        self.launched[launched.run.id] = launched
+        self.watch_run(launched.run, make_current=True)
+        self.switch_mode("monitor")
+        self.notify(f"training {launched.run.id} in the background; it keeps going if you quit (ctrl+q)",
+                    title="training started")
+        return launched.run
+
+    def toggle_pause(self, run: Run) -> None:
+        state = run.status().get("state")
+        if state not in ACTIVE_STATES:
+            self.notify(f"{run.id} is {state}, not training", severity="warning")
+            return
+        paused = state == "paused" or run.read_control() == "pause"
+        run.request("resume" if paused else "pause")
+        self.notify(f"asked {run.id} to {'resume' if paused else 'pause'}")
+
+    def stop_run(self, run: Run) -> None:
+        state = run.status().get("state")
+        if state not in ACTIVE_STATES:
+            self.notify(f"{run.id} is {state}, not training", severity="warning")
+            return
+        from workbench.tui.modals import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                run.request("stop")
+                self.notify(f"asked {run.id} to stop after this step (checkpoints are kept)")
+
+        self.push_screen(ConfirmScreen(f"Stop run {run.id}? It finishes the current step and keeps its checkpoints."),
+                         answer)
+
+    # -- models (torch, on worker threads) -------------------------------------------------
+    def load_model(self, path: Path) -> Any:
+        """Load (or reuse) a checkpoint; call from a worker thread: this imports torch."""
+        key = (str(path), path.stat().st_mtime if path.exists() else 0.0)
+        with self._model_lock:
+            if key in self._models:
+                return self._models[key]
+        import torch
+
+        from workbench.engine import choose_threads, load_trained
+
+        torch.set_num_threads(choose_threads(0))  # leave the other core to training on a small machine
+        loaded = load_trained(path, self.registry, device="auto")
+        with self._model_lock:
+            self._models[key] = loaded
+        return loaded
+
+    def default_checkpoint(self, run: Run | None = None) -> Path | None:
+        candidates: list[Run] = []
+        if run is not None:
+            candidates.append(run)
+        monitor = self.current_monitor()
+        if monitor is not None:
+            candidates.append(monitor.run)
+        candidates.extend(sorted(list_runs(self.runs_root), key=lambda r: r.path.stat().st_mtime, reverse=True))
+        for candidate in candidates:
+            for which in ("best", "last"):
+                path = candidate.checkpoint_path(which)
+                if path.exists():
+                    return path
+        return None
+
+    def _open_model_screen(self, mode: str, run: Run | None) -> None:
+        path = self.default_checkpoint(run)
+        if run is not None and (path is None or path.parent != run.path):
+            self.notify(f"{run.id} has no checkpoint yet", severity="warning")
+            return
+
+        async def switch() -> None:
+            await self.switch_mode(mode)
+            screen = self.screen
+            if path is not None and hasattr(screen, "open_checkpoint"):
+                screen.open_checkpoint(path)
+
+        self.call_later(switch)
+
+    def open_predict(self, run: Run | None = None) -> None:
+        self._open_model_screen("predict", run)
+
+    def open_generate(self, run: Run | None = None) -> None:
+        self._open_model_screen("generate", run)
+
+    # -- actions, help and the command palette ---------------------------------------------
+    def action_mode(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str, str]]]]:
+        def rows(cls: type) -> list[tuple[str, str, str]]:
+            out = []
+            for b in self._bindings_of(cls):
+                keys = self._keymap.get(b.id, b.key) if b.id else b.key
+                out.append((keys.replace("question_mark", "?"), b.description, b.id or ""))
+            return out
+
+        sections = [("Everywhere", rows(type(self)) + [("ctrl+p", "Command palette", "")])]
+        sections.extend((title, rows(cls)) for title, cls in screens().values())
+        return sections
+
+    def action_help(self) -> None:
+        from workbench.tui.modals import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_sections(), str(self.keys_file), self._key_notes))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for b in self._bindings_of(type(self)):
+            if b.action != "quit":
+                yield SystemCommand(b.description, f"key: {self._keymap.get(b.id or '', b.key)}",
+                                    partial(self.run_action, b.action))
+        for mode, (title, cls) in screens().items():
+            for b in self._bindings_of(cls):
+                yield SystemCommand(f"{title}: {b.description}", f"key: {self._keymap.get(b.id or '', b.key)} "
+                                    f"(on the {title} screen)", partial(self._run_on_mode, mode, b.action))
+
+    async def _run_on_mode(self, mode: str, action: str) -> None:
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        await self.screen.run_action(action)
+
+
+def run_app(args: argparse.Namespace | None = None) -> int:
+    """Entry point for ``workbench`` with no command."""
+    runs_dir = getattr(args, "runs_dir", None) if args is not None else None
+    app = WorkbenchApp(runs_root=Path(runs_dir) if runs_dir else None)
+    app.run()
+    still = [r for r in app.monitors.values() if r.active]
+    if still:
+        print("still training (detached; see `workbench runs`): " + ", ".join(m.id for m in still))
+    return 0

@@ -1,0 +1,177 @@
+"""Generate: stream text from any checkpoint whose task generates, stoppable at any time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label, Static
+
+from workbench.errors import ParamError, WorkbenchError
+from workbench.params import Param
+from workbench.tui.predict import ModelScreen
+from workbench.tui.setup import ParamValidator
+from workbench.tui.widgets import NavBar, footer
+
+if TYPE_CHECKING:
+    from workbench.engine import LoadedModel
+
+#: The options of ``Task.generate`` (same names and ranges as ``workbench generate``).
+GENERATE_PARAMS = [
+    Param("length", int, 200, "characters or tokens to generate", min=1, max=100_000),
+    Param("temperature", float, 1.0, "below 1 sharper, above 1 more random", min=0.01, max=10.0),
+    Param("sampling", str, "sample", "sample, greedy, top-k or top-p", choices=("sample", "greedy", "top-k", "top-p")),
+    Param("top_k", int, 10, "k for top-k sampling", min=1, max=100_000),
+    Param("top_p", float, 0.9, "probability mass for top-p sampling", min=0.01, max=1.0),
+]
+#: How often streamed text is handed to the UI (batching keeps call_from_thread cheap).
+FLUSH_SECONDS = 0.05
+
+
+class GenerateScreen(ModelScreen):
+    DEFAULT_CSS = """
+    GenerateScreen #model { height: auto; max-height: 2; }
+    GenerateScreen #prime { margin: 0; }
+    GenerateScreen #options { height: 3; }
+    GenerateScreen #options Label { padding: 1 0 0 1; }
+    GenerateScreen #options Input { width: 1fr; }
+    GenerateScreen #out-box { height: 1fr; border: round $primary; }
+    GenerateScreen #gen-hint { height: 1; }
+    """
+
+    BINDINGS = [
+        Binding("ctrl+g", "generate", "Generate", id="generate.start"),
+        Binding("escape", "stop", "Stop", id="generate.stop"),
+        Binding("ctrl+o", "choose", "Open model", id="generate.open"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self.generating = False
+        self.text = ""
+        self._generation = 0
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("generate")
+        yield Static("", id="model")
+        yield Input(placeholder="priming text (enter starts, escape stops)", id="prime")
+        with Horizontal(id="options"):
+            for param in GENERATE_PARAMS:
+                yield Label(param.name)
+                suggester = SuggestFromList(list(param.choices)) if param.choices else None
+                yield Input(str(param.default), id=f"g-{param.name}", validators=[ParamValidator(param)],
+                            suggester=suggester, tooltip=param.help)
+            yield Label("seed")
+            yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
+        yield Static("", id="gen-hint")
+        with VerticalScroll(id="out-box"):
+            yield Static("", id="out")
+        yield footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#out-box").border_title = "generated text"
+        self.query_one("#prime", Input).focus()
+
+    def model_ready(self) -> None:
+        assert self.loaded is not None
+        if not self.loaded.task.supports_generation:
+            self.query_one("#gen-hint", Static).update(
+                escape(f"this is a {self.loaded.task.kind} model; it does not generate text "
+                       "(ctrl+o: choose a language model)"))
+        else:
+            self.query_one("#gen-hint", Static).update("enter or ctrl+g generates; escape stops")
+
+    def options(self) -> dict[str, Any]:
+        """Validated generation options, or a ParamError naming the bad field (which gets focus)."""
+        values: dict[str, Any] = {}
+        for param in GENERATE_PARAMS:
+            widget = self.query_one(f"#g-{param.name}", Input)
+            try:
+                values[param.name] = param.parse(widget.value)
+            except ParamError:
+                widget.focus()
+                raise
+        seed = self.query_one("#g-seed", Input).value.strip()
+        values["seed"] = int(seed) if seed else None
+        return values
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.action_generate()
+
+    def action_generate(self) -> None:
+        if self.loaded is None:
+            self.app.notify("no model loaded: ctrl+o chooses one", severity="warning")
+            return
+        if not self.loaded.task.supports_generation:
+            self.app.notify(f"a {self.loaded.task.kind} model does not generate text", severity="error")
+            return
+        try:
+            options = self.options()
+        except WorkbenchError as exc:
+            self.app.notify(str(exc), severity="error", title="cannot generate")
+            return
+        self.action_stop()
+        self._stop = threading.Event()
+        prime = self.query_one("#prime", Input).value
+        self.text = prime
+        self.query_one("#out", Static).update(self.text)
+        self.generating = True
+        self._generation += 1
+        self.query_one("#gen-hint", Static).update("generating… escape stops")
+        self._generate(self.loaded, prime, options, self._stop, self._generation)
+
+    def action_stop(self) -> None:
+        self._stop.set()
+
+    @work(thread=True, exclusive=True, group="generate")
+    def _generate(self, loaded: LoadedModel, prime: str, options: dict[str, Any], stop: threading.Event,
+                  generation: int) -> None:
+        length = options.pop("length")
+        pending: list[str] = []
+        last = time.monotonic()
+        message = ""
+        try:
+            for piece in loaded.task.generate(loaded.model, prime, length, loaded.device, **options):
+                if stop.is_set():
+                    message = "stopped"
+                    break
+                pending.append(piece)
+                now = time.monotonic()
+                if now - last >= FLUSH_SECONDS:
+                    self.app.call_from_thread(self._append, "".join(pending), generation)
+                    pending.clear()
+                    last = now
+            else:
+                message = "done"
+        except WorkbenchError as exc:
+            message = str(exc)
+            self.app.call_from_thread(self.app.notify, message, severity="error", title="generate")
+        except Exception as exc:
+            message = f"generation failed: {type(exc).__name__}: {exc}"
+            self.app.call_from_thread(self.app.notify, message, severity="error", title="generate")
+        finally:
+            self.app.call_from_thread(self._finish, "".join(pending), message, generation)
+
+    def _append(self, chunk: str, generation: int) -> None:
+        if generation != self._generation:
+            return  # a stopped, superseded generation
+        self.text += chunk
+        self.query_one("#out", Static).update(self.text)
+        self.query_one("#out-box", VerticalScroll).scroll_end(animate=False)
+
+    def _finish(self, chunk: str, message: str, generation: int) -> None:
+        if generation != self._generation:
+            return
+        if chunk:
+            self._append(chunk, generation)
+        self.generating = False
+        self.query_one("#gen-hint", Static).update(escape(f"{message}: {len(self.text)} characters (enter: again)"))

@@ -1,0 +1,61 @@
+"""Key remapping from a TOML file.
+
+Every binding in the app has an id (``setup.train``, ``monitor.pause``, ...). A user file maps ids
+to keys::
+
+    # ~/.config/workbench/keys.toml  (or the file named by WORKBENCH_KEYS)
+    [keys]
+    "monitor.pause" = "ctrl+p"
+    "app.runs" = "f4,r"
+
+``workbench`` validates the file when the app starts and shows what it could not use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+
+#: Keys many terminals never send, or send as something else.
+UNDELIVERABLE = {"ctrl+enter", "ctrl+return", "shift+enter", "ctrl+shift+enter", "ctrl+i", "ctrl+m", "ctrl+["}
+_KEY_RE = re.compile(r"^[a-z0-9_+\-]+$|^.$")
+
+
+def keymap_path() -> Path:
+    env = os.environ.get("WORKBENCH_KEYS")
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "workbench" / "keys.toml"
+
+
+def load_keymap(known_ids: set[str] | None, path: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """(keymap, problems): the usable entries of the keys file, and one line per entry it skipped.
+    With ``known_ids`` None, action ids are not checked here."""
+    file = path or keymap_path()
+    if not file.is_file():
+        return {}, []
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        return {}, [f"{file}: not valid TOML ({exc}); default keys are used"]
+    table = raw.get("keys", raw)
+    keymap: dict[str, str] = {}
+    problems: list[str] = []
+    for binding_id, value in table.items():
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{file}: {binding_id} must be a key name such as \"ctrl+r\"")
+            continue
+        if known_ids is not None and binding_id not in known_ids:
+            problems.append(f"{file}: unknown action {binding_id!r}")
+            continue
+        keys = [k.strip().lower() for k in value.split(",") if k.strip()]
+        bad = [k for k in keys if k in UNDELIVERABLE or not _KEY_RE.match(k)]
+        if bad:
+            problems.append(f"{file}: {binding_id}: {', '.join(bad)} cannot be used (terminals do not send it)")
+            keys = [k for k in keys if k not in bad]
+        if keys:
+            keymap[binding_id] = ",".join(keys)
+    return keymap, problems

@@ -1,0 +1,68 @@
+"""Start training as a detached process, so closing the app or losing SSH never stops a run.
+
+The child is ``python -m workbench train --config setup.toml --run-dir DIR --quiet`` in its own
+session (no SIGHUP from the terminal), with its output in ``DIR/train.log``. The app follows the
+run like any other run: through the run directory, never through a pipe.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from workbench.config import RunConfig
+from workbench.runs import Run, new_run
+
+SETUP_FILE = "setup.toml"
+LOG_FILE = "train.log"
+
+
+@dataclass
+class Launched:
+    """A training process this app started; ``log`` stays readable even if the run folder is removed
+    (a run that fails while preparing deletes its folder)."""
+
+    run: Run
+    process: subprocess.Popen[bytes]
+    log: IO[bytes] = field(repr=False)
+
+    def finished(self) -> int | None:
+        return self.process.poll()
+
+    def output(self, limit: int = 4000) -> str:
+        try:
+            self.log.seek(0)
+            data = self.log.read()
+        except (OSError, ValueError):
+            return ""
+        return data.decode("utf-8", errors="replace")[-limit:]
+
+    def close(self) -> None:
+        try:
+            self.log.close()
+        except OSError:
+            pass
+
+
+def train_command(run_dir: Path, setup: Path) -> list[str]:
+    return [sys.executable, "-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir), "--quiet"]
+
+
+def start_training(config: RunConfig, runs_root: Path) -> Launched:
+    """Make the run folder, write the setup there and start the trainer detached from this process."""
+    run = new_run(runs_root, config.dataset, config.arch)
+    setup = run.path / SETUP_FILE
+    setup.write_text(config.to_toml(), encoding="utf-8")
+    log = open(run.path / LOG_FILE, "w+b")  # noqa: SIM115 - kept open to read a failure after the folder is gone
+    process = subprocess.Popen(
+        train_command(run.path, setup),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return Launched(run, process, log)

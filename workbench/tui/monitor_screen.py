@@ -1,0 +1,278 @@
+"""Watch a run: progress, loss / metric / gradient-norm plots (with overlaid runs), and a log.
+
+Redraws happen on a timer, at most a few times a second and only when the followed data changed;
+the training itself runs in another process, so nothing here can slow it down except CPU time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.screen import Screen
+from textual.widgets import ProgressBar, RichLog, Static
+from textual_plotext import PlotextPlot
+
+from workbench.tui.monitor import RunMonitor, downsample, format_duration
+from workbench.tui.widgets import NavBar, footer
+
+if TYPE_CHECKING:
+    from workbench.tui.app import WorkbenchApp
+
+#: Status and log refresh at most this often; one plot per tick (each plot every 1.5 s while training).
+#: On a 2-core machine every percent of a core the app uses is taken from training.
+REDRAW_SECONDS = 0.5
+VIEWS = ("all", "loss", "metric", "grad", "log")
+#: Distinct markers so the curves stay apart without colour (NO_COLOR).
+MARKERS = ("braille", "dot", "x", "+", "o", "*", "#", "@")
+
+
+class Chart(PlotextPlot):
+    """A focusable plot (so it can be maximized and scrolled to with the keyboard)."""
+
+    can_focus = True
+
+
+class MonitorScreen(Screen[None]):
+    DEFAULT_CSS = """
+    MonitorScreen #status { height: 1; }
+    MonitorScreen #progress-row { height: 1; }
+    MonitorScreen #progress-row ProgressBar { width: 1fr; }
+    MonitorScreen #progress-row #view { width: auto; margin-left: 1; }
+    MonitorScreen #plots { grid-size: 2 2; height: 1fr; }
+    MonitorScreen #plots.-single { grid-size: 1 1; }
+    MonitorScreen Chart { border: round $primary; height: 1fr; }
+    MonitorScreen Chart:focus { border: round $accent; }
+    MonitorScreen RichLog { border: round $primary; height: 1fr; }
+    MonitorScreen RichLog:focus { border: round $accent; }
+    MonitorScreen .-hidden { display: none; }
+    """
+
+    BINDINGS = [
+        Binding("space", "pause", "Pause/resume", id="monitor.pause"),
+        Binding("s", "stop", "Stop", id="monitor.stop"),
+        Binding("p", "predict", "Predict", id="monitor.predict"),
+        Binding("v", "view", "View", id="monitor.view"),
+        Binding("c", "compare", "Compare", id="monitor.compare"),
+        Binding("x", "clear_compare", "Clear overlay", id="monitor.clear_compare", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = "all"
+        self._layout_key: tuple[object, ...] | None = None
+        self._status_key: tuple[object, ...] | None = None
+        self._chart_keys: dict[str, tuple[object, ...]] = {}
+        self._chart_order = ["loss", "metric", "grad"]
+        self._log_drawn = 0
+        self._log_run: str | None = None
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("monitor")
+        yield Static("", id="status")
+        with Horizontal(id="progress-row"):
+            yield ProgressBar(total=1.0, show_eta=False, id="progress")
+            yield Static("view: all", id="view")
+        with Grid(id="plots"):
+            yield Chart(id="loss")
+            yield Chart(id="metric")
+            yield Chart(id="grad")
+            yield RichLog(id="log", max_lines=400, wrap=True, markup=False)
+        yield footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(REDRAW_SECONDS, self.redraw)
+        self.redraw()
+
+    def on_screen_resume(self) -> None:
+        self._layout_key = None
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self._layout_key = None
+
+    # -- drawing ---------------------------------------------------------------------------
+    def redraw(self, force: bool = False) -> None:
+        """Status and log on every change; the plots one at a time (a frame never renders all three
+        unless the layout changed), so a key press never waits long behind a redraw."""
+        if not self.is_current:
+            return
+        monitor = self.wb.current_monitor()
+        compared = [m for m in self.wb.compared_monitors() if monitor is None or m.id != monitor.id]
+        data_key = (monitor.id if monitor else None, monitor.version if monitor else -1,
+                    tuple((m.id, m.version) for m in compared))
+        layout_key = (data_key[0], tuple(m.id for m in compared), self.view, self.size)
+        full = force or layout_key != self._layout_key
+        if full or data_key != self._status_key:
+            self._status_key = data_key
+            self._draw_status(monitor)
+            self._draw_log(monitor)
+        visible = {"all": {"loss", "metric", "grad", "log"}}.get(self.view, {self.view})
+        chart_keys = {c: (data_key, self.query_one(f"#{c}").size) for c in self._chart_order}
+        stale = [c for c in self._chart_order if c in visible and self._chart_keys.get(c) != chart_keys[c]]
+        if full:
+            self._layout_key = layout_key
+            for widget_id in ("loss", "metric", "grad", "log"):
+                self.query_one(f"#{widget_id}").set_class(widget_id not in visible, "-hidden")
+            self.query_one("#plots").set_class(self.view != "all", "-single")
+        elif stale:
+            # a plot whose size changed is rendered anew anyway: draw those now; otherwise one per tick
+            resized = [c for c in stale if self._chart_keys.get(c, (None, None))[1] != chart_keys[c][1]]
+            stale = resized or stale[:1]
+            for chart_id in stale:
+                self._chart_order.remove(chart_id)
+                self._chart_order.append(chart_id)
+        for chart_id in stale:
+            self._chart_keys[chart_id] = chart_keys[chart_id]
+            {"loss": self._draw_loss, "metric": self._draw_metric, "grad": self._draw_grad}[chart_id](
+                monitor, compared)
+
+    def _draw_status(self, monitor: RunMonitor | None) -> None:
+        status = self.query_one("#status", Static)
+        bar = self.query_one("#progress", ProgressBar)
+        if monitor is None:
+            status.update("No run is open. [b]F2[/b] set one up and train, [b]F4[/b] open a run (also ones started "
+                          "with `workbench train`).")
+            bar.update(progress=0)
+            return
+        p = monitor.progress()
+        parts = [f"[b]{monitor.state.upper()}[/b]"]
+        if p["epochs"]:
+            parts.append(f"epoch {p['epoch']}/{p['epochs']}")
+        if p["steps"]:
+            parts.append(f"step {p['step']}/{p['steps']}")
+        if p["samples_per_s"]:
+            parts.append(f"{p['samples_per_s']:,.0f} samples/s")
+        if monitor.active and p["eta_s"] is not None:
+            parts.append(f"ETA {format_duration(p['eta_s'])}")
+        if p["best"] is not None:
+            parts.append(f"best {monitor.main_metric} {p['best']:.4f}")
+        if monitor.state == "failed" and monitor.message:
+            parts.append(escape(f"error: {monitor.message}"))
+        status.update("  ".join(parts))
+        bar.update(progress=p["fraction"])
+
+    def _draw_log(self, monitor: RunMonitor | None) -> None:
+        log = self.query_one("#log", RichLog)
+        if monitor is None:
+            log.border_title = "log"
+            if self._log_run is not None:
+                log.clear()
+                self._log_run = None
+            return
+        if self._log_run != monitor.id:
+            log.clear()
+            self._log_run = monitor.id
+            self._log_drawn = 0
+        new = monitor.log_count - self._log_drawn
+        if new > 0:
+            for line in list(monitor.log)[-min(new, len(monitor.log)):]:
+                log.write(line)
+            self._log_drawn = monitor.log_count
+        log.border_title = f"log: {monitor.id}"
+
+    def _prepare(self, chart_id: str, title: str) -> tuple[Chart, object]:
+        chart = self.query_one(f"#{chart_id}", Chart)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        chart.border_title = title
+        plt.xlabel("epoch")
+        return chart, plt
+
+    def _width(self, chart: Chart) -> int:
+        return max(chart.size.width - 10, 10)
+
+    def _series(self, plt: object, xs: list[float], ys: list[float], label: str, index: int) -> None:
+        if not xs:
+            return
+        plt.plot(xs, ys, label=label, marker=MARKERS[index % len(MARKERS)])  # type: ignore[attr-defined]
+
+    def _draw_loss(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
+        chart, plt = self._prepare("loss", "loss (train by step, valid by epoch)")
+        series = 0
+        if monitor is not None:
+            xs, ys = downsample(list(monitor.step_x), list(monitor.step_loss), self._width(chart))
+            self._series(plt, xs, ys, "train", series)
+            series += 1
+            xs, ys = monitor.epoch_series("valid", "loss")
+            self._series(plt, xs, ys, "valid", series)
+            series += 1
+        for other in compared:
+            xs, ys = other.epoch_series("valid", "loss")
+            if not xs:
+                xs, ys = downsample(list(other.step_x), list(other.step_loss), self._width(chart))
+            self._series(plt, xs, ys, other.label, series)
+            series += 1
+        if not series:
+            plt.title("no data yet")  # type: ignore[attr-defined]
+        chart.refresh()
+
+    def _draw_metric(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
+        metric = monitor.main_metric if monitor is not None else "accuracy"
+        chart, plt = self._prepare("metric", f"{metric} (train by step, valid by epoch)")
+        series = 0
+        if monitor is not None:
+            xs, ys = downsample(list(monitor.step_x), list(monitor.step_metric), self._width(chart))
+            if not xs:  # an engine that sends no running metric: the epoch summaries
+                xs, ys = monitor.epoch_series("train", metric)
+            self._series(plt, xs, ys, "train", series)
+            xs, ys = monitor.epoch_series("valid", metric)
+            self._series(plt, xs, ys, "valid", series + 1)
+            series += 2
+        for other in compared:
+            xs, ys = other.epoch_series("valid", other.main_metric)
+            self._series(plt, xs, ys, other.label, series)
+            series += 1
+        chart.refresh()
+
+    def _draw_grad(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
+        chart, plt = self._prepare("grad", "gradient norm (max per log window, before clipping)")
+        series = 0
+        for m in ([monitor] if monitor is not None else []) + compared:
+            xs, ys = downsample(list(m.step_x), list(m.step_grad), self._width(chart))
+            pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+            self._series(plt, [x for x, _ in pairs], [y for _, y in pairs],
+                         "grad norm" if m is monitor else m.label, series)
+            series += 1
+        chart.refresh()
+
+    # -- actions ---------------------------------------------------------------------------
+    def action_view(self) -> None:
+        self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        self.query_one("#view", Static).update(f"view: {self.view}")
+        self.redraw()
+
+    def action_pause(self) -> None:
+        monitor = self.wb.current_monitor()
+        if monitor is None:
+            self.app.notify("no run is open", severity="warning")
+            return
+        self.wb.toggle_pause(monitor.run)
+
+    def action_stop(self) -> None:
+        monitor = self.wb.current_monitor()
+        if monitor is None:
+            self.app.notify("no run is open", severity="warning")
+            return
+        self.wb.stop_run(monitor.run)
+
+    def action_predict(self) -> None:
+        monitor = self.wb.current_monitor()
+        self.wb.open_predict(monitor.run if monitor else None)
+
+    def action_compare(self) -> None:
+        self.app.notify("mark runs to overlay with c in the runs list, then come back with F3 (x clears)")
+        self.wb.switch_mode("runs")
+
+    def action_clear_compare(self) -> None:
+        self.wb.compare.clear()
+        self.redraw(force=True)

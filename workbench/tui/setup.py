@@ -1,0 +1,419 @@
+"""Set up a run: dataset, architecture, device and a form generated from the parameter schemas."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from workbench.config import RunConfig, read_config_file, resolve_config
+from workbench.devices import list_devices
+from workbench.errors import ParamError, WorkbenchError
+from workbench.params import Param
+from workbench.tui.widgets import NavBar, footer
+
+if TYPE_CHECKING:
+    from workbench.tui.app import WorkbenchApp
+
+DEFAULT_SETUP_FILE = "workbench-setup.toml"
+
+
+class ParamValidator(Validator):
+    """Checks a form field with the parameter's own ``parse`` (the same check ``--set`` gets)."""
+
+    def __init__(self, param: Param) -> None:
+        super().__init__()
+        self.param = param
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self.param.parse(value)
+        except ParamError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+class PathValidator(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        if value.strip() and not Path(value.strip()).expanduser().exists():
+            return self.failure(f"data dir: {value.strip()} does not exist")
+        return self.success()
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class SetupScreen(Screen[None]):
+    """Pick what to train and with which hyperparameters; start it, or save the setup as TOML."""
+
+    DEFAULT_CSS = """
+    SetupScreen > Horizontal { height: 1fr; }
+    SetupScreen #pickers { width: 34; height: 1fr; padding: 0 1 0 0; }
+    SetupScreen #pickers OptionList { height: auto; max-height: 7; }
+    SetupScreen #pickers #devices { max-height: 5; }
+    SetupScreen #pickers Label { text-style: bold; }
+    SetupScreen #right { height: 1fr; }
+    SetupScreen #description { height: auto; max-height: 5; color: $text-muted; }
+    SetupScreen #form { height: 1fr; border: round $primary; }
+    SetupScreen .prow { height: 1; }
+    SetupScreen .pname { width: 18; }
+    SetupScreen .psection { text-style: bold underline; margin-top: 1; }
+    SetupScreen .prow Input { width: 1fr; }
+    SetupScreen #hint { height: 2; }
+    SetupScreen #hint.-error { color: $error; text-style: bold; }
+    """
+
+    BINDINGS = [
+        Binding("ctrl+t,t", "train", "Train", id="setup.train"),
+        Binding("ctrl+s", "save", "Save setup", id="setup.save"),
+        Binding("ctrl+o", "load", "Load setup", id="setup.load"),
+        Binding("ctrl+r", "reset", "Defaults", id="setup.reset"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dataset: str | None = None
+        self.arch: str | None = None
+        self.device = "auto"
+        #: Values the user typed, kept across dataset / architecture changes: "ns.name" -> text.
+        self.edited: dict[str, str] = {}
+        self.params: dict[str, Param] = {}
+        self._building = False
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        registry = self.wb.registry
+        yield NavBar("setup")
+        with Horizontal():
+            with Vertical(id="pickers"):
+                yield Label("Dataset")
+                yield OptionList(
+                    *[Option(f"{name}  ({spec.task})", id=name) for name, spec in sorted(registry.datasets.items())],
+                    id="datasets",
+                )
+                yield Label("Architecture")
+                yield OptionList(id="archs")
+                yield Label("Device")
+                yield OptionList(Option("auto  (best available)", id="auto"), Option("detecting devices…", disabled=True),
+                                 id="devices")
+            with Vertical(id="right"):
+                yield Static(id="description")
+                yield VerticalScroll(id="form")
+                yield Static("", id="hint")
+        yield footer()
+
+    def on_mount(self) -> None:
+        datasets = self.query_one("#datasets", OptionList)
+        if datasets.option_count:
+            datasets.highlighted = 0
+            # the form (a hundred widgets) is built just after the first paint
+            self._select_dataset(datasets.get_option_at_index(0).id, defer_form=True)
+        else:
+            self.query_one("#description", Static).update(
+                "No datasets: no plugin provides one (see `workbench plugins`).")
+        self.query_one("#devices", OptionList).highlighted = 0
+        datasets.focus()
+        self.call_after_refresh(self._detect_devices)
+
+    # -- devices (imports torch: off the UI thread) ----------------------------------------
+    def _detect_devices(self) -> None:
+        self.detect_devices()
+
+    @work(thread=True, exclusive=True, group="devices")
+    def detect_devices(self) -> None:
+        try:
+            devices = list_devices()
+        except Exception as exc:  # a broken torch install must not take the app down
+            self.app.call_from_thread(self.app.notify, f"could not list devices: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._show_devices, devices)
+
+    def _show_devices(self, devices: list[Any]) -> None:
+        options = [Option("auto  (best available)", id="auto")]
+        for d in devices:
+            memory = f", {d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""
+            if d.available:
+                options.append(Option(f"{d.name}  {d.description}{memory}", id=d.name))
+            else:
+                options.append(Option(f"{d.name}  unavailable: {d.reason}", id=d.name, disabled=True))
+        widget = self.query_one("#devices", OptionList)
+        widget.clear_options()
+        widget.add_options(options)
+        ids = [o.id for o in options]
+        widget.highlighted = ids.index(self.device) if self.device in ids else 0
+
+    # -- pickers ---------------------------------------------------------------------------
+    @on(OptionList.OptionHighlighted, "#datasets")
+    def _dataset_moved(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id != self.dataset:
+            self._select_dataset(event.option.id)
+
+    @on(OptionList.OptionHighlighted, "#archs")
+    def _arch_moved(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id != self.arch and not self._building:
+            self.arch = event.option.id
+            self._rebuild_form()
+
+    @on(OptionList.OptionHighlighted, "#devices")
+    def _device_moved(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            self.device = event.option.id
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a list moves on to the next one, then into the form."""
+        order = ["datasets", "archs", "devices"]
+        current = event.option_list.id
+        if current in order[:-1]:
+            self.query_one(f"#{order[order.index(current) + 1]}", OptionList).focus()
+        else:
+            inputs = self.query("#form Input")
+            if inputs:
+                inputs.first().focus()
+
+    def _select_dataset(self, name: str | None, arch: str | None = None, defer_form: bool = False) -> None:
+        registry = self.wb.registry
+        if name is None:
+            return
+        self.dataset = name
+        spec = registry.dataset(name)
+        fitting = registry.architectures_for(spec.task)
+        archs = self.query_one("#archs", OptionList)
+        self._building = True
+        archs.clear_options()
+        archs.add_options([Option(f"{a.name}", id=a.name) for a in fitting])
+        names = [a.name for a in fitting]
+        wanted = arch or (self.arch if self.arch in names else spec.default_arch)
+        self.arch = wanted if wanted in names else (names[0] if names else None)
+        if self.arch is not None:
+            archs.highlighted = names.index(self.arch)
+        self._building = False
+        if defer_form:
+            self._describe()
+            self.call_after_refresh(self._rebuild_form)
+        else:
+            self._rebuild_form()
+
+    def _describe(self) -> None:
+        registry = self.wb.registry
+        text = ""
+        if self.dataset:
+            spec = registry.dataset(self.dataset)
+            text = f"[b]{escape(spec.name)}[/b] ({spec.task}): {escape(spec.description)}"
+            if self.arch:
+                text += f"\n[b]{escape(self.arch)}[/b]: {escape(registry.architecture(self.arch).description)}"
+            else:
+                text += f"\n[b]no installed architecture does {spec.task}[/b] (see `workbench plugins`)"
+        self.query_one("#description", Static).update(text)
+
+    # -- the form --------------------------------------------------------------------------
+    def _defaults(self) -> RunConfig | None:
+        if not self.dataset or not self.arch:
+            return None
+        try:
+            return resolve_config(self.wb.registry, self.dataset, self.arch, "auto")
+        except WorkbenchError as exc:
+            self.app.notify(str(exc), severity="error", title="setup")
+            return None
+
+    def _rebuild_form(self) -> None:
+        self._describe()
+        form = self.query_one("#form", VerticalScroll)
+        form.remove_children()
+        self.params = {}
+        defaults = self._defaults()
+        if defaults is None:
+            return
+        from workbench.config import param_groups
+
+        groups = param_groups(self.wb.registry, self.dataset, self.arch)  # type: ignore[arg-type]
+        rows: list[Any] = [Label("run", classes="psection")]
+        data_dir = self.edited.get("run.data_dir", os.environ.get("WORKBENCH_DATA_DIR", ""))
+        rows.append(Horizontal(Label("data_dir", classes="pname"),
+                               Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
+                                     placeholder="empty: download into the cache"), classes="prow"))
+        for namespace in ("train", "data", "model"):
+            group = groups[namespace]
+            if not group.params:
+                continue
+            rows.append(Label(namespace, classes="psection"))
+            values = getattr(defaults, namespace)
+            for param in group.params:
+                key = f"{namespace}.{param.name}"
+                self.params[key] = param
+                value = self.edited.get(key, show_value(values.get(param.name, param.default)))
+                suggestions = None
+                if param.choices is not None:
+                    suggestions = SuggestFromList([show_value(c) for c in param.choices], case_sensitive=False)
+                elif param.type is bool:
+                    suggestions = SuggestFromList(["true", "false"], case_sensitive=False)
+                rows.append(Horizontal(
+                    Label(param.name, classes="pname"),
+                    Input(value, id=f"p-{namespace}-{param.name}", compact=True, validators=[ParamValidator(param)],
+                          suggester=suggestions, valid_empty=False, tooltip=param.help),
+                    classes="prow",
+                ))
+        form.mount_all(rows)
+
+    def _key_of(self, widget_id: str | None) -> str | None:
+        if not widget_id or not widget_id.startswith("p-"):
+            return None
+        _, namespace, name = widget_id.split("-", 2)
+        return f"{namespace}.{name}"
+
+    @on(Input.Changed, "#form Input")
+    def _changed(self, event: Input.Changed) -> None:
+        key = self._key_of(event.input.id)
+        if key is None:
+            return
+        param = self.params.get(key)
+        default_text = None
+        if param is not None:
+            defaults = self._defaults()
+            namespace, name = key.split(".", 1)
+            if defaults is not None:
+                default_text = show_value(getattr(defaults, namespace).get(name))
+        if event.value == default_text and key in self.edited:
+            del self.edited[key]
+        elif event.value != default_text and (param is not None or key == "run.data_dir"):
+            if event.input.is_attached:  # not a field of a form that was rebuilt since
+                self.edited[key] = event.value
+        if self.app.focused is event.input:
+            self._show_hint(event.input, event.validation_result)
+
+    @on(Input.Submitted, "#form Input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.focus_next()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        widget = event.widget
+        if isinstance(widget, Input) and widget.id and widget.id.startswith("p-"):
+            self._show_hint(widget, widget.validate(widget.value))
+
+    def _show_hint(self, widget: Input, result: ValidationResult | None) -> None:
+        hint = self.query_one("#hint", Static)
+        key = self._key_of(widget.id)
+        if result is not None and not result.is_valid:
+            hint.update(Text(result.failure_descriptions[0] if result.failure_descriptions else "invalid"))
+            hint.add_class("-error")
+            return
+        hint.remove_class("-error")
+        param = self.params.get(key or "")
+        if param is not None:
+            hint.update(Text.assemble((f"{key}", "bold"), f": {param.help} ({param.describe_allowed()}; "
+                                      f"default {show_value(param.default)})"))
+        elif key == "run.data_dir":
+            hint.update("[b]data_dir[/b]: folder or file with the dataset; empty downloads it into the cache")
+
+    def build_config(self) -> RunConfig:
+        """The validated setup, or a WorkbenchError naming the first bad field (which gets focus)."""
+        if not self.dataset:
+            raise WorkbenchError("choose a dataset first")
+        if not self.arch:
+            raise WorkbenchError(f"no installed architecture fits dataset {self.dataset!r}")
+        values: dict[str, dict[str, str]] = {"train": {}, "data": {}, "model": {}}
+        data_dir = ""
+        for widget in self.query("#form Input").results(Input):
+            key = self._key_of(widget.id)
+            if key is None:
+                continue
+            result = widget.validate(widget.value)
+            if result is not None and not result.is_valid:
+                widget.focus()
+                raise ParamError(result.failure_descriptions[0])
+            namespace, name = key.split(".", 1)
+            if namespace == "run":
+                data_dir = widget.value.strip()
+            else:
+                values[namespace][name] = widget.value
+        return resolve_config(self.wb.registry, self.dataset, self.arch, self.device, values=values,
+                              data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
+
+    # -- actions ---------------------------------------------------------------------------
+    def action_train(self) -> None:
+        try:
+            config = self.build_config()
+        except WorkbenchError as exc:
+            self.app.notify(str(exc), severity="error", title="cannot start")
+            return
+        self.wb.start_run(config)
+
+    def action_save(self) -> None:
+        try:
+            config = self.build_config()
+        except WorkbenchError as exc:
+            self.app.notify(str(exc), severity="error", title="cannot save")
+            return
+        from workbench.tui.modals import PathScreen
+
+        def save(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                Path(path).expanduser().write_text(config.to_toml(), encoding="utf-8")
+            except OSError as exc:
+                self.app.notify(f"could not write {path}: {exc.strerror}", severity="error")
+                return
+            self.app.notify(f"saved {path}; train it headless with: workbench train --config {path}")
+
+        self.app.push_screen(PathScreen("Save the setup as TOML", DEFAULT_SETUP_FILE), save)
+
+    def action_load(self) -> None:
+        from workbench.tui.modals import PathScreen
+
+        def load(path: str | None) -> None:
+            if path:
+                self.load_file(Path(path).expanduser())
+
+        self.app.push_screen(PathScreen("Load a setup (TOML)", DEFAULT_SETUP_FILE), load)
+
+    def load_file(self, path: Path) -> bool:
+        try:
+            raw = read_config_file(path)
+            dataset = raw.get("dataset")
+            if not dataset:
+                raise WorkbenchError(f"{path} names no dataset ([run] dataset = ...)")
+            # validate the whole file before changing the form
+            config = resolve_config(self.wb.registry, dataset, raw.get("arch"), raw.get("device") or "auto",
+                                    values=raw.get("values"), data_dir=raw.get("data_dir"))
+        except WorkbenchError as exc:
+            self.app.notify(str(exc), severity="error", title="cannot load")
+            return False
+        self.edited = {f"{ns}.{k}": show_value(v) for ns in ("train", "data", "model") for k, v in
+                       getattr(config, ns).items()}
+        self.edited["run.data_dir"] = config.data_dir or ""
+        self.device = config.device
+        datasets = self.query_one("#datasets", OptionList)
+        ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
+        self.dataset = None
+        datasets.highlighted = ids.index(config.dataset)
+        self._select_dataset(config.dataset, arch=config.arch)
+        devices = self.query_one("#devices", OptionList)
+        device_ids = [devices.get_option_at_index(i).id for i in range(devices.option_count)]
+        if config.device in device_ids:
+            devices.highlighted = device_ids.index(config.device)
+        self.app.notify(f"loaded {path}")
+        return True
+
+    def action_reset(self) -> None:
+        self.edited = {}
+        self._rebuild_form()
+        self.app.notify("defaults restored")
