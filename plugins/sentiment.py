@@ -32,6 +32,7 @@ def _valid_fraction(default: float) -> Param:
 
 
 _BYO_COMMON = [
+    Param("path", str, "", "your folder or file (default: --data-dir)"),
     Param("tokenizer", str, "word", "word: lower-cased words and punctuation; char: characters",
           choices=("word", "char")),
     *_vocab_params(30_000, 1),

@@ -36,10 +36,13 @@ def _decode(raw: bytes, where: Path | str, encoding: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _require_dir(context: LoadContext, what: str) -> Path:
-    if context.data_dir is None:
-        raise DataError(f"{what} reads your own files: pass --data-dir PATH (or set WORKBENCH_DATA_DIR)")
-    path = context.data_dir
+def _require_dir(context: LoadContext, what: str, params: dict[str, Any]) -> Path:
+    """``data.path`` when set, else ``--data-dir``."""
+    chosen = str(params.get("path", "")).strip()
+    path = Path(chosen).expanduser() if chosen else context.data_dir
+    if path is None:
+        raise DataError(f"{what} reads your own files: --set data.path=PATH or pass --data-dir PATH "
+                        "(or set WORKBENCH_DATA_DIR)")
     if not path.exists():
         raise DataError(f"{path} does not exist")
     return path
@@ -65,7 +68,7 @@ def read_class_folders(root: Path, encoding: str, extension: str) -> Examples:
 
 
 def load_folder(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
-    root = _require_dir(context, "text-folder")
+    root = _require_dir(context, "text-folder", params)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder: text-folder wants one subfolder per class "
                         "(use text-csv for a CSV/TSV file)")
@@ -123,7 +126,7 @@ def read_table(path: Path, params: dict[str, Any]) -> Examples:
 
 
 def load_csv(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
-    path = _require_dir(context, "text-csv")
+    path = _require_dir(context, "text-csv", params)
     sources: dict[str, Path] = {}
     if path.is_file():
         sources["train"] = path

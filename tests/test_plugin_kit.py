@@ -94,6 +94,18 @@ def test_builtin_plugins_pass_the_contract(name, shared_data, tmp_path):
                    "parallel-tsv": {"path": str(shared_data / "fra-eng" / "fra.txt")},
                    "conllu": {"path": str(shared_data / "ud-english-ewt" / "en_ewt-ud-dev.conllu")},
                    "tagged-text": {"path": str(tagged)}}
+    # text-folder and text-csv: real rt-polarity sentences as class folders and as a CSV
+    sentences = {label: [line.strip() for line in (shared_data / "rt-polarity" / f"rt-polarity.{label}")
+                         .read_bytes().decode("latin-1").split("\n") if line.strip()][:60] for label in ("pos", "neg")}
+    rows = ["text,label"]
+    for label, texts in sentences.items():
+        (tmp_path / "folders" / label).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (tmp_path / "folders" / label / f"{i}.txt").write_text(text, encoding="utf-8")
+            rows.append('"' + text.replace('"', '""') + f'",{label}')
+    (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data_params["text-folder"] = {"path": str(tmp_path / "folders")}
+    data_params["text-csv"] = {"path": str(tmp_path / "reviews.csv")}
     report = assert_plugin_contract(name, data_dir=shared_data, data_params=data_params)
     assert report.passed and not report.violations
 
