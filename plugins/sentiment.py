@@ -32,7 +32,7 @@ def _valid_fraction(default: float) -> Param:
 
 
 _BYO_COMMON = [
-    Param("path", str, "", "your folder or CSV/TSV file (default: --data-dir / WORKBENCH_DATA_DIR)"),
+    Param("path", str, "", "your folder or file (default: --data-dir)"),
     Param("tokenizer", str, "word", "word: lower-cased words and punctuation; char: characters",
           choices=("word", "char")),
     *_vocab_params(30_000, 1),
@@ -82,7 +82,7 @@ def workbench_datasets() -> list[DatasetSpec]:
         DatasetSpec(
             name="text-folder",
             task="classification",
-            description="Your own texts: --set data.path=FOLDER (or --data-dir) with one subfolder per class, one text per file "
+            description="Your own texts: --data-dir FOLDER with one subfolder per class, one text per file "
             "(train/ and test/ subfolders, each holding the class folders, are used as given)",
             load=f"{_FILES}:load_folder",
             params=[*_BYO_COMMON, Param("extension", str, ".txt", "read files ending with this ('' = every file)")],
@@ -92,7 +92,7 @@ def workbench_datasets() -> list[DatasetSpec]:
         DatasetSpec(
             name="text-csv",
             task="classification",
-            description="Your own texts: --set data.path=FILE.csv or .tsv (or --data-dir) with a header row naming a text and a "
+            description="Your own texts: --data-dir FILE.csv or .tsv with a header row naming a text and a "
             "label column",
             load=f"{_FILES}:load_csv",
             params=[

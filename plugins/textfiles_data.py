@@ -36,14 +36,13 @@ def _decode(raw: bytes, where: Path | str, encoding: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _require_dir(context: LoadContext, what: str, params: dict[str, Any] | None = None) -> Path:
-    given = (params or {}).get("path") or ""
-    if given:
-        path = Path(given).expanduser()
-    elif context.data_dir is None:
-        raise DataError(f"{what} reads your own files: pass --set data.path=PATH (or --data-dir PATH)")
-    else:
-        path = context.data_dir
+def _require_dir(context: LoadContext, what: str, params: dict[str, Any]) -> Path:
+    """``data.path`` when set, else ``--data-dir``."""
+    chosen = str(params.get("path", "")).strip()
+    path = Path(chosen).expanduser() if chosen else context.data_dir
+    if path is None:
+        raise DataError(f"{what} reads your own files: --set data.path=PATH or pass --data-dir PATH "
+                        "(or set WORKBENCH_DATA_DIR)")
     if not path.exists():
         raise DataError(f"{path} does not exist")
     return path

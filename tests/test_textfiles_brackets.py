@@ -14,7 +14,7 @@ from workbench.api import LoadContext
 from workbench.cli import main
 from workbench.errors import DataError
 
-COMMON = {"tokenizer": "word", "max_vocab": 0, "min_freq": 1, "max_length": 0, "test_fraction": 0.2,
+COMMON = {"path": "", "tokenizer": "word", "max_vocab": 0, "min_freq": 1, "max_length": 0, "test_fraction": 0.2,
           "valid_fraction": 0.25, "split_seed": 0, "encoding": "utf-8"}
 FOLDER = {**COMMON, "extension": ".txt"}
 CSV = {**COMMON, "text_column": "text", "label_column": "label", "delimiter": "auto"}
@@ -48,6 +48,8 @@ def test_folder_per_class(sentences, tmp_path):
     data = textfiles_data.load_folder(ctx(root), FOLDER)
     assert data.classes == ["neg", "pos"]
     assert (len(data.train), len(data.valid), len(data.test)) == (24, 8, 8)
+    # data.path wins over --data-dir
+    assert textfiles_data.load_folder(ctx(tmp_path / "elsewhere"), {**FOLDER, "path": str(root)}).test == data.test
     assert Counter(y for _, y in data.test) == {0: 4, 1: 4}
     everything = {t for t, _ in data.train + data.valid + data.test}
     assert everything == set(sentences["pos"]) | set(sentences["neg"])
@@ -66,7 +68,7 @@ def test_folder_with_its_own_splits_and_unknown_label(sentences, tmp_path):
 
 
 def test_folder_problems(sentences, tmp_path):
-    with pytest.raises(DataError, match="pass --set data.path=PATH"):
+    with pytest.raises(DataError, match="data.path=PATH or pass --data-dir"):
         textfiles_data.load_folder(ctx(None), FOLDER)
     with pytest.raises(DataError, match="missing-folder does not exist"):
         textfiles_data.load_folder(ctx(tmp_path / "missing-folder"), FOLDER)
