@@ -151,7 +151,13 @@ async def test_setup_offers_fitting_architectures_defaults_and_validates_as_you_
         screen = app.screen
         assert screen.dataset == "names" and screen.arch == "gru"  # the dataset's default architecture
         archs = screen.query_one("#archs")
-        assert [archs.get_option_at_index(i).id for i in range(archs.option_count)] == ["elman", "rnn", "lstm", "gru"]
+        from workbench.registry import get_registry
+
+        offered = [archs.get_option_at_index(i).id for i in range(archs.option_count)]
+        fitting = [a.name for a in get_registry().architectures_for("classification")]
+        assert sorted(offered) == sorted(fitting) and {"elman", "rnn", "lstm", "gru"} <= set(offered)
+        assert not set(offered) & {a.name for a in get_registry().architectures.values()
+                                   if "classification" not in a.tasks}  # only architectures that fit
         lr = screen.query_one("#p-train-lr")
         assert lr.value == "0.003"  # the dataset's recommended default, as `workbench train` applies it
         await wait_for(pilot, lambda: screen.query_one("#devices").option_count == 4)
@@ -172,7 +178,7 @@ async def test_setup_offers_fitting_architectures_defaults_and_validates_as_you_
         # an edit survives switching architecture; architecture parameters follow the choice
         lr.value = "0.01"
         screen.edited["train.lr"] = "0.01"
-        screen.query_one("#archs").highlighted = 0  # elman
+        screen.query_one("#archs").highlighted = offered.index("elman")
         await pilot.pause()
         assert screen.arch == "elman" and screen.query_one("#p-train-lr").value == "0.01"
         assert screen.query_one("#p-model-input").value == "onehot"
@@ -187,7 +193,8 @@ async def test_setup_saves_and_loads_the_toml_that_workbench_train_reads(runs_ro
         screen = app.screen
         screen.query_one("#p-train-epochs").value = "2"
         await pilot.pause()
-        screen.query_one("#archs").highlighted = 2  # lstm
+        archs = screen.query_one("#archs")
+        archs.highlighted = [archs.get_option_at_index(i).id for i in range(archs.option_count)].index("lstm")
         await pilot.pause()
         screen.query_one("#p-model-bidirectional").value = "true"
         setup = tmp_path / "setup.toml"

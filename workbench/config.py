@@ -18,6 +18,9 @@ from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param, ParamGroup, route_assignments
 from workbench.registry import Registry
 
+#: What the app offers first (``WORKBENCH_DEFAULT_DATASET`` overrides): the classic surname classifier.
+DEFAULT_DATASET = os.environ.get("WORKBENCH_DEFAULT_DATASET") or "names"
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "plateau")
 

@@ -18,7 +18,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from workbench.config import RunConfig, read_config_file, resolve_config
+from workbench.config import DEFAULT_DATASET, RunConfig, read_config_file, resolve_config
 from workbench.devices import list_devices
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
@@ -123,9 +123,10 @@ class SetupScreen(Screen[None]):
     def on_mount(self) -> None:
         datasets = self.query_one("#datasets", OptionList)
         if datasets.option_count:
-            datasets.highlighted = 0
+            ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
+            datasets.highlighted = ids.index(DEFAULT_DATASET) if DEFAULT_DATASET in ids else 0
             # the form (a hundred widgets) is built just after the first paint
-            self._select_dataset(datasets.get_option_at_index(0).id, defer_form=True)
+            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, defer_form=True)
         else:
             self.query_one("#description", Static).update(
                 "No datasets: no plugin provides one (see `workbench plugins`).")
