@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from workbench.api import ArchitectureSpec, Param, hookimpl
+from workbench.api import ArchitectureSpec, Param, hookimpl, recurrent_params
 
 _COMMON = [
-    Param("input", str, "embedding", "how tokens enter the network", choices=("embedding", "onehot")),
-    Param("embedding_dim", int, 64, "embedding size (input=embedding)", min=1, max=4096),
-    Param("hidden_size", int, 128, "recurrent state size per direction", min=1, max=8192),
-    Param("num_layers", int, 1, "stacked recurrent layers", min=1, max=16),
-    Param("bidirectional", bool, False, "also read each sequence backwards"),
-    Param("dropout", float, 0.0, "dropout between layers and before the output", min=0.0, max=0.9),
+    *recurrent_params(),
     Param("sequence_mode", str, "padded", "skip padding by masking (padded, fast on CPU) or packing (packed)",
           choices=("padded", "packed")),
 ]

@@ -38,7 +38,24 @@ __all__ = [
     "TASK_KINDS",
     "TaggingData",
     "hookimpl",
+    "recurrent_params",
 ]
+
+def recurrent_params(
+    embedding_dim: int = 64, hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
+    dropout: float = 0.0,
+) -> list[Param]:
+    """The usual knobs of an embedding + recurrent-stack model (input, sizes, layers, direction,
+    dropout), so every architecture names them the same way; pass other defaults as needed."""
+    return [
+        Param("input", str, "embedding", "how tokens enter the network", choices=("embedding", "onehot")),
+        Param("embedding_dim", int, embedding_dim, "embedding size (input=embedding)", min=1, max=4096),
+        Param("hidden_size", int, hidden_size, "recurrent state size per direction", min=1, max=8192),
+        Param("num_layers", int, num_layers, "stacked recurrent layers", min=1, max=16),
+        Param("bidirectional", bool, bidirectional, "also read each sequence backwards"),
+        Param("dropout", float, dropout, "dropout between layers and before the output", min=0.0, max=0.9),
+    ]
+
 
 #: The four task kinds the engine knows. A dataset has exactly one; an architecture supports one or more.
 TASK_KINDS: tuple[str, ...] = ("classification", "tagging", "language_model", "seq2seq")
