@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from workbench.api import ModelContext, TaggingData
 from workbench.errors import DataError, WorkbenchError
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.tasks.classification import classification_metrics
 from workbench.text import Vocab
 
 #: Padding in the target tensor; cross-entropy skips these positions.
@@ -189,31 +190,16 @@ class TaggingTask(Task):
             model.train(was_training)
         if tokens_total == 0:
             return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
-        correct = confusion.diag().double()
-        support = confusion.sum(dim=1).double()
-        present = support > 0
-        per_tag = torch.where(present, correct / support.clamp(min=1), torch.full_like(correct, float("nan")))
-        metrics: dict[str, Any] = {
-            "loss": loss_sum / tokens_total,
-            "accuracy": float(correct.sum()) / tokens_total,
+        # loss, accuracy, top-k, balanced accuracy and (detailed) the per-tag tables are computed
+        # exactly as for classification, so `workbench eval` and the TUI show them unchanged
+        metrics = classification_metrics(confusion, loss_sum, top_k_hits, tokens_total, k, list(self.tags), detailed)
+        metrics.update({
             "oov_accuracy": oov_correct / oov_total if oov_total else float("nan"),
             "oov_count": oov_total,
             "oov_rate": oov_total / tokens_total,
             "sentence_accuracy": sentences_correct / sentences,
-            "top_k_accuracy": top_k_hits / tokens_total,
-            "top_k": k,
-            "balanced_accuracy": float(per_tag[present].mean()),
-            "count": tokens_total,
             "sentences": sentences,
-        }
-        if detailed:
-            # same keys as classification, so `workbench eval` and the TUI show per-tag tables unchanged
-            metrics["classes"] = list(self.tags)
-            metrics["per_class_accuracy"] = {
-                t: (None if not bool(present[i]) else round(float(per_tag[i]), 6)) for i, t in enumerate(self.tags)
-            }
-            metrics["support"] = {t: int(support[i]) for i, t in enumerate(self.tags)}
-            metrics["confusion_matrix"] = confusion.tolist()
+        })
         return metrics
 
     # -- using a trained model ---------------------------------------------------------------
