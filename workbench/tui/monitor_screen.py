@@ -32,9 +32,46 @@ MARKERS = ("braille", "dot", "x", "+", "o", "*", "#", "@")
 
 
 class Chart(PlotextPlot):
-    """A focusable plot (so it can be maximized and scrolled to with the keyboard)."""
+    """A focusable plot (so it can be maximized and scrolled to with the keyboard).
+
+    Building a plotext plot is pure Python and takes tens of milliseconds. The last build is kept:
+    repaints with unchanged data and size reuse it, and when only the size changed (a view switch,
+    a resize) the old picture is painted at once and the plot is rebuilt right after that frame, so
+    the key that changed the layout is never kept waiting behind plotext.
+    """
 
     can_focus = True
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._generation = 0
+        self._built: tuple[tuple[int, int], int, str, object] | None = None
+        self._rebuild_pending = False
+
+    def redraw(self) -> None:
+        """The plot's data changed: build it anew at the next paint."""
+        self._generation += 1
+        self.refresh()
+
+    def render(self):  # type: ignore[no-untyped-def]
+        size = (self.size.width, self.size.height)
+        theme = self.app.theme
+        built = self._built
+        if built is not None and built[1] == self._generation and built[2] == theme:
+            if built[0] == size:
+                return built[3]
+            if not self._rebuild_pending:
+                self._rebuild_pending = True
+                self.call_after_refresh(self._rebuild)
+                return built[3]
+        picture = super().render()
+        self._built = (size, self._generation, theme, picture)
+        return picture
+
+    def _rebuild(self) -> None:
+        self._rebuild_pending = False
+        self._generation += 1
+        self.refresh()
 
 
 class MonitorScreen(Screen[None]):
@@ -214,7 +251,7 @@ class MonitorScreen(Screen[None]):
             series += 1
         if not series:
             plt.title("no data yet")  # type: ignore[attr-defined]
-        chart.refresh()
+        chart.redraw()
 
     def _draw_metric(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
         metric = monitor.main_metric if monitor is not None else "accuracy"
@@ -232,7 +269,7 @@ class MonitorScreen(Screen[None]):
             xs, ys = other.epoch_series("valid", other.main_metric)
             self._series(plt, xs, ys, other.label, series)
             series += 1
-        chart.refresh()
+        chart.redraw()
 
     def _draw_grad(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
         chart, plt = self._prepare("grad", "gradient norm (max per log window, before clipping)")
@@ -243,7 +280,7 @@ class MonitorScreen(Screen[None]):
             self._series(plt, [x for x, _ in pairs], [y for _, y in pairs],
                          "grad norm" if m is monitor else m.label, series)
             series += 1
-        chart.refresh()
+        chart.redraw()
 
     # -- actions ---------------------------------------------------------------------------
     def action_view(self) -> None:
