@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,20 @@ def registry():
 
 #: Small, fast settings for training in tests.
 FAST = ["epochs=1", "model.hidden_size=32", "model.embedding_dim=16", "batch_size=128", "log_every=5"]
+
+
+@pytest.fixture()
+def mirror(tmp_path: Path):
+    """A local HTTP server over ``tmp_path/www``, standing in for a dataset's canonical host (the
+    loaders reach it through WORKBENCH_DATA_MIRROR's LoadContext.mirror). Yields (root, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -120,28 +117,9 @@ def test_truncated_zip_is_an_error(shared_data, tmp_path):
         load(archive, tmp_path / "cache")
 
 
-@pytest.fixture()
-def mirror(tmp_path):
-    """A local HTTP server holding /tutorial/data.zip, standing in for download.pytorch.org."""
-    root = tmp_path / "www"
-    (root / "tutorial").mkdir(parents=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-
-    class Quiet(http.server.ThreadingHTTPServer):
-        pass
-
-    server = Quiet(("127.0.0.1", 0), handler)
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
 def test_download_through_mirror_with_progress_and_checksums(shared_data, tmp_path, mirror):
     root, url = mirror
+    (root / "tutorial").mkdir()
     make_zip(shared_data / "names", root / "tutorial" / "data.zip")
     seen = []
     data = load(None, tmp_path / "cache", mirror=url, progress=lambda done, total, label: seen.append((done, total)))
@@ -155,6 +133,7 @@ def test_download_through_mirror_with_progress_and_checksums(shared_data, tmp_pa
 
 def test_download_with_wrong_bytes_is_rejected_and_not_cached(shared_data, tmp_path, mirror):
     root, url = mirror
+    (root / "tutorial").mkdir()
     folder = shutil.copytree(shared_data / "names", tmp_path / "tampered")
     (folder / "Greek.txt").write_text("Papadopoulos\n")
     make_zip(folder, root / "tutorial" / "data.zip")

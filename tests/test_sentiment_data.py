@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import shutil
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -123,21 +120,6 @@ def test_imdb_problems_are_data_errors(imdb_real, tmp_path):
         _add(archive, "aclImdb/train/pos/1_9.txt", b"only one class")
     with pytest.raises(DataError, match="other.tar.gz has no aclImdb/train/neg/"):
         sentiment_data.load_imdb(context(tmp_path / "other.tar.gz", tmp_path / "cache"), IMDB_PARAMS)
-
-
-@pytest.fixture()
-def mirror(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 def test_imdb_download_is_verified(imdb_real, tmp_path, mirror):
