@@ -129,11 +129,11 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     length, pairs = params["length"], params["pairs"]
     if length % 2:
         raise DataError(f"brackets: length must be even, a balanced string of {length} characters cannot exist")
-    min_length, defects = params["min_length"], params["defects"]
+    defects = params["defects"]
+    # even, at least 2, never above length: 0.4 of 100 -> 40, 0.4 of 8 -> 4
+    min_length = min(length, max(2, 2 * round(params["min_fraction"] * length / 2))) if params["min_fraction"] else 0
     if defects == "kind" and pairs < 2:
         raise DataError("brackets: defects=kind needs pairs >= 2 (a wrong kind of bracket needs two kinds)")
-    if min_length > length:
-        raise DataError(f"brackets: min_length ({min_length}) is longer than length ({length})")
     rng = random.Random(params["data_seed"])
     n_valid = round(params["train_size"] * params["valid_fraction"])
     # validation and test strings are all `length` long; only training strings vary with min_length

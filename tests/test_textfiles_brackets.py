@@ -193,17 +193,18 @@ def test_is_balanced_reference():
 
 
 def test_brackets_dataset_is_seeded_and_validated():
-    params = {"length": 12, "min_length": 0, "defects": "mixed", "pairs": 1, "train_size": 100, "test_size": 20, "valid_fraction": 0.1, "data_seed": 4}
+    params = {"length": 12, "min_fraction": 0.0, "defects": "mixed", "pairs": 1, "train_size": 100, "test_size": 20, "valid_fraction": 0.1, "data_seed": 4}
     a = brackets_data.load(ctx(None), params)
     b = brackets_data.load(ctx(None), params)
     assert a.train == b.train and len(a.valid) == 10 and len(a.test) == 20 and a.tokenizer == "char"
     with pytest.raises(DataError, match="length must be even"):
         brackets_data.load(ctx(None), {**params, "length": 11})
-    with pytest.raises(DataError, match="min_length"):
-        brackets_data.load(ctx(None), {**params, "min_length": 14})
-    mixed = brackets_data.load(ctx(None), {**params, "min_length": 4, "train_size": 400})
+    mixed = brackets_data.load(ctx(None), {**params, "min_fraction": 0.4, "train_size": 400})
     lengths = {len(text) for text, _ in mixed.train}
-    assert lengths == {4, 6, 8, 10, 12}
+    assert lengths == {4, 6, 8, 10, 12}  # 0.4 x 12 = 4.8, rounded to the even 4
+    assert mixed.info["train_lengths"] == "4-12"
+    tiny = brackets_data.load(ctx(None), {**params, "length": 2, "min_fraction": 0.4})
+    assert {len(text) for text, _ in tiny.train} == {2}
     assert {len(text) for text, _ in mixed.valid + mixed.test} == {12}
     assert all(brackets_data.is_balanced(text) == bool(label) for text, label in mixed.train)
     with pytest.raises(DataError, match="defects=kind needs pairs >= 2"):
