@@ -20,11 +20,12 @@ import statistics
 import tempfile
 import time
 
+from workbench_plugins.brackets_data import CLASSES, balanced_string, corrupt
+
 from workbench.api import ClassificationData
 from workbench.config import resolve_config
 from workbench.engine import load_trained, train
 from workbench.registry import get_registry
-from workbench_plugins.brackets_data import CLASSES, balanced_string, corrupt
 
 PROBE_KINDS = ("balanced", "count", "order")
 

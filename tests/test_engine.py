@@ -51,6 +51,27 @@ def test_seeds_make_runs_reproducible(registry, shared_data):
     assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], rel=1e-6)
 
 
+def test_balanced_class_weight_lifts_the_rare_classes(registry, shared_data):
+    plain = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry)
+    weighted = train(names_config(registry, shared_data, "epochs=2", "lr=0.01", "class_weight=balanced"),
+                     registry=registry)
+    # the same seed and data; only the loss weights differ, and they favour the 17 minority classes
+    assert weighted.metrics["balanced_accuracy"] > plain.metrics["balanced_accuracy"] + 0.05
+    assert weighted.metrics["accuracy"] < plain.metrics["accuracy"]
+
+
+def test_class_weights_follow_the_balanced_formula():
+    from workbench.tasks.classification import ClassificationTask
+    from workbench.text import Vocab
+
+    task = ClassificationTask(Vocab(["<pad>", "<unk>", "a"]), ["x", "y", "z"], "char", "none", 0)
+    examples = [([2], 0)] * 6 + [([2], 1)] * 2  # z never occurs
+    task.prepare_training(examples, {"class_weight": "balanced"})
+    assert task.class_weights.tolist() == pytest.approx([8 / (2 * 6), 8 / (2 * 2), 1.0])
+    task.prepare_training(examples, {"class_weight": "none"})
+    assert task.class_weights is None
+
+
 @pytest.mark.parametrize("arch", ["elman", "rnn", "lstm"])
 def test_every_classifier_trains(registry, shared_data, arch):
     extra = ["model.bidirectional=true", "model.num_layers=2", "model.dropout=0.1"]

@@ -305,6 +305,7 @@ class Trainer:
         if not train_set:
             raise DataError(f"dataset {config.dataset!r} has no usable training examples")
 
+        task.prepare_training(train_set, train_cfg)
         model = build_model(config, task, self.registry).to(device)
         optimizer = make_optimizer(model, train_cfg)
         scheduler = make_scheduler(optimizer, train_cfg, task.higher_is_better)

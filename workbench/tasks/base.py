@@ -73,6 +73,11 @@ class Task(ABC):
         self, examples: Sequence[Any], batch_size: int, shuffle: bool, generator: torch.Generator | None = None
     ) -> Iterator[Batch]: ...
 
+    def prepare_training(self, train_examples: Sequence[Any], options: dict[str, Any]) -> None:
+        """Called once before training with the encoded training split and the run's ``train``
+        options, for what a task derives from them (class weights); nothing by default."""
+        return None
+
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> Tensor | tuple[Tensor, Tensor | None]:
         """The mean loss of a batch, optionally with the count of correct predictions (a tensor,

@@ -30,6 +30,8 @@ class ClassificationTask(Task):
         self.max_length = max_length
         self._tokenize = get_tokenizer(tokenizer)
         self._normalize = get_normalizer(normalize)
+        #: Per-class loss weights for ``class_weight=balanced`` (None = plain mean cross-entropy).
+        self.class_weights: Tensor | None = None
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -108,10 +110,25 @@ class ClassificationTask(Task):
             targets = torch.tensor([examples[i][1] for i in indices], dtype=torch.long)
             yield Batch({"tokens": tokens, "lengths": lens}, targets, len(indices))
 
+    def prepare_training(self, train_examples: Sequence[Encoded], options: dict[str, Any]) -> None:
+        """``class_weight=balanced`` weighs each class by n / (classes x its count), as scikit-learn's
+        "balanced" does, so rare classes (Vietnamese among the surnames) count as much as common ones."""
+        self.class_weights = None
+        if options.get("class_weight", "none") != "balanced" or not train_examples:
+            return
+        counts = torch.bincount(torch.tensor([label for _, label in train_examples]), minlength=len(self.classes))
+        present = counts > 0
+        weights = torch.ones(len(self.classes))
+        weights[present] = len(train_examples) / (int(present.sum()) * counts[present].float())
+        self.class_weights = weights
+
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
         logits = model(**batch.inputs)
         correct = (logits.detach().argmax(dim=-1) == batch.targets).sum()
-        return F.cross_entropy(logits, batch.targets), correct
+        weight = self.class_weights
+        if weight is not None and weight.device != logits.device:
+            weight = self.class_weights = weight.to(logits.device)
+        return F.cross_entropy(logits.float(), batch.targets, weight=weight), correct
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[Encoded], batch_size: int, device: torch.device,
