@@ -185,6 +185,33 @@ async def test_setup_offers_fitting_architectures_defaults_and_validates_as_you_
         assert screen.build_config().model["nonlinearity"] == "tanh"
 
 
+async def test_setup_fields_with_fixed_values_step_with_up_and_down(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        optimizer = screen.query_one("#p-train-optimizer")
+        optimizer.focus()
+        await pilot.pause()
+        assert optimizer.value == "adam" and "up/down steps" in str(screen.query_one("#hint").render())
+        await pilot.press("down")
+        assert optimizer.value == "adamw"
+        await pilot.press("up", "up")
+        assert optimizer.value == "adagrad"  # wraps round
+        assert screen.edited["train.optimizer"] == "adagrad"
+        assert screen.build_config().train["optimizer"] == "adagrad"
+        bidirectional = screen.query_one("#p-model-bidirectional")
+        bidirectional.focus()
+        await pilot.press("down")
+        assert bidirectional.value == "true" and screen.build_config().model["bidirectional"] is True
+        bidirectional.value = "nonsense"
+        await pilot.press("down")  # an unknown value steps to the first choice
+        assert bidirectional.value == "true"
+        lr = screen.query_one("#p-train-lr")
+        lr.focus()
+        await pilot.press("down")  # free-form fields are left alone
+        assert lr.value == "0.003"
+
+
 async def test_setup_saves_and_loads_the_toml_that_workbench_train_reads(runs_root, tmp_path):
     from workbench.config import read_config_file
 

@@ -58,6 +58,27 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+class ChoiceInput(Input):
+    """A field with a fixed set of values (choices, true/false): type with completion, or step
+    through the values with up and down, so no value has to be remembered or spelled."""
+
+    BINDINGS = [
+        Binding("down", "step(1)", "Next value", show=False),
+        Binding("up", "step(-1)", "Previous value", show=False),
+    ]
+
+    def __init__(self, value: str, choices: list[str], **kwargs: Any) -> None:
+        super().__init__(value, suggester=SuggestFromList(choices, case_sensitive=False), **kwargs)
+        self.choices = choices
+
+    def action_step(self, offset: int) -> None:
+        current = self.value.strip().lower()
+        lowered = [choice.lower() for choice in self.choices]
+        index = lowered.index(current) + offset if current in lowered else (0 if offset > 0 else -1)
+        self.value = self.choices[index % len(self.choices)]
+        self.cursor_position = len(self.value)
+
+
 class SetupScreen(Screen[None]):
     """Pick what to train and with which hyperparameters; start it, or save the setup as TOML."""
 
@@ -261,17 +282,14 @@ class SetupScreen(Screen[None]):
                 key = f"{namespace}.{param.name}"
                 self.params[key] = param
                 value = self.edited.get(key, show_value(values.get(param.name, param.default)))
-                suggestions = None
-                if param.choices is not None:
-                    suggestions = SuggestFromList([show_value(c) for c in param.choices], case_sensitive=False)
-                elif param.type is bool:
-                    suggestions = SuggestFromList(["true", "false"], case_sensitive=False)
-                rows.append(Horizontal(
-                    Label(param.name, classes="pname"),
-                    Input(value, id=f"p-{namespace}-{param.name}", compact=True, validators=[ParamValidator(param)],
-                          suggester=suggestions, valid_empty=False, tooltip=param.help),
-                    classes="prow",
-                ))
+                field_args: dict[str, Any] = {
+                    "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
+                    "valid_empty": False, "tooltip": param.help,
+                }
+                choices = ([show_value(c) for c in param.choices] if param.choices is not None
+                           else ["true", "false"] if param.type is bool else None)
+                field = ChoiceInput(value, choices, **field_args) if choices else Input(value, **field_args)
+                rows.append(Horizontal(Label(param.name, classes="pname"), field, classes="prow"))
         form.mount_all(rows)
 
     def _key_of(self, widget_id: str | None) -> str | None:
@@ -319,7 +337,8 @@ class SetupScreen(Screen[None]):
         hint.remove_class("-error")
         param = self.params.get(key or "")
         if param is not None:
-            hint.update(Text.assemble((f"{key}", "bold"), f": {param.help} ({param.describe_allowed()}; "
+            stepping = "; up/down steps through them" if isinstance(widget, ChoiceInput) else ""
+            hint.update(Text.assemble((f"{key}", "bold"), f": {param.help} ({param.describe_allowed()}{stepping}; "
                                       f"default {show_value(param.default)})"))
         elif key == "run.data_dir":
             hint.update("[b]data_dir[/b]: folder or file with the dataset; empty downloads it into the cache")
