@@ -11,14 +11,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
 from workbench.tui.predict import ModelScreen
 from workbench.tui.setup import ParamValidator
-from workbench.tui.widgets import NavBar, footer
+from workbench.tui.widgets import ChoiceInput, NavBar, footer
 
 if TYPE_CHECKING:
     from workbench.engine import LoadedModel
@@ -66,9 +65,11 @@ class GenerateScreen(ModelScreen):
         with Horizontal(id="options"):
             for param in GENERATE_PARAMS:
                 yield Label(param.name)
-                suggester = SuggestFromList(list(param.choices)) if param.choices else None
-                yield Input(str(param.default), id=f"g-{param.name}", validators=[ParamValidator(param)],
-                            suggester=suggester, tooltip=param.help)
+                field_args = {"id": f"g-{param.name}", "validators": [ParamValidator(param)], "tooltip": param.help}
+                if param.choices:
+                    yield ChoiceInput(str(param.default), [str(c) for c in param.choices], **field_args)
+                else:
+                    yield Input(str(param.default), **field_args)
             yield Label("seed")
             yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
         yield Static("", id="gen-hint")

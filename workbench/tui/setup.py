@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -22,7 +21,7 @@ from workbench.config import DEFAULT_DATASET, RunConfig, read_config_file, resol
 from workbench.devices import list_devices
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
-from workbench.tui.widgets import NavBar, footer
+from workbench.tui.widgets import ChoiceInput, NavBar, footer
 
 if TYPE_CHECKING:
     from workbench.tui.app import WorkbenchApp
@@ -56,27 +55,6 @@ def show_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-class ChoiceInput(Input):
-    """A field with a fixed set of values (choices, true/false): type with completion, or step
-    through the values with up and down, so no value has to be remembered or spelled."""
-
-    BINDINGS = [
-        Binding("down", "step(1)", "Next value", show=False),
-        Binding("up", "step(-1)", "Previous value", show=False),
-    ]
-
-    def __init__(self, value: str, choices: list[str], **kwargs: Any) -> None:
-        super().__init__(value, suggester=SuggestFromList(choices, case_sensitive=False), **kwargs)
-        self.choices = choices
-
-    def action_step(self, offset: int) -> None:
-        current = self.value.strip().lower()
-        lowered = [choice.lower() for choice in self.choices]
-        index = lowered.index(current) + offset if current in lowered else (0 if offset > 0 else -1)
-        self.value = self.choices[index % len(self.choices)]
-        self.cursor_position = len(self.value)
 
 
 class SetupScreen(Screen[None]):

@@ -1,9 +1,13 @@
-"""Widgets every screen shares: the navigation bar (screen keys) and the footer."""
+"""Widgets the screens share: the navigation bar (screen keys), the footer, fields with fixed values."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
-from textual.widgets import Footer, Static
+from textual.binding import Binding
+from textual.suggester import SuggestFromList
+from textual.widgets import Footer, Input, Static
 
 #: (mode, binding id, label) in the order shown.
 NAV = (("setup", "app.setup", "Setup"), ("monitor", "app.monitor", "Train"), ("runs", "app.runs", "Runs"),
@@ -46,3 +50,24 @@ class NavBar(Static):
 
 def footer() -> Footer:
     return Footer(compact=True)
+
+
+class ChoiceInput(Input):
+    """A field with a fixed set of values (choices, true/false): type with completion, or step
+    through the values with up and down, so no value has to be remembered or spelled."""
+
+    BINDINGS = [
+        Binding("down", "step(1)", "Next value", show=False),
+        Binding("up", "step(-1)", "Previous value", show=False),
+    ]
+
+    def __init__(self, value: str, choices: list[str], **kwargs: Any) -> None:
+        super().__init__(value, suggester=SuggestFromList(choices, case_sensitive=False), **kwargs)
+        self.choices = choices
+
+    def action_step(self, offset: int) -> None:
+        current = self.value.strip().lower()
+        lowered = [choice.lower() for choice in self.choices]
+        index = lowered.index(current) + offset if current in lowered else (0 if offset > 0 else -1)
+        self.value = self.choices[index % len(self.choices)]
+        self.cursor_position = len(self.value)
