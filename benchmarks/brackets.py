@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 
-from workbench_plugins.brackets_data import CLASSES, balanced_string, corrupt
+from workbench_plugins.brackets_data import CLASSES, balanced_string, unbalanced_string
 
 from workbench.api import ClassificationData
 from workbench.config import resolve_config
@@ -35,10 +35,9 @@ def probe_sets(length: int, pairs: int, count: int, seed: int) -> dict[str, list
     rng = random.Random(10_000 + seed)
     sets: dict[str, list[tuple[str, int]]] = {kind: [] for kind in PROBE_KINDS}
     for _ in range(count):
-        text = balanced_string(length, pairs, rng)
-        sets["balanced"].append((text, 1))
-        sets["count"].append((corrupt(text, pairs, rng, "count"), 0))
-        sets["order"].append((corrupt(text, pairs, rng, "order"), 0))
+        sets["balanced"].append((balanced_string(length, pairs, rng), 1))
+        sets["count"].append((unbalanced_string(length, pairs, rng, "count"), 0))
+        sets["order"].append((unbalanced_string(length, pairs, rng, "order"), 0))
     return sets
 
 

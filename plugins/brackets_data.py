@@ -2,12 +2,18 @@
 
 Balanced strings are drawn uniformly from all balanced strings of the length (a uniform random Dyck
 path, bracket kinds chosen at random). Each unbalanced string is a balanced one with exactly one
-defect, so that no shortcut (length, first character, bracket counts alone) gives the answer away:
+defect, so that no shortcut (length, first or last character, bracket counts alone) gives the
+answer away:
 
 - ``count``: one bracket turned the other way round (the counts no longer match);
 - ``order``: an opening bracket at depth 0 swapped with the next closing bracket, so the depth dips
   below zero once while the counts still match;
 - ``kind`` (2 or 3 pairs): one closing bracket of the wrong kind.
+
+Like every balanced string, every unbalanced one starts with an opening bracket and ends with a
+closing one (except at lengths too short to allow it). Without that rule about 60% of the order
+defects at length 100 would start with ``)``, since a random balanced string seldom returns to
+depth 0 before its end: a one-character shortcut that needs no memory at all.
 
 ``defects`` picks one kind for every unbalanced string, or "mixed" (the default) for a random one each.
 """
@@ -77,29 +83,35 @@ def is_balanced(text: str) -> bool:
 DEFECTS = ("mixed", "count", "order", "kind")
 
 
-def corrupt(text: str, pairs: int, rng: random.Random, defects: str = "mixed") -> str:
+def corrupt(text: str, pairs: int, rng: random.Random, defects: str = "mixed", *,
+            keep_ends: bool = True) -> str | None:
     """One defect (see the module docstring) in a balanced string: of the kind ``defects`` names, or
-    for "mixed" one of count, order (and kind with 2 or more pairs) at random."""
+    for "mixed" one of count, order (and kind with 2 or more pairs) at random. With ``keep_ends`` the
+    result still starts with an opening and ends with a closing bracket; None when this string has
+    no such defect of that kind (an order defect needs a return to depth 0 before the end)."""
     chars = list(text)
-    if defects == "mixed":
-        defect = rng.choice(["count", "order"] + (["kind"] if pairs > 1 else []))
-    else:
-        defect = defects
+    defect = draw_defect(pairs, rng) if defects == "mixed" else defects
     opening = {pair[0]: pair for pair in PAIRS}
     closing = {pair[1]: pair for pair in PAIRS}
     if defect == "count":
-        position = rng.randrange(len(chars))
+        positions = range(1, len(chars) - 1) if keep_ends else range(len(chars))
+        if not positions:
+            return None
+        position = rng.choice(positions)
         pair = opening.get(chars[position]) or closing[chars[position]]
         chars[position] = pair[1] if chars[position] == pair[0] else pair[0]
     elif defect == "order":
         depth = 0
-        zero_points = []
+        swaps = []
         for position, char in enumerate(chars):
-            if depth == 0:
-                zero_points.append(position)  # chars[position] opens at depth 0
+            if depth == 0:  # chars[position] opens at depth 0: swap it with the next closing bracket
+                end = next(j for j in range(position + 1, len(chars)) if chars[j] in closing)
+                if not keep_ends or (position > 0 and end < len(chars) - 1):
+                    swaps.append((position, end))
             depth += 1 if char in opening else -1
-        start = rng.choice(zero_points)
-        end = next(j for j in range(start + 1, len(chars)) if chars[j] in closing)
+        if not swaps:
+            return None
+        start, end = rng.choice(swaps)
         chars[start], chars[end] = chars[end], chars[start]
     else:
         positions = [j for j, char in enumerate(chars) if char in closing]
@@ -109,6 +121,25 @@ def corrupt(text: str, pairs: int, rng: random.Random, defects: str = "mixed") -
     return "".join(chars)
 
 
+def draw_defect(pairs: int, rng: random.Random) -> str:
+    return rng.choice(["count", "order"] + (["kind"] if pairs > 1 else []))
+
+
+def unbalanced_string(length: int, pairs: int, rng: random.Random, defects: str = "mixed") -> str:
+    """A balanced string of ``length`` with one defect that leaves the ends alone, drawing a new
+    balanced string when one cannot take the defect; the kind is drawn first, so "mixed" keeps its
+    proportions."""
+    defect = draw_defect(pairs, rng) if defects == "mixed" else defects
+    text = balanced_string(length, pairs, rng)
+    for _ in range(100):
+        bad = corrupt(text, pairs, rng, defect)
+        if bad is not None:
+            return bad
+        text = balanced_string(length, pairs, rng)
+    # lengths 2 and 4 may have no such string at all: allow the ends to change
+    return corrupt(text, pairs, rng, defect, keep_ends=False) or ""
+
+
 def generate(count: int, length: int, pairs: int, rng: random.Random, min_length: int = 0,
              defects: str = "mixed") -> list[tuple[str, int]]:
     """``count`` labelled strings, alternately balanced (label 1) and not (label 0), shuffled; with
@@ -116,11 +147,10 @@ def generate(count: int, length: int, pairs: int, rng: random.Random, min_length
     examples = []
     for index in range(count):
         size = length if not min_length else 2 * rng.randint(max(1, min_length // 2), length // 2)
-        text = balanced_string(size, pairs, rng)
         if index % 2:
-            examples.append((text, 1))
+            examples.append((balanced_string(size, pairs, rng), 1))
         else:
-            examples.append((corrupt(text, pairs, rng, defects), 0))
+            examples.append((unbalanced_string(size, pairs, rng, defects), 0))
     rng.shuffle(examples)
     return examples
 

@@ -215,9 +215,10 @@ def test_brackets_dataset_is_seeded_and_validated():
 def test_each_defect_kind(defects):
     rng = random.Random(7)
     for _ in range(200):
-        text = brackets_data.balanced_string(16, 2, rng)
-        bad = brackets_data.corrupt(text, 2, rng, defects)
+        bad = brackets_data.unbalanced_string(16, 2, rng, defects)
         assert not brackets_data.is_balanced(bad) and len(bad) == 16
+        # like a balanced string it opens first and closes last: the ends give nothing away
+        assert bad[0] in "([" and bad[-1] in ")]"
         opening = sum(c in "([" for c in bad)
         if defects == "count":
             assert opening in (7, 9)  # one bracket turned round
@@ -227,3 +228,17 @@ def test_each_defect_kind(defects):
             for c in bad:
                 depth.append(depth[-1] + (1 if c in "([" else -1))
             assert (min(depth) == -1) == (defects == "order")
+
+
+def test_a_defect_that_would_touch_the_ends_is_refused():
+    rng = random.Random(0)
+    # "(())" never returns to depth 0 before its end: its only order defect starts with ")"
+    assert brackets_data.corrupt("(())", 1, rng, "order") is None
+    assert brackets_data.corrupt("(())", 1, rng, "order", keep_ends=False) == ")(()"
+    assert brackets_data.corrupt("()", 1, rng, "count") is None
+    # in "()()" the only inner return to depth 0 is the last pair, whose swap would end with "("
+    assert brackets_data.corrupt("()()", 1, rng, "order") is None
+    assert brackets_data.corrupt("()(())", 1, rng, "order") == "())(()"
+    assert brackets_data.corrupt("()()()", 1, rng, "order") == "())(()"
+    # short lengths where no such string exists still produce an unbalanced one
+    assert not brackets_data.is_balanced(brackets_data.unbalanced_string(2, 1, rng, "count"))
