@@ -21,8 +21,13 @@ def _vocab_params(max_vocab: int, min_freq: int) -> list[Param]:
     ]
 
 
+_TRUNCATE = Param("truncate", str, "start", "which part of a text longer than max_length is kept: its start or "
+                  "its end (reviews often end with the verdict)", choices=("start", "end"))
+
+
 def _max_length(default: int) -> Param:
-    return Param("max_length", int, default, "truncate each text to its first this many tokens (0 = no limit)",
+    return Param("max_length", int, default, "cut each text to this many tokens (0 = no limit); truncate says "
+                 "which part is kept",
                  min=0, max=1_000_000)
 
 
@@ -37,6 +42,7 @@ _BYO_COMMON = [
           choices=("word", "char")),
     *_vocab_params(30_000, 1),
     _max_length(0),
+    _TRUNCATE,
     Param("test_fraction", float, 0.1, "share held out for testing (when there is no test split of its own)",
           min=0.0, max=0.5),
     _valid_fraction(0.1),
@@ -57,7 +63,7 @@ def workbench_datasets() -> list[DatasetSpec]:
             description="IMDB movie reviews, positive or negative (25,000 train / 25,000 test, word level, "
             "balanced classes)",
             load=f"{_DATA}:load_imdb",
-            params=[*_vocab_params(25_000, 2), _max_length(400), _valid_fraction(0.1), _SPLIT_SEED],
+            params=[*_vocab_params(25_000, 2), _max_length(400), _TRUNCATE, _valid_fraction(0.1), _SPLIT_SEED],
             default_arch="lstm-attention",
             defaults={**_SENTIMENT_TRAINING, "train.epochs": 4, "train.max_minutes": 20.0},
             source="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz (Maas et al., ACL 2011)",

@@ -201,8 +201,9 @@ def load_imdb(context: LoadContext, params: dict[str, Any]) -> ClassificationDat
         max_vocab=params["max_vocab"],
         min_freq=params["min_freq"],
         max_length=params["max_length"],
+        truncate=params["truncate"],
         info={"source": where, "train": len(train), "valid": len(valid), "test": len(reviews["test"]),
-              "classes": "neg, pos", "max_length": params["max_length"] or "none"},
+              "classes": "neg, pos", "max_length": params["max_length"] or "none", "truncate": params["truncate"]},
     )
 
 

@@ -174,6 +174,7 @@ def _assemble(splits: dict[str, Examples], params: dict[str, Any], sources: dict
         max_vocab=params["max_vocab"],
         min_freq=params["min_freq"],
         max_length=params["max_length"],
+        truncate=params["truncate"],
         info={"source": str(sources["train"]), "classes": len(classes), "train": len(train),
               "valid": len(valid), "test": len(test)},
     )

@@ -13,7 +13,7 @@ from workbench_plugins import sentiment_data
 from workbench.api import LoadContext
 from workbench.errors import DataError
 
-IMDB_PARAMS = {"max_vocab": 25_000, "min_freq": 2, "max_length": 400, "valid_fraction": 0.1, "split_seed": 0}
+IMDB_PARAMS = {"max_vocab": 25_000, "min_freq": 2, "max_length": 400, "truncate": "start", "valid_fraction": 0.1, "split_seed": 0}
 RT_PARAMS = {"max_vocab": 0, "min_freq": 1, "test_fraction": 0.1, "valid_fraction": 0.1, "split_seed": 0}
 
 
@@ -63,6 +63,23 @@ def test_real_imdb_archive(imdb_real):
     assert data.tokenizer == "word" and data.max_vocab == 25_000 and data.min_freq == 2 and data.max_length == 400
     assert not any("<br" in text for text, _ in data.train[:2000])  # HTML line breaks become spaces
     assert list(cache.glob("imdb/parsed-*.json.gz")), "the parsed reviews are cached"
+
+
+def test_truncation_keeps_the_start_or_the_end(imdb_real):
+    from workbench.tasks.classification import ClassificationTask
+
+    data, _ = imdb_real
+    long_review = next(text for text, _ in data.test if len(text.split()) > 600)
+    start = ClassificationTask.from_data(data)
+    end = ClassificationTask.from_state({**start.state(), "truncate": "end"})
+    words = start._tokenize(long_review)
+    assert start.tokens(long_review) == words[:400] and end.tokens(long_review) == words[-400:]
+    assert end.tokens("a short one .") == ["a", "short", "one", "."]
+    assert ClassificationTask.from_state(end.state()).truncate == "end"
+    old_state = {k: v for k, v in start.state().items() if k != "truncate"}  # checkpoints from before
+    assert ClassificationTask.from_state(old_state).truncate == "start"
+    with pytest.raises(DataError, match="truncate must be"):
+        ClassificationTask.from_state({**start.state(), "truncate": "middle"})
 
 
 def test_imdb_archive_folder_and_cache_agree(imdb_real, tmp_path):

@@ -14,7 +14,7 @@ from workbench.api import LoadContext
 from workbench.cli import main
 from workbench.errors import DataError
 
-COMMON = {"path": "", "tokenizer": "word", "max_vocab": 0, "min_freq": 1, "max_length": 0, "test_fraction": 0.2,
+COMMON = {"path": "", "tokenizer": "word", "max_vocab": 0, "min_freq": 1, "max_length": 0, "truncate": "start", "test_fraction": 0.2,
           "valid_fraction": 0.25, "split_seed": 0, "encoding": "utf-8"}
 FOLDER = {**COMMON, "extension": ".txt"}
 CSV = {**COMMON, "text_column": "text", "label_column": "label", "delimiter": "auto"}

@@ -107,6 +107,8 @@ class ClassificationData:
     min_freq: int = 1
     #: Longest sequence fed to the model; longer ones are truncated (0 = no limit).
     max_length: int = 0
+    #: Which part of a longer text is kept: "start" (its first ``max_length`` tokens) or "end" (its last).
+    truncate: str = "start"
     #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
     info: dict[str, Any] = field(default_factory=dict)
 

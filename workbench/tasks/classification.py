@@ -22,8 +22,12 @@ class ClassificationTask(Task):
     main_metric = "accuracy"
     higher_is_better = True
 
-    def __init__(self, vocab: Vocab, classes: list[str], tokenizer: str, normalize: str, max_length: int) -> None:
+    def __init__(self, vocab: Vocab, classes: list[str], tokenizer: str, normalize: str, max_length: int,
+                 truncate: str = "start") -> None:
+        if truncate not in ("start", "end"):
+            raise DataError(f"truncate must be 'start' or 'end', not {truncate!r}")
         self.vocab = vocab
+        self.truncate = truncate
         self.classes = classes
         self.tokenizer_name = tokenizer
         self.normalize_name = normalize
@@ -41,13 +45,13 @@ class ClassificationTask(Task):
         normalize = get_normalizer(data.normalize)
         vocab = Vocab.build((tokenize(normalize(text)) for text, _ in data.train),
                             max_size=data.max_vocab, min_freq=data.min_freq)
-        return cls(vocab, list(data.classes), data.tokenizer, data.normalize, data.max_length)
+        return cls(vocab, list(data.classes), data.tokenizer, data.normalize, data.max_length, data.truncate)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
         try:
             return cls(Vocab(state["vocab"]), list(state["classes"]), state["tokenizer"], state["normalize"],
-                       int(state.get("max_length", 0)))
+                       int(state.get("max_length", 0)), str(state.get("truncate", "start")))
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkbenchError(f"checkpoint's task description is incomplete ({exc})") from None
 
@@ -59,6 +63,7 @@ class ClassificationTask(Task):
             "tokenizer": self.tokenizer_name,
             "normalize": self.normalize_name,
             "max_length": self.max_length,
+            "truncate": self.truncate,
         }
 
     def model_context(self) -> ModelContext:
@@ -85,7 +90,9 @@ class ClassificationTask(Task):
 
     def tokens(self, text: str) -> list[str]:
         tokens = self._tokenize(self._normalize(text))
-        return tokens[: self.max_length] if self.max_length else tokens
+        if not self.max_length or len(tokens) <= self.max_length:
+            return tokens
+        return tokens[-self.max_length :] if self.truncate == "end" else tokens[: self.max_length]
 
     def encode_text(self, text: str) -> list[int]:
         return self.vocab.encode(self.tokens(text))
