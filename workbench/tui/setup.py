@@ -73,7 +73,7 @@ class SetupScreen(Screen[None]):
     SetupScreen .pname { width: 18; }
     SetupScreen .psection { text-style: bold underline; margin-top: 1; }
     SetupScreen .prow Input { width: 1fr; }
-    SetupScreen #hint { height: 2; }
+    SetupScreen #hint { height: auto; min-height: 2; max-height: 4; }
     SetupScreen #hint.-error { color: $error; text-style: bold; }
     """
 
@@ -316,8 +316,9 @@ class SetupScreen(Screen[None]):
         param = self.params.get(key or "")
         if param is not None:
             stepping = "; up/down steps through them" if isinstance(widget, ChoiceInput) else ""
-            hint.update(Text.assemble((f"{key}", "bold"), f": {param.help} ({param.describe_allowed()}{stepping}; "
-                                      f"default {show_value(param.default)})"))
+            # what may be typed first: at 80x24 a long help is cut after four lines
+            hint.update(Text.assemble((f"{key}", "bold"), f" ({param.describe_allowed()}{stepping}; default "
+                                      f"{show_value(param.default)}): {param.help}"))
         elif key == "run.data_dir":
             hint.update("[b]data_dir[/b]: folder or file with the dataset; empty downloads it into the cache")
 
