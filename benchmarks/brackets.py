@@ -20,9 +20,8 @@ import statistics
 import tempfile
 import time
 
-from workbench_plugins.brackets_data import CLASSES, balanced_string, unbalanced_string
+from workbench_plugins.brackets_data import balanced_string, unbalanced_string
 
-from workbench.api import ClassificationData
 from workbench.config import resolve_config
 from workbench.engine import load_trained, train
 from workbench.registry import get_registry
@@ -45,8 +44,7 @@ def probe_accuracy(checkpoint, registry, probes: dict[str, list[tuple[str, int]]
     loaded = load_trained(checkpoint, registry, "cpu")
     scores = {}
     for kind, examples in probes.items():
-        data = ClassificationData(classes=list(CLASSES), train=[], valid=[], test=examples, tokenizer="char")
-        encoded = loaded.task.encode(data)["test"]
+        encoded = [(loaded.task.encode_text(text), label) for text, label in examples]
         metrics = loaded.task.evaluate(loaded.model, encoded, 256, loaded.device)
         scores[kind] = round(metrics["accuracy"], 4)
     return scores

@@ -136,8 +136,11 @@ def unbalanced_string(length: int, pairs: int, rng: random.Random, defects: str 
         if bad is not None:
             return bad
         text = balanced_string(length, pairs, rng)
-    # lengths 2 and 4 may have no such string at all: allow the ends to change
-    return corrupt(text, pairs, rng, defect, keep_ends=False) or ""
+    # lengths 2 and 4 may have no such string at all: allow the ends to change, which every
+    # balanced string can take for every kind of defect
+    bad = corrupt(text, pairs, rng, defect, keep_ends=False)
+    assert bad is not None
+    return bad
 
 
 def generate(count: int, length: int, pairs: int, rng: random.Random, min_length: int = 0,

@@ -135,7 +135,7 @@ class ClassificationTask(Task):
         weight = self.class_weights
         if weight is not None and weight.device != logits.device:
             weight = self.class_weights = weight.to(logits.device)
-        return F.cross_entropy(logits.float(), batch.targets, weight=weight), correct
+        return F.cross_entropy(logits, batch.targets, weight=weight), correct
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, examples: Sequence[Encoded], batch_size: int, device: torch.device,
