@@ -40,6 +40,10 @@ class Task(ABC):
     #: The validation metric that picks the best checkpoint and drives early stopping.
     main_metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    #: The metrics (besides loss) that summaries show for this kind, most important first: the
+    #: epoch line, ``workbench train``'s result and the app read them from here, never from a list
+    #: of their own.
+    headline_metrics: ClassVar[tuple[str, ...]]
 
     # -- building ----------------------------------------------------------------------------
     @classmethod

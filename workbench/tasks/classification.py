@@ -21,6 +21,7 @@ class ClassificationTask(Task):
     kind = "classification"
     main_metric = "accuracy"
     higher_is_better = True
+    headline_metrics = ("accuracy", "balanced_accuracy", "top_k_accuracy")
 
     def __init__(self, vocab: Vocab, classes: list[str], tokenizer: str, normalize: str, max_length: int,
                  truncate: str = "start") -> None:

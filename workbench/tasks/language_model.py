@@ -105,6 +105,7 @@ class LanguageModelTask(Task):
     kind = "language_model"
     main_metric = "loss"
     higher_is_better = False
+    headline_metrics = ("perplexity", "bits_per_char", "accuracy")
     supports_generation = True
 
     def __init__(self, vocab: Vocab, tokenizer: str = "char", seq_len: int = 128, stride: int = 0) -> None:

@@ -40,6 +40,7 @@ class Seq2SeqTask(Task):
     kind = "seq2seq"
     main_metric = "bleu"
     higher_is_better = True
+    headline_metrics = ("bleu", "perplexity")
 
     def __init__(self, source: Vocab, target: Vocab, normalize: str, tokenizer: str, max_output_length: int,
                  probes: Sequence[Sequence[str]] = ()) -> None:

@@ -49,6 +49,7 @@ class TaggingTask(Task):
     kind = "tagging"
     main_metric = "accuracy"
     higher_is_better = True
+    headline_metrics = ("accuracy", "oov_accuracy")
 
     def __init__(self, words: Vocab, chars: Vocab, tags: list[str], lowercase: bool, max_word_length: int) -> None:
         self.words = words
