@@ -1,0 +1,90 @@
+"""Paths and switches from the environment, read in one place.
+
+Every ``WORKBENCH_*`` variable is read here and nowhere else, so ``docs`` and ``--help`` can list
+them from one table and a test can change one with ``monkeypatch.setenv``: :func:`current` reads the
+environment anew on each call (it is a handful of dictionary lookups), never at import time.
+No torch, no Textual.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Every variable workbench reads, with what it does (``workbench --help`` and docs/engine.md show it).
+VARIABLES: dict[str, str] = {
+    "WORKBENCH_DATA_DIR": "a local folder (or file) holding dataset files, searched before downloading",
+    "WORKBENCH_DATA_MIRROR": "a base URL that replaces each dataset's canonical download host",
+    "WORKBENCH_CACHE_DIR": "where downloads are cached (default ./datasets)",
+    "WORKBENCH_RUNS_DIR": "where runs are written (default ./checkpoints)",
+    "WORKBENCH_DEFAULT_DATASET": "the dataset the app opens on (default names)",
+    "WORKBENCH_KEYS": "the key-binding file (default $XDG_CONFIG_HOME/workbench/keys.toml)",
+    "WORKBENCH_DISABLE_PLUGINS": "1: load only the built-in plugins",
+    "WORKBENCH_PLUGINS": "a,b: load only these third-party plugins (and the built-ins)",
+    "WORKBENCH_STRICT_PLUGINS": "1: stop at the first broken plugin instead of skipping it",
+    "WORKBENCH_PLUGINS_DIR": "folders (separated by the path separator) of loose plugin files",
+    "WORKBENCH_TRACE_PLUGINS": "1: print every plugin hook call and its result on stderr",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in _TRUE
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says; every field has the default a user gets with nothing set."""
+
+    data_dir: Path | None = None
+    data_mirror: str | None = None
+    cache_dir: Path = field(default_factory=lambda: Path.cwd() / "datasets")
+    runs_dir: Path = field(default_factory=lambda: Path.cwd() / "checkpoints")
+    default_dataset: str = "names"
+    keys_file: Path = field(default_factory=lambda: Path.home() / ".config" / "workbench" / "keys.toml")
+    disable_plugins: bool = False
+    only_plugins: frozenset[str] = frozenset()
+    strict_plugins: bool = False
+    plugin_dirs: tuple[Path, ...] = ()
+    trace_plugins: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        config_home = _path(env, "XDG_CONFIG_HOME") or Path.home() / ".config"
+        return cls(
+            data_dir=_path(env, "WORKBENCH_DATA_DIR"),
+            data_mirror=env.get("WORKBENCH_DATA_MIRROR", "").strip() or None,
+            cache_dir=_path(env, "WORKBENCH_CACHE_DIR") or Path.cwd() / "datasets",
+            runs_dir=_path(env, "WORKBENCH_RUNS_DIR") or Path.cwd() / "checkpoints",
+            default_dataset=env.get("WORKBENCH_DEFAULT_DATASET", "").strip() or "names",
+            keys_file=_path(env, "WORKBENCH_KEYS") or config_home / "workbench" / "keys.toml",
+            disable_plugins=_flag(env, "WORKBENCH_DISABLE_PLUGINS"),
+            only_plugins=frozenset(n.strip() for n in env.get("WORKBENCH_PLUGINS", "").split(",") if n.strip()),
+            strict_plugins=_flag(env, "WORKBENCH_STRICT_PLUGINS"),
+            plugin_dirs=tuple(
+                Path(part).expanduser() for part in env.get("WORKBENCH_PLUGINS_DIR", "").split(os.pathsep)
+                if part.strip()
+            ),
+            trace_plugins=_flag(env, "WORKBENCH_TRACE_PLUGINS"),
+        )
+
+
+def current() -> Settings:
+    """The settings of this moment's environment."""
+    return Settings.from_env()
+
+
+def add_plugin_dirs(folders: list[str]) -> None:
+    """Put ``folders`` first in ``WORKBENCH_PLUGINS_DIR``, so this process and every training
+    process it starts see the same loose plugins (``workbench --plugins-dir``)."""
+    existing = [str(p) for p in current().plugin_dirs]
+    os.environ["WORKBENCH_PLUGINS_DIR"] = os.pathsep.join(dict.fromkeys([*folders, *existing]))
