@@ -218,7 +218,8 @@ def _imports_torch(module_name: str | None, path: Path | None) -> bool | None:
         return None
     code = (f"import importlib, sys; {setup}importlib.import_module({name!r}); "
             "print('TORCH' if 'torch' in sys.modules else 'CLEAN')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # -P: the current folder stays off sys.path, so a stray module there is neither run nor mistaken for the plugin
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         return None
     return "TORCH" in result.stdout

@@ -1,6 +1,6 @@
 """Start training as a detached process, so closing the app or losing SSH never stops a run.
 
-The child is ``python -m workbench train --config setup.toml --run-dir DIR --quiet`` in its own
+The child is ``python -P -m workbench train --config setup.toml --run-dir DIR --quiet`` in its own
 session (no SIGHUP from the terminal), with its output in ``DIR/train.log``. The app follows the
 run like any other run: through the run directory, never through a pipe.
 """
@@ -48,7 +48,11 @@ class Launched:
 
 
 def train_command(run_dir: Path, setup: Path) -> list[str]:
-    return [sys.executable, "-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir), "--quiet"]
+    # -P: ``-m`` would otherwise put the current folder first on sys.path, and a ``numpy.py`` or
+    # ``pluggy.py`` lying where the user started the app would run in the trainer. The child keeps
+    # the app's working folder, so relative paths in the setup mean what they meant in the form.
+    return [sys.executable, "-P", "-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir),
+            "--quiet"]
 
 
 def start_training(config: RunConfig, runs_root: Path) -> Launched:
