@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_train)
 
-    def checkpoint_command(name: str, help: str, func: Any) -> argparse.ArgumentParser:
+    def checkpoint_command(name: str, help: str, func: Any) -> _Parser:
         """eval, predict and generate: each loads one checkpoint onto a device."""
         p = sub.add_parser(name, help=help)
         p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
