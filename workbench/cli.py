@@ -326,7 +326,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"workbench: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _environment_help(width: int = 80) -> str:
+def _variables_help(width: int = 80) -> str:
     """The ``--help`` epilog: every variable of :data:`workbench.settings.VARIABLES`."""
     import textwrap
 
@@ -342,7 +342,7 @@ def _environment_help(width: int = 80) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="workbench", description="Train and explore sequence models from the terminal.\n"
-                     "With no command, opens the terminal app.", epilog=_environment_help(),
+                     "With no command, opens the terminal app.", epilog=_variables_help(),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     parser.add_argument("--runs-dir", help="where runs are kept (default: $WORKBENCH_RUNS_DIR or ./checkpoints)")
