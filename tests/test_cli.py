@@ -65,6 +65,9 @@ def test_progress_output_and_resume(shared_data):
     assert "epoch 1/1" in result.stderr and "samples/s" in result.stderr
     assert "checkpoint:" in result.stdout
     run_id = result.stdout.split()[1]
+    refused = workbench("train", "--resume", run_id, "--set", "model.hidden_size=48")
+    assert refused.returncode == 2
+    assert "a resumed run keeps its data and model parameters; only train.* may change" in refused.stderr
     resumed = workbench("train", "--resume", run_id, "--set", "epochs=2", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["epochs_completed"] == 2
@@ -131,3 +134,57 @@ def test_plugins_and_devices_json():
     assert {"elman", "rnn", "lstm", "gru"} <= set(plugins["architectures"])
     devices = json.loads(workbench("devices", "--json").stdout)["devices"]
     assert devices[0]["name"] == "cpu" and devices[0]["available"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "result", "line"),
+    [
+        ("classification", {"metrics": {"loss": 1.0, "accuracy": 0.5, "balanced_accuracy": 0.25, "top_k_accuracy": 0.75,
+                                        "count": 10, "confusion_matrix": [[1]]}},
+         "test: loss 1.0000  accuracy 0.5000  balanced_accuracy 0.2500  top_k_accuracy 0.7500  (best epoch 2)"),
+        ("tagging", {"metrics": {"loss": 0.5, "accuracy": 0.875, "oov_accuracy": 0.5, "top_k": 3}},
+         "test: loss 0.5000  accuracy 0.8750  oov_accuracy 0.5000  (best epoch 2)"),
+        ("language_model", {"metrics": {}, "valid_metrics": {"loss": 1.5, "perplexity": 4.5, "bits_per_char": 2.0}},
+         "valid (no test split): loss 1.5000  perplexity 4.5000  bits_per_char 2.0000  (best epoch 2)"),
+        ("a_future_kind", {"metrics": {"loss": 1.0, "f1": 0.5, "note": "x"}}, "test: loss 1.0000  f1 0.5000  (best epoch 2)"),
+    ],
+)
+def test_train_summary_shows_the_task_kinds_headline_metrics(capsys, kind, result, line):
+    from workbench.cli import _print_train_summary
+
+    _print_train_summary({"run": "r1", "state": "finished", "message": "", "best_epoch": 2,
+                          "checkpoint": "r1/best.pt", "valid_metrics": {}, **result}, kind)
+    assert capsys.readouterr().out.splitlines() == ["run r1 finished", line, "checkpoint: r1/best.pt"]
+
+
+def test_headline_metrics_are_one_table_readable_without_torch():
+    code = ("import sys, workbench.cli, workbench.config, workbench.headlines; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+    from workbench.headlines import HEADLINE_METRICS
+    from workbench.tasks import task_class
+
+    for kind, names in HEADLINE_METRICS.items():
+        assert task_class(kind).headline_metrics is names
+
+
+def test_help_lists_every_environment_variable():
+    from workbench.settings import VARIABLES
+
+    shown = workbench("--help").stdout
+    assert "environment:" in shown and all(name in shown for name in VARIABLES)
+
+
+def test_default_folders_come_from_the_settings(monkeypatch, tmp_path):
+    from workbench.data import default_cache_dir, default_data_dir
+    from workbench.runs import default_runs_dir
+    from workbench.tui.keys import keymap_path
+
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "r"))
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("WORKBENCH_KEYS", str(tmp_path / "k.toml"))
+    assert (default_runs_dir(), default_cache_dir(), default_data_dir(), keymap_path()) == (
+        tmp_path / "r", tmp_path / "c", tmp_path / "d", tmp_path / "k.toml")
+    monkeypatch.delenv("WORKBENCH_DATA_DIR")
+    assert default_data_dir() is None

@@ -51,57 +51,19 @@ def _runs_root(args: argparse.Namespace) -> Path:
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.config import RunConfig, read_config_file, resolve_config
+    from workbench.config import plan_run
     from workbench.registry import get_registry
 
-    if getattr(args, "run_dir", None) and args.resume:
-        raise WorkbenchError("--run-dir makes a new run; it cannot be combined with --resume")
     registry = get_registry()
-    resume_run = None
-    if args.resume:
-        from workbench.runs import find_run
-
-        resume_run = find_run(args.resume, _runs_root(args))
-        stored = RunConfig.from_dict(resume_run.config())
-        config = resolve_config(
-            registry, stored.dataset, stored.arch, args.device or stored.device, args.set,
-            values={"train": stored.train, "data": stored.data, "model": stored.model},
-            data_dir=args.data_dir or stored.data_dir,
-        )
-        if config.data != stored.data or config.model != stored.model:
-            raise WorkbenchError("a resumed run keeps its data and model parameters; only train.* may change")
-        from workbench.runs import atomic_write_json
-
-        atomic_write_json(resume_run.config_path, config.to_dict())
-    else:
-        file_values: dict[str, Any] = {}
-        if args.config:
-            file_values = read_config_file(args.config)
-        dataset = args.dataset or file_values.get("dataset")
-        if not dataset:
-            raise WorkbenchError("choose a dataset with --dataset NAME (see `workbench plugins`)")
-        config = resolve_config(
-            registry,
-            dataset,
-            args.arch or file_values.get("arch"),
-            args.device or file_values.get("device") or "auto",
-            args.set,
-            values=file_values.get("values"),
-            data_dir=args.data_dir or file_values.get("data_dir"),
-        )
+    plan = plan_run(registry, dataset=args.dataset, arch=args.arch, device=args.device, assignments=args.set,
+                    data_dir=args.data_dir, config_file=args.config, resume=args.resume,
+                    runs_root=_runs_root(args), run_dir=args.run_dir)
     if args.save_config:
-        Path(args.save_config).write_text(config.to_toml(), encoding="utf-8")
+        Path(args.save_config).write_text(plan.config.to_toml(), encoding="utf-8")
+    plan.begin()
 
     from workbench.engine import Trainer
     from workbench.progress import ConsoleProgress
-
-    run_dir = None
-    if getattr(args, "run_dir", None):
-        from workbench.runs import Run
-
-        run_dir = Run(Path(args.run_dir).resolve())
-        if run_dir.config_path.exists():
-            raise WorkbenchError(f"--run-dir {run_dir.path} already holds a run; choose an empty folder")
 
     stop_requests = {"count": 0}
 
@@ -112,43 +74,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         sys.stderr.write("\nstopping after this step (checkpoint is kept); press Ctrl-C again to abort\n")
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress = None if args.quiet else ConsoleProgress()
     try:
-        trainer = Trainer(
-            config,
-            registry=registry,
-            runs_root=_runs_root(args),
-            on_event=progress,
-            should_stop=lambda: stop_requests["count"] > 0,
-            resume=resume_run,
-            run=run_dir,
-        )
-        result = trainer.train()
+        trainer = Trainer(plan.config, registry=registry, runs_root=_runs_root(args),
+                          on_event=None if args.quiet else ConsoleProgress(),
+                          should_stop=lambda: stop_requests["count"] > 0, resume=plan.resume, run=plan.run)
+        result = trainer.train().to_dict()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if args.json:
-        print_json(result.to_dict())
+        print_json(result)
     else:
-        _print_train_summary(result.to_dict())
+        _print_train_summary(result, registry.dataset(plan.config.dataset).task)
     return 0
 
 
-def _print_train_summary(result: dict[str, Any]) -> None:
-    metrics = result["metrics"]
+def _print_train_summary(result: dict[str, Any], kind: str | None) -> None:
+    """The run's state, its headline metrics (loss and the task kind's ``headline_metrics``), the checkpoint."""
+    from workbench.headlines import headline_values
+
     print(f"run {result['run']} {result['state']}" + (f" ({result['message']})" if result["message"] else ""))
+    # datasets without a test split (e.g. tinyshakespeare, as in nanoGPT) report validation instead
+    metrics, where = (result["metrics"], "test") if result["metrics"] else (result.get("valid_metrics"), "valid (no test split)")
     if metrics:
-        shown = "  ".join(
-            f"{key} {metrics[key]:.4f}" for key in ("loss", "accuracy", "balanced_accuracy", "top_k_accuracy",
-                                                      "perplexity", "bits_per_char", "oov_accuracy", "bleu")
-            if isinstance(metrics.get(key), (int, float))
-        )
-        print(f"test: {shown}  (best epoch {result['best_epoch']})")
-    elif result.get("valid_metrics"):  # datasets without a test split (e.g. tinyshakespeare, as in nanoGPT)
-        valid = result["valid_metrics"]
-        shown = "  ".join(f"{key} {valid[key]:.4f}" for key in ("loss", "accuracy", "perplexity", "bits_per_char")
-                          if isinstance(valid.get(key), (int, float)))
-        print(f"valid (no test split): {shown}  (best epoch {result['best_epoch']})")
+        shown = "  ".join(f"{key} {value:.4f}" for key, value in headline_values(metrics, kind))
+        print(f"{where}: {shown}  (best epoch {result['best_epoch']})")
     print(f"checkpoint: {result['checkpoint']}")
 
 
@@ -376,9 +326,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"workbench: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _variables_help(width: int = 80) -> str:
+    """The ``--help`` epilog: every variable of :data:`workbench.settings.VARIABLES`."""
+    import textwrap
+
+    from workbench.settings import VARIABLES
+
+    column = max(map(len, VARIABLES)) + 4
+    lines = ["environment:"]
+    for name, meaning in VARIABLES.items():
+        lines.append(textwrap.fill(meaning, width, initial_indent=f"  {name:<{column - 2}}",
+                                   subsequent_indent=" " * column))
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="workbench", description="Train and explore sequence models from the terminal. "
-                     "With no command, opens the terminal app.")
+    parser = _Parser(prog="workbench", description="Train and explore sequence models from the terminal.\n"
+                     "With no command, opens the terminal app.", epilog=_variables_help(),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     parser.add_argument("--runs-dir", help="where runs are kept (default: $WORKBENCH_RUNS_DIR or ./checkpoints)")
     parser.add_argument("--plugins-dir", action="append", default=[], metavar="DIR",
@@ -408,24 +373,24 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a split")
-    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    def checkpoint_command(name: str, help: str, func: Any) -> _Parser:
+        """eval, predict and generate: each loads one checkpoint onto a device."""
+        p = sub.add_parser(name, help=help)
+        p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+        p.add_argument("--device", default="auto")
+        common(p)
+        p.set_defaults(func=func)
+        return p
+
+    p = checkpoint_command("eval", "evaluate a checkpoint on a split", cmd_eval)
     p.add_argument("--split", choices=("test", "valid", "train"), default="test")
     p.add_argument("--data-dir")
-    p.add_argument("--device", default="auto")
-    common(p)
-    p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="classify text with a checkpoint")
-    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p = checkpoint_command("predict", "classify text with a checkpoint", cmd_predict)
     p.add_argument("text", nargs="*", help="inputs (default: lines of standard input)")
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--device", default="auto")
-    common(p)
-    p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("generate", help="generate text with a language-model checkpoint")
-    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p = checkpoint_command("generate", "generate text with a language-model checkpoint", cmd_generate)
     p.add_argument("--prime", default="", help="text the model continues")
     p.add_argument("--length", type=int, default=200, help="characters to generate")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -433,9 +398,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    common(p)
-    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("runs", help="list, show, stop or delete runs")
     p.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete", "stop", "pause", "continue"))
@@ -469,10 +431,10 @@ def use_plugin_dirs(folders: list[str]) -> None:
         if not path.is_dir():
             raise WorkbenchError(f"--plugins-dir {folder}: no such folder")
         resolved.append(str(path.resolve()))
-    existing = [p for p in os.environ.get("WORKBENCH_PLUGINS_DIR", "").split(os.pathsep) if p.strip()]
-    os.environ["WORKBENCH_PLUGINS_DIR"] = os.pathsep.join(dict.fromkeys([*resolved, *existing]))
     from workbench.registry import reset_registry
+    from workbench.settings import add_plugin_dirs
 
+    add_plugin_dirs(resolved)
     reset_registry()
 
 

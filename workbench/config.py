@@ -17,9 +17,7 @@ from typing import Any
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param, ParamGroup, route_assignments
 from workbench.registry import Registry
-
-#: What the app offers first (``WORKBENCH_DEFAULT_DATASET`` overrides): the classic surname classifier.
-DEFAULT_DATASET = os.environ.get("WORKBENCH_DEFAULT_DATASET") or "names"
+from workbench.runs import Run, atomic_write_json, find_run
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "plateau")
@@ -105,8 +103,14 @@ def _toml_value(value: Any) -> str:
     return f'"{text}"'
 
 
+RUN_FIELDS = ("dataset", "arch", "device", "data_dir")
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML setup file (as the TUI saves it) into the fields of :func:`resolve_config`."""
+    """Read a TOML setup file (as the app saves it) into the fields of :func:`resolve_config`.
+
+    The shape is checked here (sections, ``[run]`` keys, strings); the values of ``[train]``,
+    ``[data]`` and ``[model]`` are validated by :func:`resolve_config`, as ``--set`` values are."""
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -114,10 +118,21 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise WorkbenchError(f"config file {file} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise WorkbenchError(f"config file {file} is not valid TOML: {exc}") from None
-    run = raw.get("run", {})
+    except OSError as exc:
+        raise WorkbenchError(f"config file {file} cannot be read: {exc.strerror}") from None
     unknown = set(raw) - {"run", "train", "data", "model"}
     if unknown:
         raise WorkbenchError(f"config file {file}: unknown sections {sorted(unknown)} (use run, train, data, model)")
+    not_tables = [name for name, value in raw.items() if not isinstance(value, dict)]
+    if not_tables:
+        raise WorkbenchError(f"config file {file}: {', '.join(not_tables)} must be a [section] of key = value lines")
+    run = raw.get("run", {})
+    unknown = set(run) - set(RUN_FIELDS)
+    if unknown:
+        raise WorkbenchError(f"config file {file}: unknown [run] keys {sorted(unknown)} (use {', '.join(RUN_FIELDS)})")
+    for key, value in run.items():
+        if not isinstance(value, str):
+            raise ParamError(f"config file {file}: [run] {key} must be a string (got {value!r})")
     return {
         "dataset": run.get("dataset"),
         "arch": run.get("arch"),
@@ -143,9 +158,11 @@ def resolve_config(
     assignments: Iterable[str] = (),
     values: Mapping[str, Mapping[str, Any]] | None = None,
     data_dir: str | None = None,
+    values_from: str | None = None,
 ) -> RunConfig:
     """Defaults, then the dataset's recommended defaults, then ``values`` (a config file), then
-    ``--set`` assignments; every value validated, with errors that name the parameter."""
+    ``--set`` assignments; every value validated, with errors that name the parameter (and, for
+    ``values``, where they came from: ``values_from``, such as ``config file setup.toml``)."""
     spec = registry.dataset(dataset)
     if arch is None:
         if spec.default_arch is None:
@@ -165,8 +182,12 @@ def resolve_config(
         if namespace in groups and groups[namespace].get(name) is not None:
             layered[namespace][name] = value  # defaults for another architecture's params are skipped
     for namespace, items in (values or {}).items():
-        if namespace not in groups:
-            raise ParamError(f"unknown parameter namespace {namespace!r} (use one of: {', '.join(groups)})")
+        try:
+            if namespace not in groups:
+                raise ParamError(f"unknown parameter namespace {namespace!r} (use one of: {', '.join(groups)})")
+            groups[namespace].resolve(items)  # each value on its own, so an error can say where it came from
+        except ParamError as exc:
+            raise ParamError(f"{values_from}: {exc}" if values_from else str(exc)) from None
         layered[namespace].update(items)
     for namespace, items in route_assignments(assignments, groups).items():
         layered[namespace].update(items)
@@ -182,3 +203,93 @@ def resolve_config(
         model=resolved["model"],
         data_dir=data_dir,
     )
+
+
+# -- what a front end is about to train -------------------------------------------------------
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated setup and where it trains: a run to continue (``resume``), a new folder the
+    caller named (``run``), or neither (the trainer makes a folder under the runs root)."""
+
+    config: RunConfig
+    resume: Run | None = None
+    run: Run | None = None
+
+    def begin(self) -> None:
+        """Write what must be on disk before training starts: a resumed run's config takes the
+        new ``train.*`` values, so the run folder always says what the run was trained with."""
+        if self.resume is not None:
+            atomic_write_json(self.resume.config_path, self.config.to_dict())
+
+
+def plan_run(
+    registry: Registry,
+    *,
+    dataset: str | None = None,
+    arch: str | None = None,
+    device: str | None = None,
+    assignments: Iterable[str] = (),
+    values: Mapping[str, Mapping[str, Any]] | None = None,
+    data_dir: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    resume: str | Run | None = None,
+    runs_root: Path | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+) -> RunPlan:
+    """The one place that decides what a run is, for ``workbench train`` and the app alike.
+
+    A new run layers the declared defaults, the dataset's, ``config_file``, ``values`` and then
+    ``assignments``; arguments given here win over the file's ``[run]`` fields. A resumed run
+    (``resume``: a Run, or a reference for :func:`workbench.runs.find_run`) starts from its stored
+    config, validated like a file, and may change only ``train.*`` (plus device and data_dir)."""
+    if run_dir and resume:
+        raise WorkbenchError("--run-dir makes a new run; it cannot be combined with --resume")
+    if resume:
+        if config_file:
+            raise WorkbenchError("--config makes a new run; it cannot be combined with --resume (change train.* "
+                                 "with --set)")
+        run = resume if isinstance(resume, Run) else find_run(resume, runs_root)
+        config = _resumed_config(registry, run, dataset=dataset, arch=arch, device=device, assignments=assignments,
+                                 data_dir=data_dir)
+        return RunPlan(config, resume=run)
+    file: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    dataset = dataset or file.get("dataset")
+    if not dataset:
+        if config_file:
+            raise WorkbenchError(f"config file {config_file} names no dataset ([run] dataset = ...)")
+        raise WorkbenchError("choose a dataset with --dataset NAME (see `workbench plugins`)")
+    layered = {ns: dict(items) for ns, items in file.get("values", {}).items()}
+    for namespace, items in (values or {}).items():
+        layered.setdefault(namespace, {}).update(items)
+    config = resolve_config(
+        registry, dataset, arch or file.get("arch"), device or file.get("device") or "auto", assignments,
+        values=layered, data_dir=data_dir or file.get("data_dir"),
+        values_from=f"config file {config_file}" if config_file and not values else None,
+    )
+    return RunPlan(config, run=_new_run_folder(run_dir) if run_dir else None)
+
+
+def _resumed_config(
+    registry: Registry, run: Run, *, dataset: str | None, arch: str | None, device: str | None,
+    assignments: Iterable[str], data_dir: str | None,
+) -> RunConfig:
+    """The stored config with new ``train.*`` values; data and model must stay as they were."""
+    stored = RunConfig.from_dict(run.config())
+    for name, given, kept in (("dataset", dataset, stored.dataset), ("architecture", arch, stored.arch)):
+        if given and given != kept:
+            raise WorkbenchError(f"a resumed run keeps its {name} (run {run.id} has {kept!r}, not {given!r})")
+    config = resolve_config(
+        registry, stored.dataset, stored.arch, device or stored.device, assignments,
+        values={"train": stored.train, "data": stored.data, "model": stored.model},
+        data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s stored config",
+    )
+    if config.data != stored.data or config.model != stored.model:
+        raise WorkbenchError("a resumed run keeps its data and model parameters; only train.* may change")
+    return config
+
+
+def _new_run_folder(run_dir: str | os.PathLike[str]) -> Run:
+    run = Run(Path(run_dir).resolve())
+    if run.config_path.exists():
+        raise WorkbenchError(f"--run-dir {run.path} already holds a run; choose an empty folder")
+    return run

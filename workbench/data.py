@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import settings
 from workbench.errors import DataError
 
 Progress = Callable[[int, "int | None", str], None]
@@ -24,12 +25,11 @@ Progress = Callable[[int, "int | None", str], None]
 
 def default_cache_dir() -> Path:
     """``WORKBENCH_CACHE_DIR``, else ``./datasets`` (the project's data cache folder)."""
-    return Path(os.environ.get("WORKBENCH_CACHE_DIR") or Path.cwd() / "datasets")
+    return settings.current().cache_dir
 
 
 def default_data_dir() -> Path | None:
-    value = os.environ.get("WORKBENCH_DATA_DIR")
-    return Path(value) if value else None
+    return settings.current().data_dir
 
 
 def sha256_file(path: Path) -> str:

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from workbench import settings
 from workbench.errors import CheckpointError, WorkbenchError
 
 CHECKPOINT_FORMAT = "workbench-checkpoint"
@@ -36,7 +37,7 @@ ACTIVE_STATES = ("starting", "running", "paused")
 
 def default_runs_dir() -> Path:
     """``WORKBENCH_RUNS_DIR``, else ``./checkpoints``."""
-    return Path(os.environ.get("WORKBENCH_RUNS_DIR") or Path.cwd() / "checkpoints")
+    return settings.current().runs_dir
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

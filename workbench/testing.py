@@ -47,7 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from workbench import hookspecs
+from workbench import hookspecs, settings
 from workbench.api import ArchitectureSpec, DatasetSpec, LoadContext, resolve_callable
 from workbench.errors import WorkbenchError
 from workbench.params import Param, ParamGroup
@@ -464,7 +464,7 @@ class _Checker:
             self.report.fail(where, f"data_params: {exc}")
             return None
         context = LoadContext(data_dir=self._data_dir_for(spec.name), cache_dir=default_cache_dir(),
-                              mirror=os.environ.get("WORKBENCH_DATA_MIRROR") or None, seed=0)
+                              mirror=settings.current().data_mirror, seed=0)
         try:
             data = resolve_callable(spec.load, f"{where} load")(context, params)
         except WorkbenchError as exc:

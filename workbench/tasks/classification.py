@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from workbench.api import ClassificationData, ModelContext
 from workbench.errors import DataError, WorkbenchError
+from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
 from workbench.text import Vocab, get_normalizer, get_tokenizer
 
@@ -21,7 +22,7 @@ class ClassificationTask(Task):
     kind = "classification"
     main_metric = "accuracy"
     higher_is_better = True
-    headline_metrics = ("accuracy", "balanced_accuracy", "top_k_accuracy")
+    headline_metrics = HEADLINE_METRICS["classification"]
 
     def __init__(self, vocab: Vocab, classes: list[str], tokenizer: str, normalize: str, max_length: int,
                  truncate: str = "start") -> None:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from workbench.api import LanguageModelData, ModelContext
 from workbench.errors import DataError, WorkbenchError
+from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task
 from workbench.text import Vocab
 
@@ -105,7 +106,7 @@ class LanguageModelTask(Task):
     kind = "language_model"
     main_metric = "loss"
     higher_is_better = False
-    headline_metrics = ("perplexity", "bits_per_char", "accuracy")
+    headline_metrics = HEADLINE_METRICS["language_model"]
     supports_generation = True
 
     def __init__(self, vocab: Vocab, tokenizer: str = "char", seq_len: int = 128, stride: int = 0) -> None:

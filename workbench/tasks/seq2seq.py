@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from workbench.api import ModelContext, Seq2SeqData
 from workbench.bleu import corpus_bleu, d2l_bleu
 from workbench.errors import DataError, WorkbenchError
+from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
 from workbench.text import BOS, EOS, Vocab, get_normalizer, get_tokenizer
 
@@ -40,7 +41,7 @@ class Seq2SeqTask(Task):
     kind = "seq2seq"
     main_metric = "bleu"
     higher_is_better = True
-    headline_metrics = ("bleu", "perplexity")
+    headline_metrics = HEADLINE_METRICS["seq2seq"]
 
     def __init__(self, source: Vocab, target: Vocab, normalize: str, tokenizer: str, max_output_length: int,
                  probes: Sequence[Sequence[str]] = ()) -> None:

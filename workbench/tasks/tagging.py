@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from workbench.api import ModelContext, TaggingData
 from workbench.errors import DataError, WorkbenchError
+from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
 from workbench.tasks.classification import classification_metrics
 from workbench.text import Vocab
@@ -49,7 +50,7 @@ class TaggingTask(Task):
     kind = "tagging"
     main_metric = "accuracy"
     higher_is_better = True
-    headline_metrics = ("accuracy", "oov_accuracy")
+    headline_metrics = HEADLINE_METRICS["tagging"]
 
     def __init__(self, words: Vocab, chars: Vocab, tags: list[str], lowercase: bool, max_word_length: int) -> None:
         self.words = words

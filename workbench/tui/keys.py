@@ -13,10 +13,11 @@ to keys::
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
+
+from workbench import settings
 
 #: Keys many terminals never send, or send as something else.
 UNDELIVERABLE = {"ctrl+enter", "ctrl+return", "shift+enter", "ctrl+shift+enter", "ctrl+i", "ctrl+m", "ctrl+["}
@@ -24,11 +25,8 @@ _KEY_RE = re.compile(r"^[a-z0-9_+\-]+$|^.$")
 
 
 def keymap_path() -> Path:
-    env = os.environ.get("WORKBENCH_KEYS")
-    if env:
-        return Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "workbench" / "keys.toml"
+    """``WORKBENCH_KEYS``, else ``$XDG_CONFIG_HOME/workbench/keys.toml``."""
+    return settings.current().keys_file
 
 
 def load_keymap(known_ids: set[str] | None, path: Path | None = None) -> tuple[dict[str, str], list[str]]:

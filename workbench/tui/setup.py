@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,8 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from workbench.config import DEFAULT_DATASET, RunConfig, read_config_file, resolve_config
+from workbench import settings
+from workbench.config import RunConfig, plan_run, resolve_config
 from workbench.devices import list_devices
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
@@ -123,7 +123,8 @@ class SetupScreen(Screen[None]):
         datasets = self.query_one("#datasets", OptionList)
         if datasets.option_count:
             ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
-            datasets.highlighted = ids.index(DEFAULT_DATASET) if DEFAULT_DATASET in ids else 0
+            wanted = settings.current().default_dataset
+            datasets.highlighted = ids.index(wanted) if wanted in ids else 0
             # the form (a hundred widgets) is built just after the first paint
             self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, defer_form=True)
         else:
@@ -246,7 +247,7 @@ class SetupScreen(Screen[None]):
 
         groups = param_groups(self.wb.registry, self.dataset, self.arch)  # type: ignore[arg-type]
         rows: list[Any] = [Label("run", classes="psection")]
-        data_dir = self.edited.get("run.data_dir", os.environ.get("WORKBENCH_DATA_DIR", ""))
+        data_dir = self.edited.get("run.data_dir", str(settings.current().data_dir or ""))
         rows.append(Horizontal(Label("data_dir", classes="pname"),
                                Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
                                      placeholder="empty: download into the cache"), classes="prow"))
@@ -343,8 +344,8 @@ class SetupScreen(Screen[None]):
                 data_dir = widget.value.strip()
             else:
                 values[namespace][name] = widget.value
-        return resolve_config(self.wb.registry, self.dataset, self.arch, self.device, values=values,
-                              data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
+        return plan_run(self.wb.registry, dataset=self.dataset, arch=self.arch, device=self.device, values=values,
+                        data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None).config
 
     # -- actions ---------------------------------------------------------------------------
     def action_train(self) -> None:
@@ -386,13 +387,8 @@ class SetupScreen(Screen[None]):
 
     def load_file(self, path: Path) -> bool:
         try:
-            raw = read_config_file(path)
-            dataset = raw.get("dataset")
-            if not dataset:
-                raise WorkbenchError(f"{path} names no dataset ([run] dataset = ...)")
-            # validate the whole file before changing the form
-            config = resolve_config(self.wb.registry, dataset, raw.get("arch"), raw.get("device") or "auto",
-                                    values=raw.get("values"), data_dir=raw.get("data_dir"))
+            # the whole file is validated (as `workbench train --config` does) before the form changes
+            config = plan_run(self.wb.registry, config_file=path).config
         except WorkbenchError as exc:
             self.app.notify(str(exc), severity="error", title="cannot load")
             return False
