@@ -15,25 +15,15 @@ import io
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, LoadContext
-from workbench.data import stratified_split
-from workbench.errors import DataError
+from workbench.api import ClassificationData, DataError, LoadContext, read_text, stratified_split
 
 Examples = list[tuple[str, str]]  # (text, class name)
 _SPLITS = ("train", "valid", "test")
 _DELIMITERS = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
 
 
-def _decode(raw: bytes, where: Path | str, encoding: str) -> str:
-    try:
-        text = raw.decode(encoding)
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} (try utf-8, latin-1 or cp1252)") from None
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{where}: not {encoding} text (line {line}, byte {exc.start}); "
-                        "set encoding=latin-1 (or the file's encoding)") from None
-    return text.removeprefix("\ufeff")
+def _read(path: Path, encoding: str) -> str:
+    return read_text(path, encoding, hint="set encoding=latin-1 (or the file's encoding)")
 
 
 def _require_dir(context: LoadContext, what: str, params: dict[str, Any]) -> Path:
@@ -60,7 +50,7 @@ def read_class_folders(root: Path, encoding: str, extension: str) -> Examples:
         if not files:
             raise DataError(f"class folder {folder} holds no {extension + ' ' if extension else ''}files")
         for file in files:
-            text = _decode(file.read_bytes(), file, encoding).strip()
+            text = _read(file, encoding).strip()
             if not text:
                 raise DataError(f"{file} is empty")
             examples.append((text, folder.name))
@@ -85,7 +75,7 @@ def load_folder(context: LoadContext, params: dict[str, Any]) -> ClassificationD
 
 # -- CSV / TSV -----------------------------------------------------------------------------------
 def read_table(path: Path, params: dict[str, Any]) -> Examples:
-    text = _decode(path.read_bytes(), path, params["encoding"])
+    text = _read(path, params["encoding"])
     if not text.strip():
         raise DataError(f"{path} is empty")
     choice = params["delimiter"]
