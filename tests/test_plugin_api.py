@@ -60,6 +60,16 @@ def test_the_api_imports_no_torch_and_exports_what_it_lists():
         assert name in api.__all__
 
 
+def test_docs_list_every_public_name():
+    from workbench import nn
+
+    text = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text[text.index("## What a plugin may import"):text.index("## The hooks")]
+    undocumented = [name for name in [*api.__all__, *nn.__all__] if f"`{name}`" not in section
+                    and name not in ("CELLS", "SEQUENCE_MODES")]
+    assert not undocumented, f"docs/plugins.md's 'What a plugin may import' lacks {undocumented}"
+
+
 # -- fetch ---------------------------------------------------------------------------------------
 DATA = b"line one\nline two\n"
 SHA = hashlib.sha256(DATA).hexdigest()

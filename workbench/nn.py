@@ -22,6 +22,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+__all__ = [
+    "CELLS",
+    "ElmanLayer",
+    "EquationGRU",
+    "RecurrentStack",
+    "SEQUENCE_MODES",
+    "SequenceEncoder",
+    "TokenInput",
+    "last_step",
+    "lengths_mask",
+    "reverse_padded",
+]
+
 CELLS = ("elman", "rnn", "lstm", "gru")
 SEQUENCE_MODES = ("padded", "packed")
 
