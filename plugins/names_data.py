@@ -12,7 +12,7 @@ from workbench.api import (
     LoadContext,
     decode_text,
     fetch,
-    stratified_split,
+    hold_out,
     unicode_to_ascii,
 )
 
@@ -102,15 +102,8 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
                  expected="names/<Language>.txt, data/names/<Language>.txt, data.zip, or a folder of "
                  "<Language>.txt files")
     languages, examples = read_names(read_files(path), params["ascii"])
-    labels = [label for _, label in examples]
-    train_idx, test_idx = stratified_split(labels, params["test_fraction"], params["split_seed"])
-    train = [examples[i] for i in train_idx]
-    test = [examples[i] for i in test_idx]
-    valid: list[tuple[str, int]] = []
-    if params["valid_fraction"] > 0:
-        keep_idx, valid_idx = stratified_split([y for _, y in train], params["valid_fraction"], params["split_seed"])
-        valid = [train[i] for i in valid_idx]
-        train = [train[i] for i in keep_idx]
+    train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
+    train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
     dropped = 0
     if params["split"] == "disjoint":
         seen = {name for name, _ in train}

@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, DataError, LoadContext, decode_text, fetch, stratified_split
+from workbench.api import ClassificationData, DataError, LoadContext, decode_text, fetch, hold_out
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -44,15 +44,6 @@ _CACHE_VERSION = 1
 def _tar_error(path: Path, exc: BaseException) -> DataError:
     return DataError(f"{path} is not a readable tar.gz archive ({type(exc).__name__}: {exc}); "
                      "it may be truncated: delete it or point --data-dir elsewhere")
-
-
-def carve_validation(train: list[tuple[str, int]], fraction: float, seed: int
-                     ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """A stratified validation split taken out of the training examples."""
-    if fraction <= 0:
-        return train, []
-    keep, valid = stratified_split([y for _, y in train], fraction, seed)
-    return [train[i] for i in keep], [train[i] for i in valid]
 
 
 # -- IMDB ----------------------------------------------------------------------------------------
@@ -171,7 +162,7 @@ def load_imdb_reviews(context: LoadContext) -> tuple[Reviews, str]:
 
 def load_imdb(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     reviews, where = load_imdb_reviews(context)
-    train, valid = carve_validation(reviews["train"], params["valid_fraction"], params["split_seed"])
+    train, valid = hold_out(reviews["train"], params["valid_fraction"], params["split_seed"])
     return ClassificationData(
         classes=list(IMDB_CLASSES),
         train=train,
@@ -247,11 +238,8 @@ def load_rt(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
                  what="rt-polarity data", expected="rt-polarity.pos and rt-polarity.neg, or rt-polaritydata.tar.gz")
     where = str(context.data_dir if context.data_dir is not None else path)
     examples = read_rt(read_rt_files(path), where)
-    labels = [y for _, y in examples]
-    train_idx, test_idx = stratified_split(labels, params["test_fraction"], params["split_seed"])
-    train = [examples[i] for i in train_idx]
-    test = [examples[i] for i in test_idx]
-    train, valid = carve_validation(train, params["valid_fraction"], params["split_seed"])
+    train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
+    train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
     return ClassificationData(
         classes=list(RT_CLASSES),
         train=train,

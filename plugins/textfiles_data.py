@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, DataError, LoadContext, read_text, stratified_split
+from workbench.api import ClassificationData, DataError, LoadContext, hold_out, read_text
 
 Examples = list[tuple[str, str]]  # (text, class name)
 _SPLITS = ("train", "valid", "test")
@@ -146,15 +146,10 @@ def _assemble(splits: dict[str, Examples], params: dict[str, Any], sources: dict
     seed = params["split_seed"]
     test = encoded.get("test")
     if test is None:
-        test = []
-        if params["test_fraction"] > 0:
-            keep, held = _split(train, params["test_fraction"], seed, sources["train"])
-            train, test = keep, held
+        train, test = _split(train, params["test_fraction"], seed, sources["train"])
     valid = encoded.get("valid")
     if valid is None:
-        valid = []
-        if params["valid_fraction"] > 0:
-            train, valid = _split(train, params["valid_fraction"], seed, sources["train"])
+        train, valid = _split(train, params["valid_fraction"], seed, sources["train"])
     return ClassificationData(
         classes=classes,
         train=train,
@@ -173,8 +168,7 @@ def _assemble(splits: dict[str, Examples], params: dict[str, Any], sources: dict
 def _split(examples: list[tuple[str, int]], fraction: float, seed: int, where: Path
            ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     try:
-        keep, held = stratified_split([y for _, y in examples], fraction, seed)
+        return hold_out(examples, fraction, seed)
     except DataError as exc:
         raise DataError(f"{where}: too few texts to hold out {fraction:g} of them ({exc}); "
                         "add texts or set test_fraction/valid_fraction=0") from None
-    return [examples[i] for i in keep], [examples[i] for i in held]

@@ -7,7 +7,7 @@ built-ins and the example plugin):
   classes each task kind loads, :class:`Param` and :func:`recurrent_params`, the errors a plugin
   raises (:class:`DataError` from a loader, :class:`ParamError` from ``load`` or ``build`` for a
   value its ``Param`` could not rule out), and the loader kit: :func:`fetch` (local copy or
-  verified download), :func:`decode_text` / :func:`read_text`, :func:`stratified_split`, the text
+  verified download), :func:`decode_text` / :func:`read_text`, :func:`hold_out` (stratified), the text
   normalisers and tokenisers by name.
 - ``workbench.nn`` (torch): building blocks for models, imported only where a model is built.
 
@@ -39,6 +39,7 @@ from workbench.data import (
     decode_text,
     download,
     fetch,
+    hold_out,
     read_text,
     sha256_file,
     stratified_split,
@@ -68,6 +69,7 @@ __all__ = [
     "fetch",
     "get_normalizer",
     "get_tokenizer",
+    "hold_out",
     "hookimpl",
     "read_text",
     "recurrent_params",

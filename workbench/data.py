@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from workbench.errors import DataError
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from workbench.api import LoadContext
 
 Progress = Callable[[int, "int | None", str], None]
+Example = TypeVar("Example", bound=tuple)
 
 
 def default_cache_dir() -> Path:
@@ -297,3 +298,12 @@ def stratified_split(labels: Sequence[int], test_fraction: float, seed: int) -> 
         train.extend(members[: n_i[i]])
         test.extend(members[n_i[i] : n_i[i] + t_i[i]])
     return [int(i) for i in rng.permutation(train)], [int(i) for i in rng.permutation(test)]
+
+
+def hold_out(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(kept, held out): a share ``fraction`` of ``(input, label)`` examples held out, stratified by
+    label with :func:`stratified_split`; nothing held out when ``fraction`` is 0."""
+    if fraction <= 0:
+        return list(examples), []
+    keep, held = stratified_split([example[1] for example in examples], fraction, seed)
+    return [examples[i] for i in keep], [examples[i] for i in held]
