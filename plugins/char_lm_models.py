@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -116,20 +117,14 @@ class EquationGRUClassifier(nn.Module):
         return self.output(self.dropout(summary))
 
 
-def build_rnn(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "rnn", params)
+def _language_model_builder(cell: str) -> Callable[[ModelContext, dict[str, Any]], nn.Module]:
+    """The ``build`` of the character language model on ``cell`` (each spec names its own)."""
+    def build(context: ModelContext, params: dict[str, Any]) -> nn.Module:
+        return CharLanguageModel(context, cell, params)
+    return build
 
 
-def build_lstm(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "lstm", params)
-
-
-def build_gru(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "gru", params)
-
-
-def build_gru_eq(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "gru-eq", params)
+build_rnn, build_lstm, build_gru, build_gru_eq = map(_language_model_builder, ("rnn", "lstm", "gru", "gru-eq"))
 
 
 def build_gru_eq_classifier(context: ModelContext, params: dict[str, Any]) -> nn.Module:
