@@ -1,5 +1,7 @@
 """workbench's built-in plugins, installed as the ``workbench_plugins`` package.
 
-Each module here is registered in ``pyproject.toml`` under the ``workbench.plugins`` entry-point
-group, exactly like a third-party plugin, and imports only ``workbench.api`` at module level.
+The spec modules here are registered in ``pyproject.toml`` under the ``workbench.plugins``
+entry-point group, exactly like a third-party plugin, and every module imports only the public
+plugin API, as a third-party plugin must: ``workbench.api``, plus ``workbench.nn`` in the model
+modules (tests/test_plugin_api.py checks it).
 """

@@ -25,8 +25,7 @@ import random
 from functools import lru_cache
 from typing import Any
 
-from workbench.api import ClassificationData, LoadContext
-from workbench.errors import DataError
+from workbench.api import ClassificationData, DataError, LoadContext
 
 PAIRS = ["()", "[]", "{}"]
 CLASSES = ["unbalanced", "balanced"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from workbench.api import ModelContext
-from workbench.nn import EquationGRU, TokenInput, last_step, reverse_padded
+from workbench.nn import EquationGRU, RecurrentStack, TokenInput, last_step
 
 
 class CharLanguageModel(nn.Module):
@@ -90,6 +91,14 @@ _CELL_FUNCTIONS = {
 _CELL_FUNCTIONS["rnn"] = _CELL_FUNCTIONS["rnn_tanh"]
 
 
+class _EquationGRUDirection(EquationGRU):
+    """One single-layer direction for :class:`RecurrentStack`: outputs only (the stack reads the
+    final state at the last real step, which padding never changes)."""
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:  # type: ignore[override]
+        return super().forward(x, lengths=lengths)[0]
+
+
 class EquationGRUClassifier(nn.Module):
     """tokens -> vectors -> EquationGRU layers (optionally both directions) -> last real step -> classes."""
 
@@ -98,45 +107,24 @@ class EquationGRUClassifier(nn.Module):
         self.input = TokenInput(context.vocab_size, params["embedding_dim"], params["input"] == "onehot",
                                 context.pad_index)
         hidden = params["hidden_size"]
-        self.directions = 2 if params["bidirectional"] else 1
-        self.layers = nn.ModuleList()
-        size_in = self.input.output_size
-        for _ in range(params["num_layers"]):
-            self.layers.append(nn.ModuleList(EquationGRU(size_in, hidden) for _ in range(self.directions)))
-            size_in = hidden * self.directions
+        self.layers = RecurrentStack(lambda size_in: _EquationGRUDirection(size_in, hidden), self.input.output_size,
+                                     hidden, params["num_layers"], params["bidirectional"], params["dropout"])
         self.dropout = nn.Dropout(params["dropout"])
-        self.output = nn.Linear(hidden * self.directions, context.num_classes)
+        self.output = nn.Linear(self.layers.output_size, context.num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        outputs = self.input(tokens)
-        summary: list[Tensor] = []
-        for index, directions in enumerate(self.layers):
-            if index > 0:
-                outputs = self.dropout(outputs)
-            forward_out, forward_state = directions[0](outputs, lengths=lengths)
-            parts, summary = [forward_out], [forward_state[-1]]
-            if self.directions == 2:
-                backward_rev, backward_state = directions[1](reverse_padded(outputs, lengths), lengths=lengths)
-                parts.append(reverse_padded(backward_rev, lengths))
-                summary.append(backward_state[-1])
-            outputs = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
-        return self.output(self.dropout(torch.cat(summary, dim=-1)))
+        _, summary = self.layers(self.input(tokens), lengths)
+        return self.output(self.dropout(summary))
 
 
-def build_rnn(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "rnn", params)
+def _language_model_builder(cell: str) -> Callable[[ModelContext, dict[str, Any]], nn.Module]:
+    """The ``build`` of the character language model on ``cell`` (each spec names its own)."""
+    def build(context: ModelContext, params: dict[str, Any]) -> nn.Module:
+        return CharLanguageModel(context, cell, params)
+    return build
 
 
-def build_lstm(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "lstm", params)
-
-
-def build_gru(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "gru", params)
-
-
-def build_gru_eq(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return CharLanguageModel(context, "gru-eq", params)
+build_rnn, build_lstm, build_gru, build_gru_eq = map(_language_model_builder, ("rnn", "lstm", "gru", "gru-eq"))
 
 
 def build_gru_eq_classifier(context: ModelContext, params: dict[str, Any]) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -55,16 +56,14 @@ class ElmanClassifier(nn.Module):
         return self.i2o(self.dropout(combined))
 
 
-def build_rnn(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return RecurrentClassifier(context, "rnn", params)
+def _classifier_builder(cell: str) -> Callable[[ModelContext, dict[str, Any]], nn.Module]:
+    """The ``build`` of the recurrent classifier on ``cell`` (each spec names its own)."""
+    def build(context: ModelContext, params: dict[str, Any]) -> nn.Module:
+        return RecurrentClassifier(context, cell, params)
+    return build
 
 
-def build_lstm(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return RecurrentClassifier(context, "lstm", params)
-
-
-def build_gru(context: ModelContext, params: dict[str, Any]) -> nn.Module:
-    return RecurrentClassifier(context, "gru", params)
+build_rnn, build_lstm, build_gru = map(_classifier_builder, ("rnn", "lstm", "gru"))
 
 
 def build_elman(context: ModelContext, params: dict[str, Any]) -> nn.Module:

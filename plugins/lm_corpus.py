@@ -1,6 +1,6 @@
-"""Helpers the language-modelling dataset plugins share: reading a UTF-8 corpus with errors that
-name the file and line, contiguous splits, and the common window parameters. No torch here, so
-the spec modules may import it while plugins are listed.
+"""Helpers the language-modelling dataset plugins share: reading a UTF-8 corpus, contiguous
+splits, and the common window parameters. No torch here, so the spec modules may import it while
+plugins are listed.
 """
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workbench.api import LanguageModelData, Param
-from workbench.errors import DataError
+from workbench.api import DataError, LanguageModelData, Param, read_text
 
 
 def window_params(seq_len: int = 128, valid_fraction: float = 0.1, test_fraction: float = 0.0) -> list[Param]:
@@ -26,39 +25,16 @@ def window_params(seq_len: int = 128, valid_fraction: float = 0.1, test_fraction
     ]
 
 
-def decode_text(raw: bytes, where: str) -> str:
-    """UTF-8 bytes -> text with Unix newlines; a clear DataError for empty, binary or non-UTF-8 input."""
-    if not raw:
-        raise DataError(f"{where} is empty")
-    if b"\x00" in raw[:65536]:
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise DataError(f"{where} looks like a binary file (NUL byte on line {line}), not UTF-8 text")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        tail = " (the file ends in the middle of a character: truncated?)" if exc.end >= len(raw) else ""
-        raise DataError(f"{where}: not UTF-8 text (line {line}, byte {exc.start}: {exc.reason}){tail}; "
-                        "convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file's contents with Unix newlines; missing, unreadable, empty, binary or
+    blank files are DataErrors naming it."""
+    text = read_text(path)
+    if not text:
+        raise DataError(f"{path} is empty")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise DataError(f"{where} contains only whitespace")
+        raise DataError(f"{path} contains only whitespace")
     return text
-
-
-def read_text_file(path: Path) -> str:
-    """A UTF-8 text file's contents; missing, folder, unreadable, empty or binary files are DataErrors."""
-    if not path.exists():
-        raise DataError(f"{path} does not exist")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a text file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    return decode_text(raw, str(path))
 
 
 def contiguous_split(text: str, valid_fraction: float, test_fraction: float, where: str) -> tuple[str, str, str]:

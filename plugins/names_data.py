@@ -6,9 +6,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, LoadContext
-from workbench.data import download, stratified_split, verify_checksums
-from workbench.errors import DataError
+from workbench.api import (
+    ClassificationData,
+    DataError,
+    LoadContext,
+    decode_text,
+    fetch,
+    hold_out,
+    unicode_to_ascii,
+)
 
 URL = "https://download.pytorch.org/tutorial/data.zip"
 
@@ -53,55 +59,34 @@ def _read_zip(path: Path) -> RawFiles:
         raise DataError(f"{path} is not a readable zip archive ({exc}); delete it or point --data-dir elsewhere") from None
 
 
-def _locate(data_dir: Path) -> RawFiles | None:
-    """Accept a zip, a folder holding names/ or data/names/ or data.zip, or a folder of <Language>.txt."""
+def _find(data_dir: Path) -> Path | None:
+    """A zip, a folder holding names/ or data/names/ or data.zip, or a folder of <Language>.txt."""
     if data_dir.is_file():
-        return _read_zip(data_dir)
+        return data_dir
     for folder in (data_dir / "names", data_dir / "data" / "names"):
         if folder.is_dir() and any(folder.glob("*.txt")):
-            return _read_folder(folder)
+            return folder
     for archive in (data_dir / "data.zip", data_dir / "names" / "data.zip"):
         if archive.is_file():
-            return _read_zip(archive)
+            return archive
     if data_dir.is_dir() and sum(1 for _ in data_dir.glob("*.txt")) >= 2:
-        return _read_folder(data_dir)
+        return data_dir
     return None
 
 
-def _fetch(context: LoadContext) -> RawFiles:
-    archive = context.cache_dir / "names" / "data.zip"
-    if not archive.is_file():
-        download(URL, archive, progress=context.progress, mirror=context.mirror)
-    files = _read_zip(archive)
-    # The zip's own checksum is not published; its members are, so verify those.
-    for language, (where, raw) in files.items():
-        expected = CHECKSUMS.get(f"{language}.txt")
-        import hashlib
-
-        if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
-            archive.unlink()
-            raise DataError(f"{where} does not match its published sha256; the cached download was removed, try again")
-    missing = sorted(set(CHECKSUMS) - {f"{lang}.txt" for lang in files})
-    if missing:
-        archive.unlink()
-        raise DataError(f"{archive} lacks {', '.join(missing)}; the cached download was removed, try again")
-    return files
+def read_files(path: Path) -> RawFiles:
+    """The <Language>.txt files of what :func:`_find` found (or the downloaded zip)."""
+    return _read_zip(path) if path.is_file() else _read_folder(path)
 
 
 def read_names(files: RawFiles, ascii_only: bool) -> tuple[list[str], list[tuple[str, int]]]:
-    from workbench.text import unicode_to_ascii
-
     languages = sorted(files)
     if len(languages) < 2:
         raise DataError("the names data needs at least two <Language>.txt files")
     examples: list[tuple[str, int]] = []
     for index, language in enumerate(languages):
         where, raw = files[language]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise DataError(f"{where}: not UTF-8 text (line {line}, byte {exc.start})") from None
+        text = decode_text(raw, where)
         names = [line.strip() for line in text.split("\n") if line.strip()]
         if not names:
             raise DataError(f"{where} contains no names")
@@ -111,25 +96,14 @@ def read_names(files: RawFiles, ascii_only: bool) -> tuple[list[str], list[tuple
 
 
 def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
-    if context.data_dir is not None:
-        files = _locate(context.data_dir)
-        if files is None:
-            raise DataError(
-                f"no names data in {context.data_dir}: expected names/<Language>.txt, data/names/<Language>.txt, "
-                f"data.zip, or a folder of <Language>.txt files (download {URL})"
-            )
-    else:
-        files = _fetch(context)
-    languages, examples = read_names(files, params["ascii"])
-    labels = [label for _, label in examples]
-    train_idx, test_idx = stratified_split(labels, params["test_fraction"], params["split_seed"])
-    train = [examples[i] for i in train_idx]
-    test = [examples[i] for i in test_idx]
-    valid: list[tuple[str, int]] = []
-    if params["valid_fraction"] > 0:
-        keep_idx, valid_idx = stratified_split([y for _, y in train], params["valid_fraction"], params["split_seed"])
-        valid = [train[i] for i in valid_idx]
-        train = [train[i] for i in keep_idx]
+    # The zip's own checksum is not published; its members' are, so those are verified.
+    members = {f"names/{name}": digest for name, digest in CHECKSUMS.items()}
+    path = fetch(context, URL, "names/data.zip", members=members, find=_find, what="names data",
+                 expected="names/<Language>.txt, data/names/<Language>.txt, data.zip, or a folder of "
+                 "<Language>.txt files")
+    languages, examples = read_names(read_files(path), params["ascii"])
+    train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
+    train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
     dropped = 0
     if params["split"] == "disjoint":
         seen = {name for name, _ in train}
@@ -153,5 +127,3 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
         },
     )
 
-
-__all__ = ["load", "read_names", "verify_checksums"]

@@ -19,9 +19,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, LoadContext
-from workbench.data import download, stratified_split
-from workbench.errors import DataError
+from workbench.api import ClassificationData, DataError, LoadContext, decode_text, fetch, hold_out
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -34,8 +32,8 @@ RT_URL = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polarityda
 RT_CLASSES = ["neg", "pos"]
 #: The archive's own checksum is not published; its two members' are (see the shared data README).
 RT_CHECKSUMS = {
-    "neg": "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca",
-    "pos": "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0",
+    "rt-polarity.neg": "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca",
+    "rt-polarity.pos": "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0",
 }
 
 Reviews = dict[str, list[tuple[str, int]]]  # split -> [(text, label)]
@@ -46,23 +44,6 @@ _CACHE_VERSION = 1
 def _tar_error(path: Path, exc: BaseException) -> DataError:
     return DataError(f"{path} is not a readable tar.gz archive ({type(exc).__name__}: {exc}); "
                      "it may be truncated: delete it or point --data-dir elsewhere")
-
-
-def _decode(raw: bytes, where: str, encoding: str) -> str:
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{where}: not {encoding} text (line {line}, byte {exc.start})") from None
-
-
-def carve_validation(train: list[tuple[str, int]], fraction: float, seed: int
-                     ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """A stratified validation split taken out of the training examples."""
-    if fraction <= 0:
-        return train, []
-    keep, valid = stratified_split([y for _, y in train], fraction, seed)
-    return [train[i] for i in keep], [train[i] for i in valid]
 
 
 # -- IMDB ----------------------------------------------------------------------------------------
@@ -89,7 +70,7 @@ def read_imdb_archive(path: Path) -> Reviews:
                 if handle is None:
                     continue
                 split, label, review_id, _rating = match.groups()
-                text = _decode(handle.read(), f"{path}:{member.name}", "utf-8")
+                text = decode_text(handle.read(), f"{path}:{member.name}")
                 found[split].append((IMDB_CLASSES.index(label), int(review_id), _clean_review(text)))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _tar_error(path, exc) from None
@@ -109,7 +90,7 @@ def read_imdb_folder(root: Path) -> Reviews:
                 match = re.fullmatch(r"(\d+)_(\d+)\.txt", file.name)
                 if not match:
                     continue
-                text = _decode(file.read_bytes(), str(file), "utf-8")
+                text = decode_text(file.read_bytes(), file)
                 found[split].append((IMDB_CLASSES.index(label), int(match.group(1)), _clean_review(text)))
     return _check_imdb(_sorted_reviews(found), str(root))
 
@@ -152,45 +133,36 @@ def read_imdb_archive_cached(path: Path, cache_dir: Path) -> Reviews:
     return reviews
 
 
-def locate_imdb(data_dir: Path) -> tuple[str, Path] | None:
-    """("archive", path) or ("folder", path) for the first IMDB copy found at or under ``data_dir``."""
+def locate_imdb(data_dir: Path) -> Path | None:
+    """The first IMDB copy at or under ``data_dir``: an archive, or an extracted aclImdb folder."""
     if data_dir.is_file():
-        return ("archive", data_dir)
-    candidates = [data_dir, data_dir / "imdb"]
-    for base in candidates:
+        return data_dir
+    for base in (data_dir, data_dir / "imdb"):
         if (base / "train" / "pos").is_dir() and (base / "test").is_dir():
-            return ("folder", base)
+            return base
         if (base / "aclImdb" / "train").is_dir():
-            return ("folder", base / "aclImdb")
+            return base / "aclImdb"
         for name in ("aclImdb_v1.tar.gz", "aclImdb_labeled.tar.gz"):
             if (base / name).is_file():
-                return ("archive", base / name)
+                return base / name
         if base.is_dir():
             archives = sorted(base.glob("aclImdb*.tar.gz"))
             if archives:
-                return ("archive", archives[0])
+                return archives[0]
     return None
 
 
 def load_imdb_reviews(context: LoadContext) -> tuple[Reviews, str]:
-    if context.data_dir is not None:
-        found = locate_imdb(context.data_dir)
-        if found is None:
-            raise DataError(f"no IMDB data in {context.data_dir}: expected aclImdb_v1.tar.gz, an extracted "
-                            f"aclImdb/ folder, or imdb/ holding either (download {IMDB_URL})")
-        kind, path = found
-    else:
-        kind, path = "archive", context.cache_dir / "imdb" / "aclImdb_v1.tar.gz"
-        if not path.is_file():
-            download(IMDB_URL, path, sha256=IMDB_SHA256, progress=context.progress, mirror=context.mirror)
-    if kind == "folder":
+    path = fetch(context, IMDB_URL, "imdb/aclImdb_v1.tar.gz", sha256=IMDB_SHA256, find=locate_imdb,
+                 what="IMDB data", expected="aclImdb_v1.tar.gz, an extracted aclImdb/ folder, or imdb/ holding either")
+    if path.is_dir():
         return read_imdb_folder(path), str(path)
     return read_imdb_archive_cached(path, context.cache_dir), str(path)
 
 
 def load_imdb(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     reviews, where = load_imdb_reviews(context)
-    train, valid = carve_validation(reviews["train"], params["valid_fraction"], params["split_seed"])
+    train, valid = hold_out(reviews["train"], params["valid_fraction"], params["split_seed"])
     return ClassificationData(
         classes=list(IMDB_CLASSES),
         train=train,
@@ -223,21 +195,26 @@ def _rt_from_archive(path: Path) -> dict[str, tuple[str, bytes]]:
     return files
 
 
-def locate_rt(data_dir: Path) -> dict[str, tuple[str, bytes]] | None:
-    """label -> (where, bytes) from the archive, or a folder with rt-polarity.pos/.neg (also under
-    rt-polarity/ or rt-polaritydata/)."""
+def locate_rt(data_dir: Path) -> Path | None:
+    """The archive, or a folder with rt-polarity.pos/.neg (also under rt-polarity/ or rt-polaritydata/)."""
     if data_dir.is_file():
-        files = _rt_from_archive(data_dir)
-        return files or None
+        return data_dir
     for base in (data_dir, data_dir / "rt-polarity", data_dir / "rt-polaritydata",
                  data_dir / "rt-polarity" / "rt-polaritydata"):
         if (base / "rt-polarity.pos").is_file() or (base / "rt-polarity.neg").is_file():
-            return {label: (str(base / f"rt-polarity.{label}"), (base / f"rt-polarity.{label}").read_bytes())
-                    for label in RT_CLASSES if (base / f"rt-polarity.{label}").is_file()}
+            return base
         archive = base / "rt-polaritydata.tar.gz"
         if archive.is_file():
-            return _rt_from_archive(archive)
+            return archive
     return None
+
+
+def read_rt_files(path: Path) -> dict[str, tuple[str, bytes]]:
+    """label -> (where, bytes) from what :func:`locate_rt` found (or the downloaded archive)."""
+    if path.is_file():
+        return _rt_from_archive(path)
+    return {label: (str(path / f"rt-polarity.{label}"), (path / f"rt-polarity.{label}").read_bytes())
+            for label in RT_CLASSES if (path / f"rt-polarity.{label}").is_file()}
 
 
 def read_rt(files: dict[str, tuple[str, bytes]], where: str) -> list[tuple[str, int]]:
@@ -247,11 +224,8 @@ def read_rt(files: dict[str, tuple[str, bytes]], where: str) -> list[tuple[str, 
     examples: list[tuple[str, int]] = []
     for index, label in enumerate(RT_CLASSES):
         name, raw = files[label]
-        # The files are Latin-1 (every byte decodes), so check for what a wrong file looks like instead.
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
-            raise DataError(f"{name}: not Latin-1 text (UTF-16 or binary bytes)")
         # split on newlines only: str.splitlines would also break at Latin-1's 0x85 (NEL) inside sentences
-        lines = [line.strip() for line in raw.decode("latin-1").split("\n")]
+        lines = [line.strip() for line in decode_text(raw, name, "latin-1").split("\n")]
         sentences = [line for line in lines if line]
         if not sentences:
             raise DataError(f"{name} contains no sentences")
@@ -260,29 +234,12 @@ def read_rt(files: dict[str, tuple[str, bytes]], where: str) -> list[tuple[str, 
 
 
 def load_rt(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
-    if context.data_dir is not None:
-        files = locate_rt(context.data_dir)
-        if files is None:
-            raise DataError(f"no rt-polarity data in {context.data_dir}: expected rt-polarity.pos and "
-                            f"rt-polarity.neg, or rt-polaritydata.tar.gz (download {RT_URL})")
-        where = str(context.data_dir)
-    else:
-        archive = context.cache_dir / "rt-polarity" / "rt-polaritydata.tar.gz"
-        if not archive.is_file():
-            download(RT_URL, archive, progress=context.progress, mirror=context.mirror)
-        files = _rt_from_archive(archive)
-        where = str(archive)
-        for label, (name, raw) in files.items():
-            if hashlib.sha256(raw).hexdigest() != RT_CHECKSUMS[label]:
-                archive.unlink()
-                raise DataError(f"{name} does not match its published sha256; the cached download was "
-                                "removed, try again")
-    examples = read_rt(files, where)
-    labels = [y for _, y in examples]
-    train_idx, test_idx = stratified_split(labels, params["test_fraction"], params["split_seed"])
-    train = [examples[i] for i in train_idx]
-    test = [examples[i] for i in test_idx]
-    train, valid = carve_validation(train, params["valid_fraction"], params["split_seed"])
+    path = fetch(context, RT_URL, "rt-polarity/rt-polaritydata.tar.gz", members=RT_CHECKSUMS, find=locate_rt,
+                 what="rt-polarity data", expected="rt-polarity.pos and rt-polarity.neg, or rt-polaritydata.tar.gz")
+    where = str(context.data_dir if context.data_dir is not None else path)
+    examples = read_rt(read_rt_files(path), where)
+    train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
+    train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
     return ClassificationData(
         classes=list(RT_CLASSES),
         train=train,

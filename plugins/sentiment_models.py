@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.api import ModelContext
-from workbench.nn import SequenceEncoder, TokenInput, last_step, lengths_mask, reverse_padded
+from workbench.nn import RecurrentStack, SequenceEncoder, TokenInput, lengths_mask
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -134,31 +134,16 @@ class GatedLSTMClassifier(nn.Module):
         self.input = TokenInput(context.vocab_size, params["embedding_dim"], params["input"] == "onehot",
                                 context.pad_index)
         hidden = params["hidden_size"]
-        directions = 2 if params["bidirectional"] else 1
-        layers = []
-        for index in range(params["num_layers"]):
-            size_in = self.input.output_size if index == 0 else hidden * directions
-            layers.append(nn.ModuleList(
-                GatedLSTMLayer(size_in, hidden, params["gates"], params["peephole"]) for _ in range(directions)
-            ))
-        self.layers = nn.ModuleList(layers)
+        self.layers = RecurrentStack(
+            lambda size_in: GatedLSTMLayer(size_in, hidden, params["gates"], params["peephole"]),
+            self.input.output_size, hidden, params["num_layers"], params["bidirectional"], params["dropout"],
+        )
         self.dropout = nn.Dropout(params["dropout"])
-        self.output = nn.Linear(hidden * directions, context.num_classes)
+        self.output = nn.Linear(self.layers.output_size, context.num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        outputs = self.input(tokens)
-        summary: list[Tensor] = []
-        for index, directions in enumerate(self.layers):
-            if index > 0:
-                outputs = self.dropout(outputs)
-            forward_out = directions[0](outputs, lengths)
-            parts, summary = [forward_out], [last_step(forward_out, lengths)]
-            if len(directions) == 2:
-                backward = directions[1](reverse_padded(outputs, lengths), lengths)
-                parts.append(reverse_padded(backward, lengths))
-                summary.append(last_step(backward, lengths))
-            outputs = torch.cat(parts, dim=-1)
-        return self.output(self.dropout(torch.cat(summary, dim=-1)))
+        _, summary = self.layers(self.input(tokens), lengths)
+        return self.output(self.dropout(summary))
 
 
 def build_attention(context: ModelContext, params: dict[str, Any]) -> nn.Module:

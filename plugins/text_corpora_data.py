@@ -8,8 +8,7 @@ from typing import Any
 
 from workbench_plugins.lm_corpus import make_data, read_text_file
 
-from workbench.api import LanguageModelData, LoadContext
-from workbench.errors import DataError
+from workbench.api import DataError, LanguageModelData, LoadContext
 
 
 def load_text_file(context: LoadContext, params: dict[str, Any]) -> LanguageModelData:

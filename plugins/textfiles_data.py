@@ -15,25 +15,15 @@ import io
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, LoadContext
-from workbench.data import stratified_split
-from workbench.errors import DataError
+from workbench.api import ClassificationData, DataError, LoadContext, hold_out, read_text
 
 Examples = list[tuple[str, str]]  # (text, class name)
 _SPLITS = ("train", "valid", "test")
 _DELIMITERS = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
 
 
-def _decode(raw: bytes, where: Path | str, encoding: str) -> str:
-    try:
-        text = raw.decode(encoding)
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} (try utf-8, latin-1 or cp1252)") from None
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{where}: not {encoding} text (line {line}, byte {exc.start}); "
-                        "set encoding=latin-1 (or the file's encoding)") from None
-    return text.removeprefix("\ufeff")
+def _read(path: Path, encoding: str) -> str:
+    return read_text(path, encoding, hint="set encoding=latin-1 (or the file's encoding)")
 
 
 def _require_dir(context: LoadContext, what: str, params: dict[str, Any]) -> Path:
@@ -60,7 +50,7 @@ def read_class_folders(root: Path, encoding: str, extension: str) -> Examples:
         if not files:
             raise DataError(f"class folder {folder} holds no {extension + ' ' if extension else ''}files")
         for file in files:
-            text = _decode(file.read_bytes(), file, encoding).strip()
+            text = _read(file, encoding).strip()
             if not text:
                 raise DataError(f"{file} is empty")
             examples.append((text, folder.name))
@@ -85,7 +75,7 @@ def load_folder(context: LoadContext, params: dict[str, Any]) -> ClassificationD
 
 # -- CSV / TSV -----------------------------------------------------------------------------------
 def read_table(path: Path, params: dict[str, Any]) -> Examples:
-    text = _decode(path.read_bytes(), path, params["encoding"])
+    text = _read(path, params["encoding"])
     if not text.strip():
         raise DataError(f"{path} is empty")
     choice = params["delimiter"]
@@ -156,15 +146,10 @@ def _assemble(splits: dict[str, Examples], params: dict[str, Any], sources: dict
     seed = params["split_seed"]
     test = encoded.get("test")
     if test is None:
-        test = []
-        if params["test_fraction"] > 0:
-            keep, held = _split(train, params["test_fraction"], seed, sources["train"])
-            train, test = keep, held
+        train, test = _split(train, params["test_fraction"], seed, sources["train"])
     valid = encoded.get("valid")
     if valid is None:
-        valid = []
-        if params["valid_fraction"] > 0:
-            train, valid = _split(train, params["valid_fraction"], seed, sources["train"])
+        train, valid = _split(train, params["valid_fraction"], seed, sources["train"])
     return ClassificationData(
         classes=classes,
         train=train,
@@ -183,8 +168,7 @@ def _assemble(splits: dict[str, Examples], params: dict[str, Any], sources: dict
 def _split(examples: list[tuple[str, int]], fraction: float, seed: int, where: Path
            ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     try:
-        keep, held = stratified_split([y for _, y in examples], fraction, seed)
+        return hold_out(examples, fraction, seed)
     except DataError as exc:
         raise DataError(f"{where}: too few texts to hold out {fraction:g} of them ({exc}); "
                         "add texts or set test_fraction/valid_fraction=0") from None
-    return [examples[i] for i in keep], [examples[i] for i in held]

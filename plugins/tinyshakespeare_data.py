@@ -8,9 +8,7 @@ from typing import Any
 from workbench_plugins.lm_corpus import make_data, read_text_file
 from workbench_plugins.tinyshakespeare import URL
 
-from workbench.api import LanguageModelData, LoadContext
-from workbench.data import download, sha256_file
-from workbench.errors import DataError
+from workbench.api import LanguageModelData, LoadContext, fetch, sha256_file
 
 SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 SIZE = 1_115_394
@@ -27,27 +25,9 @@ def locate(data_dir: Path) -> Path | None:
     return None
 
 
-def fetch(context: LoadContext) -> Path:
-    """The cached copy (verified), downloading it first if needed."""
-    cached = context.cache_dir / "tinyshakespeare" / "input.txt"
-    if cached.is_file():
-        if sha256_file(cached) != SHA256:
-            cached.unlink()
-            raise DataError(f"{cached} did not match its sha256 (a damaged download?); it was removed, try again")
-        return cached
-    return download(URL, cached, sha256=SHA256, progress=context.progress, mirror=context.mirror)
-
-
 def load(context: LoadContext, params: dict[str, Any]) -> LanguageModelData:
-    if context.data_dir is not None:
-        if not context.data_dir.exists():
-            raise DataError(f"{context.data_dir} does not exist")
-        path = locate(context.data_dir)
-        if path is None:
-            raise DataError(f"no Tiny Shakespeare in {context.data_dir}: expected input.txt, "
-                            f"tinyshakespeare/input.txt or a file path (download {URL})")
-    else:
-        path = fetch(context)
+    path = fetch(context, URL, "tinyshakespeare/input.txt", sha256=SHA256, find=locate, what="Tiny Shakespeare",
+                 expected="input.txt, tinyshakespeare/input.txt or a file path")
     text = read_text_file(path)
     canonical = path.stat().st_size == SIZE and sha256_file(path) == SHA256
     return make_data(text, params, str(path), {"source": URL, "file": str(path), "canonical": canonical})

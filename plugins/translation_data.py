@@ -3,17 +3,22 @@ synthetic copy / reverse task. No torch here."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 import string
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from workbench.api import LoadContext, Seq2SeqData
-from workbench.data import download
-from workbench.errors import DataError
-from workbench.text import get_normalizer, get_tokenizer
+from workbench.api import (
+    DataError,
+    LoadContext,
+    Seq2SeqData,
+    decode_text,
+    fetch,
+    get_normalizer,
+    get_tokenizer,
+    read_text,
+)
 
 FRA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip"
 FRA_MEMBER = "fra-eng/fra.txt"
@@ -49,14 +54,6 @@ def parse_pairs(text: str, where: str, max_pairs: int = 0) -> list[Pair]:
     return pairs
 
 
-def _decode(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{where}:{line}: not UTF-8 text (byte {exc.start})") from None
-
-
 def _read_zip(path: Path) -> tuple[str, bytes]:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -70,30 +67,15 @@ def _read_zip(path: Path) -> tuple[str, bytes]:
             from None
 
 
-def _locate_fra(data_dir: Path) -> tuple[str, bytes] | None:
+def _locate_fra(data_dir: Path) -> Path | None:
     """A fra.txt / eng-fra.txt file or zip, or a folder holding one (also in fra-eng/ or data/)."""
     if data_dir.is_file():
-        if data_dir.suffix == ".zip":
-            return _read_zip(data_dir)
-        return str(data_dir), data_dir.read_bytes()
+        return data_dir
     for folder in (data_dir, data_dir / "fra-eng", data_dir / "data"):
-        for name in ("fra.txt", "eng-fra.txt"):
+        for name in ("fra.txt", "eng-fra.txt", "fra-eng.zip"):
             if (folder / name).is_file():
-                return str(folder / name), (folder / name).read_bytes()
-        if (folder / "fra-eng.zip").is_file():
-            return _read_zip(folder / "fra-eng.zip")
+                return folder / name
     return None
-
-
-def _fetch_fra(context: LoadContext) -> tuple[str, bytes]:
-    archive = context.cache_dir / "fra-eng" / "fra-eng.zip"
-    if not archive.is_file():
-        download(FRA_URL, archive, progress=context.progress, mirror=context.mirror)
-    where, raw = _read_zip(archive)
-    if hashlib.sha256(raw).hexdigest() != FRA_SHA256:
-        archive.unlink()
-        raise DataError(f"{where} does not match its published sha256; the cached download was removed, try again")
-    return where, raw
 
 
 def _filter(pairs: list[Pair], params: dict[str, Any], normalize: str, tokenizer: str) -> list[Pair]:
@@ -153,15 +135,11 @@ def _seq2seq(pairs: list[Pair], params: dict[str, Any], normalize: str, tokenize
 
 
 def load_fra_eng(context: LoadContext, params: dict[str, Any]) -> Seq2SeqData:
-    if context.data_dir is not None:
-        found = _locate_fra(context.data_dir)
-        if found is None:
-            raise DataError(f"no English-French pairs in {context.data_dir}: expected fra.txt, fra-eng/fra.txt, "
-                            f"eng-fra.txt or fra-eng.zip (download {FRA_URL})")
-    else:
-        found = _fetch_fra(context)
-    where, raw = found
-    pairs = parse_pairs(_decode(raw, where), where)
+    # The zip's own checksum is not published; its fra.txt's is.
+    path = fetch(context, FRA_URL, "fra-eng/fra-eng.zip", members={FRA_MEMBER: FRA_SHA256}, find=_locate_fra,
+                 what="English-French pairs", expected="fra.txt, fra-eng/fra.txt, eng-fra.txt or fra-eng.zip")
+    where, raw = _read_zip(path) if path.suffix == ".zip" else (str(path), path.read_bytes())
+    pairs = parse_pairs(decode_text(raw, where), where)
     pairs = _filter(pairs, params, "nmt", "whitespace")
     probes = list(PROBES)
     if params["direction"] == "fra-eng":
@@ -193,7 +171,7 @@ def load_parallel_tsv(context: LoadContext, params: dict[str, Any]) -> Seq2SeqDa
         files["train"] = path
     parsed = {}
     for split, file in files.items():
-        pairs = parse_pairs(_decode(file.read_bytes(), str(file)), str(file))
+        pairs = parse_pairs(read_text(file), str(file))
         if params["swap"]:
             pairs = [(t, s) for s, t in pairs]
         limit = params["max_pairs"] if split == "train" else 0

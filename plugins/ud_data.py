@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from workbench.api import LoadContext, TaggingData
-from workbench.data import download, sha256_file
-from workbench.errors import DataError
+from workbench.api import DataError, LoadContext, TaggingData, fetch, read_text
 
 EWT_BASE = "https://raw.githubusercontent.com/UniversalDependencies/UD_English-EWT/master/"
 EWT_FILES = {
@@ -32,18 +30,6 @@ _RANGE = re.compile(r"\d+-\d+")
 _EMPTY = re.compile(r"\d+\.\d+")
 
 Sentence = tuple[list[str], list[str]]
-
-
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
 
 
 def parse_conllu(text: str, where: str, column: str = "upos") -> list[Sentence]:
@@ -171,26 +157,19 @@ def _find_ewt(folder: Path) -> Path | None:
     return None
 
 
-def _fetch_ewt(context: LoadContext) -> Path:
-    folder = context.cache_dir / "ud-english-ewt"
-    for name, digest in EWT_SHA256.items():
-        path = folder / name
-        if path.is_file() and sha256_file(path) == digest:
-            continue
-        download(EWT_BASE + name, path, sha256=digest, progress=context.progress, mirror=context.mirror)
-    return folder
+def _ewt_file(data_dir: Path, name: str) -> Path | None:
+    folder = _find_ewt(data_dir)
+    return folder / name if folder is not None else None
 
 
 def load_ewt(context: LoadContext, params: dict[str, Any]) -> TaggingData:
-    if context.data_dir is not None:
-        folder = _find_ewt(context.data_dir)
-        if folder is None:
-            raise DataError(f"no UD English EWT in {context.data_dir}: expected {', '.join(EWT_FILES.values())} "
-                            f"there or in ud-english-ewt/ (download them from {EWT_BASE})")
-    else:
-        folder = _fetch_ewt(context)
-    splits = {split: parse_conllu(_read_text(folder / name), str(folder / name), params["column"])
-              for split, name in EWT_FILES.items()}
+    expected = f"{', '.join(EWT_FILES.values())} there or in ud-english-ewt/"
+    paths = {split: fetch(context, EWT_BASE + name, f"ud-english-ewt/{name}", sha256=EWT_SHA256[name],
+                          find=lambda data_dir, name=name: _ewt_file(data_dir, name), what="UD English EWT",
+                          expected=expected)
+             for split, name in EWT_FILES.items()}
+    folder = paths["train"].parent
+    splits = {split: parse_conllu(read_text(path), str(path), params["column"]) for split, path in paths.items()}
     return _data(splits["train"], splits["valid"], splits["test"], params,
                  {"source": str(folder), "format": "CoNLL-U", "column": params["column"]},
                  UPOS if params["column"] == "upos" else None)
@@ -220,7 +199,7 @@ def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str,
         raise DataError(f"point --data-dir (or data.path) at a {what} file, or a folder with train/dev/test "
                         f"{what} files")
     if path.is_file():
-        sentences = parse(_read_text(path), str(path))
+        sentences = parse(read_text(path), str(path))
         train, valid, test = _split(sentences, params["valid_fraction"], params["test_fraction"], params["split_seed"])
         return _data(train, valid, test, params, {"source": str(path), "split": "random", "format": what}, preferred)
     if not path.is_dir():
@@ -228,7 +207,7 @@ def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str,
     files = _split_files(path, suffixes)
     if "train" not in files:
         raise DataError(f"no training file in {path}: expected a name with 'train' ending in {' or '.join(suffixes)}")
-    parsed = {split: parse(_read_text(p), str(p)) for split, p in files.items()}
+    parsed = {split: parse(read_text(p), str(p)) for split, p in files.items()}
     train, valid, test = parsed["train"], parsed.get("valid", []), parsed.get("test", [])
     if not valid and not test:
         train, valid, test = _split(train, params["valid_fraction"], params["test_fraction"], params["split_seed"])

@@ -193,7 +193,7 @@ def test_text_file_malformed_inputs_name_the_file(registry, shared_data, tmp_pat
     fails(blank, "only whitespace")
     latin1 = tmp_path / "rt-polarity.neg"  # the real sentence-polarity file is Latin-1, not UTF-8
     latin1.write_bytes((shared_data / "rt-polarity" / "rt-polarity.neg").read_bytes()[:200_000])
-    with pytest.raises(DataError, match=r"not UTF-8 text \(line \d+, byte \d+") as info:
+    with pytest.raises(DataError, match=r":\d+: not UTF-8 text \(byte \d+") as info:
         load(registry, "text-file", None, f"data.path={latin1}")
     assert str(latin1) in str(info.value)
     truncated = tmp_path / "truncated.txt"

@@ -56,7 +56,7 @@ def test_split_is_deterministic_and_seeded(shared_data, tmp_path):
 
 def test_split_matches_scikit_learn(shared_data, tmp_path):
     sklearn = pytest.importorskip("sklearn.model_selection")
-    languages, examples = names_data.read_names(names_data._locate(shared_data), True)
+    languages, examples = names_data.read_names(names_data.read_files(names_data._find(shared_data)), True)
     labels = [y for _, y in examples]
     train, test = sklearn.train_test_split(list(range(len(examples))), test_size=0.2, stratify=labels, random_state=0)
     from workbench.data import stratified_split
@@ -99,7 +99,7 @@ def test_missing_data_dir_says_what_is_expected(tmp_path):
 def test_not_utf8_names_the_file(shared_data, tmp_path):
     folder = shutil.copytree(shared_data / "names", tmp_path / "names")
     (folder / "Czech.txt").write_bytes(b"Novak\n\xff\xfeBroken\n")
-    with pytest.raises(DataError, match=r"Czech.txt: not UTF-8 text \(line 2"):
+    with pytest.raises(DataError, match=r"Czech.txt:2: not UTF-8 text"):
         load(tmp_path, tmp_path / "cache")
 
 

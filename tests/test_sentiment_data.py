@@ -124,7 +124,7 @@ def test_imdb_problems_are_data_errors(imdb_real, tmp_path):
         archive.extractall(tmp_path / "x", filter="data")
     bad = tmp_path / "x" / "aclImdb" / "test" / "pos" / "0_8.txt"
     bad.write_bytes(b"fine start \xff\xfe broken")
-    with pytest.raises(DataError, match=r"0_8.txt: not utf-8 text \(line 1"):
+    with pytest.raises(DataError, match=r"0_8.txt:1: not UTF-8 text"):
         sentiment_data.load_imdb(context(tmp_path / "x", tmp_path / "cache"), IMDB_PARAMS)
     shutil.rmtree(tmp_path / "x" / "aclImdb" / "test" / "pos")
     with pytest.raises(DataError, match=r"test/pos is missing"):

@@ -74,7 +74,7 @@ def test_folder_problems(sentences, tmp_path):
         textfiles_data.load_folder(ctx(tmp_path / "missing-folder"), FOLDER)
     root = write_folders(tmp_path / "r", sentences)
     (root / "pos" / "3.txt").write_bytes("Ã©tÃ© caf\xe9".encode("latin-1"))
-    with pytest.raises(DataError, match=r"pos/3.txt: not utf-8 text \(line 1.*encoding=latin-1"):
+    with pytest.raises(DataError, match=r"pos/3.txt:1: not UTF-8 text.*encoding=latin-1"):
         textfiles_data.load_folder(ctx(root), FOLDER)
     assert textfiles_data.load_folder(ctx(root), {**FOLDER, "encoding": "latin-1"}).classes == ["neg", "pos"]
     (root / "pos" / "3.txt").write_text("   \n")
@@ -146,7 +146,7 @@ def test_csv_problems(sentences, tmp_path):
     with pytest.raises(DataError, match=r"r.csv has a header but no rows"):
         textfiles_data.load_csv(ctx(path), CSV)
     write_table(path, [("café crème", "a"), ("thé", "b")] * 10, ",", encoding="latin-1")
-    with pytest.raises(DataError, match=r"r.csv: not utf-8 text \(line 2"):
+    with pytest.raises(DataError, match=r"r.csv:2: not UTF-8 text"):
         textfiles_data.load_csv(ctx(path), CSV)
     assert len(textfiles_data.load_csv(ctx(path), {**CSV, "encoding": "latin-1"}).classes) == 2
     (tmp_path / "sub").mkdir()

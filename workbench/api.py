@@ -1,4 +1,18 @@
-"""The public plugin API: everything a dataset or architecture plugin may import.
+"""The public plugin API, without torch: what a plugin's spec module and dataset loaders import.
+
+A plugin may import exactly two workbench modules (``tests/test_plugin_api.py`` checks the
+built-ins and the example plugin):
+
+- ``workbench.api`` (this module, no torch): the hooks' :data:`hookimpl`, the specs, the data
+  classes each task kind loads, :class:`Param` and :func:`recurrent_params`, the errors a plugin
+  raises (:class:`DataError` from a loader, :class:`ParamError` from ``load`` or ``build`` for a
+  value its ``Param`` could not rule out), and the loader kit: :func:`fetch` (local copy or
+  verified download), :func:`decode_text` / :func:`read_text`, :func:`hold_out` (stratified), the text
+  normalisers and tokenisers by name.
+- ``workbench.nn`` (torch): building blocks for models, imported only where a model is built.
+
+A plugin's own tests may also use ``workbench.testing`` (the contract check). Everything else in
+``workbench`` is internal and may change between versions.
 
 A plugin module implements one or both hooks with :data:`hookimpl` and returns specs::
 
@@ -21,9 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import DataError
+from workbench.data import (
+    decode_text,
+    download,
+    fetch,
+    hold_out,
+    read_text,
+    sha256_file,
+    stratified_split,
+    verify_checksums,
+)
+from workbench.errors import DataError, ParamError, WorkbenchError
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
+from workbench.text import get_normalizer, get_tokenizer, unicode_to_ascii
 
 __all__ = [
     "ArchitectureSpec",
@@ -34,12 +59,26 @@ __all__ = [
     "LoadContext",
     "ModelContext",
     "Param",
+    "ParamError",
     "Seq2SeqData",
     "TASK_KINDS",
     "TaggingData",
+    "WorkbenchError",
+    "decode_text",
+    "download",
+    "fetch",
+    "get_normalizer",
+    "get_tokenizer",
+    "hold_out",
     "hookimpl",
+    "read_text",
     "recurrent_params",
+    "sha256_file",
+    "stratified_split",
+    "unicode_to_ascii",
+    "verify_checksums",
 ]
+
 
 def recurrent_params(
     embedding_dim: int = 64, hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,

@@ -1,8 +1,10 @@
-"""Reusable recurrent building blocks for architecture plugins.
+"""Reusable recurrent building blocks for architecture plugins (the public torch half of the plugin
+API; :mod:`workbench.api` is the torch-free half).
 
-:class:`SequenceEncoder` runs a stack of RNN/LSTM/GRU/Elman layers over a padded batch and returns
-every position's output plus a per-sequence summary (the last real step forwards, the first step
-backwards). Two ways to skip padding are offered because their speed differs a lot by device:
+:class:`RecurrentStack` turns any one-direction layer into a multi-layer, optionally
+bidirectional stack over padded batches. :class:`SequenceEncoder` is that stack for RNN/LSTM/GRU/
+Elman cells: it returns every position's output plus a per-sequence summary (the last real step
+forwards, the first step backwards). Two ways to skip padding are offered because their speed differs a lot by device:
 
 - ``padded``: run over the padded tensor; the summary is gathered at each sequence's last real
   step, and the backward direction reads each sequence reversed *within its length*, so padding
@@ -13,10 +15,25 @@ backwards). Two ways to skip padding are offered because their speed differs a l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = [
+    "CELLS",
+    "ElmanLayer",
+    "EquationGRU",
+    "RecurrentStack",
+    "SEQUENCE_MODES",
+    "SequenceEncoder",
+    "TokenInput",
+    "last_step",
+    "lengths_mask",
+    "reverse_padded",
+]
 
 CELLS = ("elman", "rnn", "lstm", "gru")
 SEQUENCE_MODES = ("padded", "packed")
@@ -160,6 +177,47 @@ class _TorchLayer(nn.Module):
         return self.rnn(x)[0]
 
 
+class RecurrentStack(nn.ModuleList):
+    """Stacked recurrent layers, each reading forwards or, when bidirectional, both ways (the second
+    direction reads every sequence reversed within its own length), with dropout between layers.
+
+    ``make_direction(input_size)`` builds one direction of one layer: a module called as
+    ``direction(x [B, T, D], lengths [B]) -> outputs [B, T, hidden_size]`` whose padding positions
+    never change a real one. The stack is itself the ``ModuleList`` of layers (each a ``ModuleList``
+    of directions), so parameters are named ``<layer>.<direction>.<name>`` whatever the cell, and a
+    model that stores it as ``self.layers`` keeps the names its checkpoints already have.
+    """
+
+    def __init__(self, make_direction: Callable[[int], nn.Module], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0) -> None:
+        directions = 2 if bidirectional else 1
+        super().__init__(
+            nn.ModuleList(make_direction(input_size if index == 0 else hidden_size * directions)
+                          for _ in range(directions))
+            for index in range(num_layers)
+        )
+        self.directions = directions
+        self.dropout = dropout
+        self.output_size = hidden_size * directions
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` [B, T, D] -> (outputs [B, T, H*dirs], summary [B, H*dirs]): the top layer's output at
+        every position, and its last real step forwards with (bidirectional) its first step backwards."""
+        outputs = x
+        summary: list[Tensor] = []
+        for index, directions in enumerate(self):
+            if index > 0:
+                outputs = F.dropout(outputs, self.dropout, self.training)
+            forward_out = directions[0](outputs, lengths)
+            parts, summary = [forward_out], [last_step(forward_out, lengths)]
+            if self.directions == 2:
+                backward_reversed = directions[1](reverse_padded(outputs, lengths), lengths)
+                parts.append(reverse_padded(backward_reversed, lengths))
+                summary.append(last_step(backward_reversed, lengths))
+            outputs = torch.cat(parts, dim=-1) if len(parts) > 1 else forward_out
+        return outputs, torch.cat(summary, dim=-1) if len(summary) > 1 else summary[0]
+
+
 class SequenceEncoder(nn.Module):
     """A multi-layer, optionally bidirectional recurrent encoder over padded batches."""
 
@@ -185,7 +243,6 @@ class SequenceEncoder(nn.Module):
         self.num_layers = num_layers
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.directions
-        self.dropout = nn.Dropout(dropout)
         if self.mode == "packed":
             kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
             rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
@@ -194,36 +251,18 @@ class SequenceEncoder(nn.Module):
                 bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0, **kwargs,
             )
         else:
-            layers = []
-            for index in range(num_layers):
-                size_in = input_size if index == 0 else self.output_size
-                directions = []
-                for _ in range(self.directions):
-                    if cell == "elman":
-                        directions.append(ElmanLayer(size_in, hidden_size, nonlinearity))
-                    else:
-                        directions.append(_TorchLayer(cell, size_in, hidden_size, nonlinearity))
-                layers.append(nn.ModuleList(directions))
-            self.layers = nn.ModuleList(layers)
+            def make_direction(size_in: int) -> nn.Module:
+                if cell == "elman":
+                    return ElmanLayer(size_in, hidden_size, nonlinearity)
+                return _TorchLayer(cell, size_in, hidden_size, nonlinearity)
+
+            self.layers = RecurrentStack(make_direction, input_size, hidden_size, num_layers, bidirectional, dropout)
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` [B, T, D], ``lengths`` [B] -> (outputs [B, T, H*dirs], summary [B, H*dirs])."""
         if self.mode == "packed":
             return self._forward_packed(x, lengths)
-        outputs = x
-        summary_parts: list[Tensor] = []
-        for index, directions in enumerate(self.layers):
-            if index > 0:
-                outputs = self.dropout(outputs)
-            forward_out = directions[0](outputs, lengths)
-            parts = [forward_out]
-            summary_parts = [last_step(forward_out, lengths)]
-            if self.directions == 2:
-                backward_rev = directions[1](reverse_padded(outputs, lengths), lengths)
-                parts.append(reverse_padded(backward_rev, lengths))
-                summary_parts.append(last_step(backward_rev, lengths))
-            outputs = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
-        return outputs, torch.cat(summary_parts, dim=-1)
+        return self.layers(x, lengths)
 
     def _forward_packed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)

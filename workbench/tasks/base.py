@@ -133,10 +133,30 @@ class Task(ABC):
         None when the kind offers none."""
         return None
 
+    #: The axes of the logits ``forward`` returns, in words, for :meth:`check_output`'s sentences.
+    logits_axes: ClassVar[str] = ""
+
+    def logits_shape(self, batch: Batch) -> tuple[int, ...] | None:
+        """The shape of the logits ``model(**batch.inputs)`` must return for this kind; None (the
+        default) leaves the output unchecked."""
+        return None
+
     def check_output(self, output: Any, batch: Batch) -> list[str]:
-        """What is wrong with a model's raw ``model(**batch.inputs)`` result for this kind (shape,
-        dtype), one sentence per problem; empty when it fits. Used by :mod:`workbench.testing`."""
-        return []
+        """What is wrong with a model's raw ``model(**batch.inputs)`` result for this kind (type,
+        shape, dtype), one sentence per problem; empty when it fits. Used by :mod:`workbench.testing`."""
+        expected = self.logits_shape(batch)
+        if expected is None:
+            return []
+        call = "forward(" + ", ".join(f"{name} {list(value.shape)}" for name, value in batch.inputs.items()) + ")"
+        if not isinstance(output, Tensor):
+            return [f"{call} must return a logits tensor [{self.logits_axes}], not {type(output).__name__}"]
+        problems = []
+        if tuple(output.shape) != expected:
+            problems.append(f"{call} returned shape {list(output.shape)}; expected logits {list(expected)} "
+                            f"({self.logits_axes})")
+        if not output.is_floating_point():
+            problems.append(f"logits must be floating point, not {output.dtype}")
+        return problems
 
     def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
         """A few inputs taken from ``data`` that :meth:`predict` (and, as primes, :meth:`generate`)

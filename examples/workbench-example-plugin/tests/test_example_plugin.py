@@ -21,8 +21,7 @@ plugin = pytest.importorskip(
 
 from workbench_example_plugin import data  # noqa: E402
 
-from workbench.api import LoadContext  # noqa: E402
-from workbench.errors import DataError  # noqa: E402
+from workbench.api import DataError, LoadContext  # noqa: E402
 from workbench.testing import assert_plugin_contract  # noqa: E402
 
 DEFAULTS = {"size": 3000, "letters": 5, "min_length": 5, "max_length": 25, "seed": 0}
