@@ -38,11 +38,11 @@ def test_short_training_run_learns_and_records_everything(registry, shared_data,
     for name in ("config.json", "events.jsonl", "status.json", "results.json", "best.pt", "last.pt"):
         assert (run.path / name).exists(), name
     assert run.status()["state"] == "finished"
-    kinds = [e["type"] for e in run.events()]
+    kinds = [e.kind for e in run.events()]
     assert kinds[0] == "status" and "start" in kinds and kinds.count("epoch") == 2 and kinds[-1] == "end"
-    step = next(e for e in events if e["type"] == "step")
-    assert {"loss", "grad_norm", "samples_per_s", "eta_s", "lr"} <= set(step)
-    assert [e["type"] for e in events] == kinds
+    step = next(e for e in events if e.kind == "step")
+    assert {"loss", "grad_norm", "samples_per_s", "eta_s", "lr"} <= set(step.to_json())
+    assert [e.kind for e in events] == kinds
 
 
 def test_seeds_make_runs_reproducible(registry, shared_data):
@@ -108,8 +108,8 @@ def test_resume_continues_from_last_checkpoint(registry, shared_data):
     assert resumed.run.path == first.run.path
     history = load_checkpoint(first.run.checkpoint_path("last"))["progress"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
-    starts = [e for e in first.run.events() if e["type"] == "start"]
-    assert starts[-1]["resumed_at_epoch"] == 2
+    starts = [e for e in first.run.events() if e.kind == "start"]
+    assert starts[-1].resumed_at_epoch == 2
 
 
 def test_stop_and_pause_through_the_control_file(registry, shared_data):
@@ -233,5 +233,23 @@ def test_optimizers_and_schedules(registry, shared_data, optimizer, schedule, ex
     payload = load_checkpoint(result.run.checkpoint_path("last"))
     assert payload["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(expected_lr, abs=1e-9)
     assert result.metrics["count"] == 4015  # evaluation always uses the whole test split
-    start = next(e for e in result.run.events() if e["type"] == "start")
-    assert start["sizes"]["train"] == 2000
+    start = next(e for e in result.run.events() if e.kind == "start")
+    assert start.sizes["train"] == 2000
+
+
+def test_the_engines_real_events_parse_and_keep_their_keys(registry, shared_data):
+    """Every line a real run writes reads back as its event and writes out as the same JSON."""
+    from workbench.events import EVENTS_VERSION, EventReader, StartEvent, StepEvent
+
+    config = names_config(registry, shared_data, "epochs=2", "limit=600", "log_every=3")
+    received = []
+    result = train(config, registry=registry, on_event=received.append)
+    raw = list(EventFollower(result.run.events_path).read_new())
+    reader = EventReader()
+    parsed = [reader(line) for line in raw]
+    assert None not in parsed and parsed == received
+    assert [event.to_json() for event in parsed] == raw
+    start = next(e for e in parsed if isinstance(e, StartEvent))
+    assert start.events_version == EVENTS_VERSION and start.headline_metrics[0] == "accuracy"
+    steps = [e for e in parsed if isinstance(e, StepEvent)]
+    assert steps and all(e.metric_name == "accuracy" and e.metric is not None for e in steps)

@@ -13,7 +13,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,22 @@ from workbench.config import RunConfig
 from workbench.data import default_cache_dir, default_data_dir
 from workbench.devices import resolve_device
 from workbench.errors import CheckpointError, DataError, WorkbenchError
+from workbench.events import (
+    DownloadEvent,
+    EndEvent,
+    EpochEvent,
+    Event,
+    StartEvent,
+    StateEvent,
+    StatusEvent,
+    StepEvent,
+)
 from workbench.registry import Registry, get_registry
 from workbench.runs import EventWriter, Run, default_runs_dir, load_checkpoint, new_run, save_checkpoint
 from workbench.tasks import task_class
 from workbench.tasks.base import Task
 
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[Event], None]
 
 
 def choose_threads(requested: int) -> int:
@@ -208,8 +218,9 @@ class Trainer:
         self._started_at: float | None = None
 
     # -- events ------------------------------------------------------------------------------
-    def emit(self, event: dict[str, Any]) -> None:
-        event.setdefault("time", time.time())
+    def emit(self, event: Event) -> None:
+        if event.time is None:
+            event = replace(event, time=time.time())
         if self._events is not None:
             self._events.write(event)
         if self.on_event is not None:
@@ -229,7 +240,7 @@ class Trainer:
         if command != "pause":
             return None
         self.run.write_status(state="paused")
-        self.emit({"type": "state", "state": "paused"})
+        self.emit(StateEvent(state="paused"))
         while True:
             time.sleep(0.2)
             if self.should_stop():
@@ -240,7 +251,7 @@ class Trainer:
             if command != "pause":
                 break
         self.run.write_status(state="running")
-        self.emit({"type": "state", "state": "running"})
+        self.emit(StateEvent(state="running"))
         return None
 
     # -- the run -----------------------------------------------------------------------------
@@ -270,7 +281,7 @@ class Trainer:
             message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
             run.write_status(state=state, message=message, pid=None)
-            self.emit({"type": "end", "state": state, "message": message})
+            self.emit(EndEvent(state=state, message=message))
             raise
         finally:
             if self._events is not None:
@@ -290,7 +301,7 @@ class Trainer:
                 raise CheckpointError(f"run {run.id} has no last.pt to resume from")
             resume_payload = load_checkpoint(last)
 
-        self.emit({"type": "status", "phase": "prepare", "message": f"loading dataset {config.dataset}"})
+        self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
         data = load_dataset(config, self.registry, progress=self._download_progress)
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume_payload is not None:
@@ -341,22 +352,22 @@ class Trainer:
         batch_size = train_cfg["batch_size"]
         steps_per_epoch = math.ceil(len(train_set) / batch_size)
         info = getattr(data, "info", {}) or {}
-        self.emit({
-            "type": "start",
-            "run": run.id,
-            "config": config.to_dict(),
-            "task": task.kind,
-            "main_metric": task.main_metric,
-            "device": str(device),
-            "threads": threads,
-            "precision": resolve_precision(train_cfg.get("precision", "fp32"), device),
-            "parameters": count_parameters(model),
-            "sizes": {"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
-            "steps_per_epoch": steps_per_epoch,
-            "dataset_info": info,
-            "resumed_at_epoch": start_epoch if resume_payload is not None else None,
-            "workbench_version": __version__,
-        })
+        self.emit(StartEvent(
+            run=run.id,
+            config=config.to_dict(),
+            task=task.kind,
+            main_metric=task.main_metric,
+            device=str(device),
+            threads=threads,
+            precision=resolve_precision(train_cfg.get("precision", "fp32"), device),
+            parameters=count_parameters(model),
+            sizes={"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
+            steps_per_epoch=steps_per_epoch,
+            dataset_info=info,
+            resumed_at_epoch=start_epoch if resume_payload is not None else None,
+            workbench_version=__version__,
+            headline_metrics=tuple(task.headline_metrics),
+        ))
         run.write_status(state="running", epoch=start_epoch - 1, epochs=epochs)
         self._started_at = time.time()
 
@@ -423,15 +434,14 @@ class Trainer:
                     now = time.monotonic()
                     rate = window_samples / max(now - window_start, 1e-9)
                     remaining = (steps_per_epoch - step) * batch_size + (epochs - epoch) * len(train_set)
-                    step_event = {
-                        "type": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch,
-                        "global_step": global_step, "loss": float(window_loss) / window_count,
-                        "grad_norm": float(window_norm), "lr": optimizer.param_groups[0]["lr"],
-                        "samples_per_s": rate, "eta_s": remaining / max(rate, 1e-9),
-                    }
-                    if has_correct:
-                        step_event[task.main_metric] = float(window_correct) / max(window_units, 1)
-                    self.emit(step_event)
+                    self.emit(StepEvent(
+                        epoch=epoch, step=step, steps=steps_per_epoch,
+                        global_step=global_step, loss=float(window_loss) / window_count,
+                        grad_norm=float(window_norm), lr=optimizer.param_groups[0]["lr"],
+                        samples_per_s=rate, eta_s=remaining / max(rate, 1e-9),
+                        metric_name=task.main_metric,
+                        metric=float(window_correct) / max(window_units, 1) if has_correct else None,
+                    ))
                     window_correct.zero_()
                     window_loss.zero_()
                     window_norm.zero_()
@@ -470,13 +480,13 @@ class Trainer:
                     scheduler.step(score)
                 else:
                     scheduler.step()
-            summary = {
-                "type": "epoch", "epoch": epoch, "epochs": epochs, "train": train_metrics, "valid": valid_metrics,
-                "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_train_seconds,
-                "samples_per_s": epoch_samples / max(epoch_train_seconds, 1e-9), "best": improved,
-                "partial": epoch_samples < len(train_set),
-            }
-            history.append({k: v for k, v in summary.items() if k != "type"})
+            summary = EpochEvent(
+                epoch=epoch, epochs=epochs, train=train_metrics, valid=valid_metrics,
+                lr=optimizer.param_groups[0]["lr"], seconds=epoch_train_seconds,
+                samples_per_s=epoch_samples / max(epoch_train_seconds, 1e-9), best=improved,
+                partial=epoch_samples < len(train_set),
+            )
+            history.append(summary.history_entry())
             progress = {
                 "global_step": global_step, "best_metric": best_metric, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "history": history,
@@ -487,7 +497,7 @@ class Trainer:
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
                 # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
-                "epoch": epoch if not summary["partial"] else epoch - 1,
+                "epoch": epoch if not summary.partial else epoch - 1,
                 "metrics": {"train": train_metrics, "valid": valid_metrics},
                 "progress": progress, "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
                 "run_id": run.id, "workbench_version": __version__,
@@ -505,7 +515,7 @@ class Trainer:
                 break
             if train_cfg["patience"] and bad_epochs >= train_cfg["patience"]:
                 message = f"early stop: no validation improvement for {bad_epochs} epochs"
-                self.emit({"type": "status", "message": message})
+                self.emit(StatusEvent(message=message))
                 break
         else:
             if start_epoch > epochs:
@@ -538,15 +548,15 @@ class Trainer:
 
         atomic_write_json(run.results_path, result.to_dict())
         run.write_status(state=state, pid=None, message=message, epoch=result.epochs_completed)
-        self.emit({"type": "end", "state": state, "message": message, "test": test_metrics,
-                   "valid": valid_detailed, "best_epoch": best_epoch, "checkpoint": str(result.checkpoint)})
+        self.emit(EndEvent(state=state, message=message, test=test_metrics, valid=valid_detailed,
+                           best_epoch=best_epoch, checkpoint=str(result.checkpoint)))
         return result
 
     def _download_progress(self, done: int, total: int | None, label: str) -> None:
         now = time.monotonic()
         if total is not None and done >= total or now - getattr(self, "_last_dl", 0.0) > 0.2:
             self._last_dl = now
-            self.emit({"type": "download", "label": label, "done": done, "total": total})
+            self.emit(DownloadEvent(label=label, done=done, total=total))
 
 
 def train(config: RunConfig, **kwargs: Any) -> TrainResult:
