@@ -253,3 +253,27 @@ def test_the_engines_real_events_parse_and_keep_their_keys(registry, shared_data
     assert start.events_version == EVENTS_VERSION and start.headline_metrics[0] == "accuracy"
     steps = [e for e in parsed if isinstance(e, StepEvent)]
     assert steps and all(e.metric_name == "accuracy" and e.metric is not None for e in steps)
+
+
+def test_a_checkpoint_from_before_the_early_stopping_state_still_resumes(registry, shared_data, tmp_path):
+    """``progress`` written by workbench 0.1 has best_metric / best_epoch / bad_epochs and no
+    ``early_stopping``; resuming it continues exactly as resuming a new checkpoint does."""
+    import shutil
+
+    config = names_config(registry, shared_data, "epochs=2", "limit=600", "patience=2", "lr=0.5",
+                          "optimizer=sgd")
+    first = train(config, registry=registry)
+    last = load_checkpoint(first.run.checkpoint_path("last"))
+    early = last["progress"]["early_stopping"]
+    assert early["best_epoch"] == last["progress"]["best_epoch"] and early["reason"] is None
+    legacy = Run(tmp_path / "legacy")
+    shutil.copytree(first.run.path, legacy.path)
+    del last["progress"]["early_stopping"]
+    save_checkpoint(legacy.checkpoint_path("last"), {k: v for k, v in last.items() if k not in ("format", "version")})
+    config.train["epochs"] = 4
+    resumed = [Trainer(config, registry=registry, resume=run).train() for run in (first.run, legacy)]
+    assert resumed[0].best_epoch == resumed[1].best_epoch
+    assert resumed[0].epochs_completed == resumed[1].epochs_completed
+    assert resumed[0].metrics["loss"] == pytest.approx(resumed[1].metrics["loss"], rel=1e-6)
+    states = [load_checkpoint(r.run.checkpoint_path("last"))["progress"]["early_stopping"] for r in resumed]
+    assert states[0] == states[1]

@@ -22,7 +22,6 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
-from functools import cache
 from typing import Any, ClassVar, TypeVar, Union
 
 #: The version of this format written in each start event (``events_version``).
@@ -99,10 +98,15 @@ def _empty(hint: Any) -> Any:
     return {int: 0, str: "", bool: False}.get(hint)
 
 
-@cache
+_SCHEMAS: dict[type, tuple[tuple[Field[Any], Any], ...]] = {}
+
+
 def _schema(cls: type) -> tuple[tuple[Field[Any], Any], ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple((f, hints[f.name]) for f in fields(cls))
+    """Each field of an event class with its resolved type (worked out once per class)."""
+    if cls not in _SCHEMAS:
+        hints = typing.get_type_hints(cls)
+        _SCHEMAS[cls] = tuple((f, hints[f.name]) for f in fields(cls))
+    return _SCHEMAS[cls]
 
 
 def _plain(value: Any) -> Any:
@@ -172,7 +176,7 @@ class StatusEvent(BaseEvent):
     """A message about the run; ``phase="prepare"`` ones are transient (loading the dataset)."""
 
     kind: ClassVar[str] = "status"
-    phase: str | None = _omit_none(default=None, kw_only=True)
+    phase: str | None = field(default=None, kw_only=True, metadata={"omit_none": True})
     message: str
 
 
@@ -305,7 +309,6 @@ EVENT_TYPES: dict[str, type[BaseEvent]] = {
 }
 
 
-@cache
 def _own_keys(cls: type[BaseEvent]) -> frozenset[str]:
     return frozenset({"type", "time"} | {f.name for f, _ in _schema(cls)})
 
