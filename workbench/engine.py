@@ -418,16 +418,19 @@ class Trainer:
         threads = configure_threads(options.threads)
         generator = seed_everything(options.seed)
 
-        # restore: the checkpoint to resume from, if any
+        # the checkpoint to resume from, if any (read first: a missing one fails before any work)
         resume = self._resume_payload()
 
         # data, task, model, optimiser and schedule
         t = self._prepare(options, generator, resume)
+
+        # restore: weights, optimiser and schedule state, counters, early stopping, random state
         progress = RunProgress()
         stopper = EarlyStopping(options.patience, t.task.higher_is_better)
         if resume is not None:
             self._restore(t, resume, progress, stopper)
 
+        # say what runs where, then train
         self.emit(self._start_event(t, options, threads, resumed=resume is not None, start_epoch=progress.start_epoch))
         self.run.write_status(state="running", epoch=progress.start_epoch - 1, epochs=options.epochs)
         self._started_at = time.time()
