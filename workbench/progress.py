@@ -7,18 +7,8 @@ import sys
 import time
 from typing import TextIO
 
-from workbench.events import (
-    DownloadEvent,
-    EndEvent,
-    EpochEvent,
-    Event,
-    StartEvent,
-    StateEvent,
-    StatusEvent,
-    StepEvent,
-    format_duration,
-    format_epoch,
-)
+from workbench import events as ev
+from workbench.events import format_duration, format_epoch
 
 __all__ = ["ConsoleProgress", "format_bytes", "format_duration"]
 
@@ -61,33 +51,33 @@ class ConsoleProgress:
         self.stream.flush()
         self._line_open = True
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, StartEvent):
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StartEvent):
             self._start(event)
-        elif isinstance(event, DownloadEvent):
+        elif isinstance(event, ev.DownloadEvent):
             self._download(event)
-        elif isinstance(event, StepEvent):
+        elif isinstance(event, ev.StepEvent):
             metric = f"{event.metric_name} {event.metric:.3f}  " if event.metric is not None else ""
             self._draw(
                 f"epoch {event.epoch} step {event.step}/{event.steps}  loss {event.loss:.4f}  "
                 f"{metric}grad {event.grad_norm:.2f}  {event.samples_per_s:,.0f} samples/s  "
                 f"ETA {format_duration(event.eta_s)}"
             )
-        elif isinstance(event, EpochEvent):
+        elif isinstance(event, ev.EpochEvent):
             self._write_line(format_epoch(event, self.main_metric, self.headline_metrics))
-        elif isinstance(event, StateEvent):
+        elif isinstance(event, ev.StateEvent):
             self._write_line(f"[{event.state}]")
-        elif isinstance(event, StatusEvent):
+        elif isinstance(event, ev.StatusEvent):
             if event.phase == "prepare":
                 self._draw(event.message)  # transient: only on a terminal
             else:
                 self._write_line(event.message)
-        elif isinstance(event, EndEvent) and self._line_open:
+        elif isinstance(event, ev.EndEvent) and self._line_open:
             self.stream.write("\r\033[K")
             self._line_open = False
             self.stream.flush()
 
-    def _start(self, event: StartEvent) -> None:
+    def _start(self, event: ev.StartEvent) -> None:
         self.main_metric = event.main_metric
         self.headline_metrics = event.headline_metrics
         sizes, config = event.sizes, event.config
@@ -99,7 +89,7 @@ class ConsoleProgress:
             f"train {sizes.get('train', 0):,}, valid {sizes.get('valid', 0):,}, test {sizes.get('test', 0):,}{resumed}"
         )
 
-    def _download(self, event: DownloadEvent) -> None:
+    def _download(self, event: ev.DownloadEvent) -> None:
         total, done = event.total, event.done
         if total:
             text = f"downloading {event.label}: {format_bytes(done)} / {format_bytes(total)} ({done / total:.0%})"

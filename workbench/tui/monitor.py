@@ -14,19 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.events import (
-    ACTIVE_STATES,
-    DownloadEvent,
-    EndEvent,
-    EpochEvent,
-    Event,
-    StartEvent,
-    StateEvent,
-    StatusEvent,
-    StepEvent,
-    format_duration,
-    format_epoch,
-)
+from workbench import events as ev
+from workbench.events import ACTIVE_STATES, format_duration, format_epoch
 from workbench.runs import EventFollower, Run
 
 __all__ = ["RunMonitor", "downsample", "format_duration"]
@@ -70,7 +59,7 @@ class RunMonitor:
         self.step_metric: deque[float] = deque()
         self._stride = 1  # keep every n-th step event once the buffer has been thinned
         self._skipped = 0
-        self.epochs: deque[EpochEvent] = deque(maxlen=10_000)
+        self.epochs: deque[ev.EpochEvent] = deque(maxlen=10_000)
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         #: Lines ever logged (the deque forgets old ones); views compare it with what they drew.
         self.log_count = 0
@@ -80,9 +69,9 @@ class RunMonitor:
         self.state = "unknown"
         self.message = ""
         self.config: dict[str, Any] = {}
-        self.start: StartEvent | None = None
-        self.last_step: StepEvent | None = None
-        self.end: EndEvent | None = None
+        self.start: ev.StartEvent | None = None
+        self.last_step: ev.StepEvent | None = None
+        self.end: ev.EndEvent | None = None
         self.version = 0
         self._last_status = 0.0
         self.samples_per_s: float | None = None
@@ -130,28 +119,28 @@ class RunMonitor:
             self.version += 1
         return changed
 
-    def _apply(self, event: Event) -> None:
-        if isinstance(event, StartEvent):
+    def _apply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StartEvent):
             self._apply_start(event)
-        elif isinstance(event, StepEvent):
+        elif isinstance(event, ev.StepEvent):
             self.last_step = event
             self._note_rate(event.samples_per_s)
             self._add_step(event)
-        elif isinstance(event, EpochEvent):
+        elif isinstance(event, ev.EpochEvent):
             self.epochs.append(event)
             self._note_rate(event.samples_per_s)
             self.add_log(format_epoch(event, self.main_metric, self.headline_metrics, compact=True))
-        elif isinstance(event, StateEvent):
+        elif isinstance(event, ev.StateEvent):
             self.state = event.state
             self.add_log(f"[{self.state}]")
-        elif isinstance(event, StatusEvent):
+        elif isinstance(event, ev.StatusEvent):
             self.add_log(event.message)
-        elif isinstance(event, DownloadEvent):
+        elif isinstance(event, ev.DownloadEvent):
             self.add_log(f"downloading {event.label}: {event.done} / {event.total or '?'} bytes")
-        elif isinstance(event, EndEvent):
+        elif isinstance(event, ev.EndEvent):
             self._apply_end(event)
 
-    def _apply_start(self, event: StartEvent) -> None:
+    def _apply_start(self, event: ev.StartEvent) -> None:
         self.start = event
         self.config = event.config
         self.main_metric = event.main_metric
@@ -164,7 +153,7 @@ class RunMonitor:
             f"train {sizes.get('train', 0):,} valid {sizes.get('valid', 0):,} test {sizes.get('test', 0):,}"
         )
 
-    def _apply_end(self, event: EndEvent) -> None:
+    def _apply_end(self, event: ev.EndEvent) -> None:
         self.end = event
         self.state = event.state
         self.message = event.message
@@ -182,7 +171,7 @@ class RunMonitor:
         """The final test metrics, once the run has ended with an evaluation (else empty)."""
         return dict(self.end.test or {}) if self.end is not None else {}
 
-    def _add_step(self, event: StepEvent) -> None:
+    def _add_step(self, event: ev.StepEvent) -> None:
         self._skipped += 1
         if self._skipped < self._stride:
             return
