@@ -16,6 +16,7 @@ from workbench.config import resolve_config
 from workbench.engine import build_model, configure_threads, load_dataset, make_optimizer
 from workbench.registry import get_registry
 from workbench.tasks import task_class
+from workbench.training import TrainOptions
 
 
 def measure(registry, data_dir: str, arch: str, mode: str, bidirectional: bool, device: str, seconds: float) -> float:
@@ -27,7 +28,7 @@ def measure(registry, data_dir: str, arch: str, mode: str, bidirectional: bool, 
     torch.manual_seed(0)
     dev = torch.device(device)
     model = build_model(config, task, registry).to(dev)
-    optimizer = make_optimizer(model, config.train)
+    optimizer = make_optimizer(model, TrainOptions.from_config(config.train))
     generator = torch.Generator().manual_seed(0)
     batches = [b.to(dev) for b in task.batches(train, config.train["batch_size"], True, generator)]
 

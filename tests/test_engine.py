@@ -38,11 +38,11 @@ def test_short_training_run_learns_and_records_everything(registry, shared_data,
     for name in ("config.json", "events.jsonl", "status.json", "results.json", "best.pt", "last.pt"):
         assert (run.path / name).exists(), name
     assert run.status()["state"] == "finished"
-    kinds = [e["type"] for e in run.events()]
+    kinds = [e.kind for e in run.events()]
     assert kinds[0] == "status" and "start" in kinds and kinds.count("epoch") == 2 and kinds[-1] == "end"
-    step = next(e for e in events if e["type"] == "step")
-    assert {"loss", "grad_norm", "samples_per_s", "eta_s", "lr"} <= set(step)
-    assert [e["type"] for e in events] == kinds
+    step = next(e for e in events if e.kind == "step")
+    assert {"loss", "grad_norm", "samples_per_s", "eta_s", "lr"} <= set(step.to_json())
+    assert [e.kind for e in events] == kinds
 
 
 def test_seeds_make_runs_reproducible(registry, shared_data):
@@ -108,8 +108,8 @@ def test_resume_continues_from_last_checkpoint(registry, shared_data):
     assert resumed.run.path == first.run.path
     history = load_checkpoint(first.run.checkpoint_path("last"))["progress"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
-    starts = [e for e in first.run.events() if e["type"] == "start"]
-    assert starts[-1]["resumed_at_epoch"] == 2
+    starts = [e for e in first.run.events() if e.kind == "start"]
+    assert starts[-1].resumed_at_epoch == 2
 
 
 def test_stop_and_pause_through_the_control_file(registry, shared_data):
@@ -233,5 +233,47 @@ def test_optimizers_and_schedules(registry, shared_data, optimizer, schedule, ex
     payload = load_checkpoint(result.run.checkpoint_path("last"))
     assert payload["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(expected_lr, abs=1e-9)
     assert result.metrics["count"] == 4015  # evaluation always uses the whole test split
-    start = next(e for e in result.run.events() if e["type"] == "start")
-    assert start["sizes"]["train"] == 2000
+    start = next(e for e in result.run.events() if e.kind == "start")
+    assert start.sizes["train"] == 2000
+
+
+def test_the_engines_real_events_parse_and_keep_their_keys(registry, shared_data):
+    """Every line a real run writes reads back as its event and writes out as the same JSON."""
+    from workbench.events import EVENTS_VERSION, EventReader, StartEvent, StepEvent
+
+    config = names_config(registry, shared_data, "epochs=2", "limit=600", "log_every=3")
+    received = []
+    result = train(config, registry=registry, on_event=received.append)
+    raw = list(EventFollower(result.run.events_path).read_new())
+    reader = EventReader()
+    parsed = [reader(line) for line in raw]
+    assert None not in parsed and parsed == received
+    assert [event.to_json() for event in parsed] == raw
+    start = next(e for e in parsed if isinstance(e, StartEvent))
+    assert start.events_version == EVENTS_VERSION and start.headline_metrics[0] == "accuracy"
+    steps = [e for e in parsed if isinstance(e, StepEvent)]
+    assert steps and all(e.metric_name == "accuracy" and e.metric is not None for e in steps)
+
+
+def test_a_checkpoint_from_before_the_early_stopping_state_still_resumes(registry, shared_data, tmp_path):
+    """``progress`` written by workbench 0.1 has best_metric / best_epoch / bad_epochs and no
+    ``early_stopping``; resuming it continues exactly as resuming a new checkpoint does."""
+    import shutil
+
+    config = names_config(registry, shared_data, "epochs=2", "limit=600", "patience=2", "lr=0.5",
+                          "optimizer=sgd")
+    first = train(config, registry=registry)
+    last = load_checkpoint(first.run.checkpoint_path("last"))
+    early = last["progress"]["early_stopping"]
+    assert early["best_epoch"] == last["progress"]["best_epoch"] and early["reason"] is None
+    legacy = Run(tmp_path / "legacy")
+    shutil.copytree(first.run.path, legacy.path)
+    del last["progress"]["early_stopping"]
+    save_checkpoint(legacy.checkpoint_path("last"), {k: v for k, v in last.items() if k not in ("format", "version")})
+    config.train["epochs"] = 4
+    resumed = [Trainer(config, registry=registry, resume=run).train() for run in (first.run, legacy)]
+    assert resumed[0].best_epoch == resumed[1].best_epoch
+    assert resumed[0].epochs_completed == resumed[1].epochs_completed
+    assert resumed[0].metrics["loss"] == pytest.approx(resumed[1].metrics["loss"], rel=1e-6)
+    states = [load_checkpoint(r.run.checkpoint_path("last"))["progress"]["early_stopping"] for r in resumed]
+    assert states[0] == states[1]

@@ -442,13 +442,13 @@ def test_one_step_fast_path_equals_the_full_recurrent_call(registry, arch):
 
 def test_bf16_training_option(registry):
     """precision=bf16 trains under autocast; weights, checkpoints and evaluation stay fp32."""
-    events: list[dict] = []
+    events: list = []
     config = resolve_config(registry, "synthetic-text", "char-lstm", "cpu",
                             ["chars=4000", "epochs=3", "batch_size=16", "lr=0.01", "seq_len=32", "precision=bf16",
                              *TINY_MODEL])
     result = train(config, registry=registry, on_event=events.append)
-    start = next(e for e in events if e["type"] == "start")
-    assert start["precision"] == "bf16"
+    start = next(e for e in events if e.kind == "start")
+    assert start.precision == "bf16"
     assert result.metrics["loss"] < 2.5 and math.isfinite(result.metrics["loss"])
     loaded = load_trained(result.checkpoint, registry, "cpu")
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())

@@ -1,14 +1,18 @@
 import io
 
+from workbench.events import EpochEvent, StartEvent, StepEvent
 from workbench.progress import ConsoleProgress, format_duration
 
-START = {"type": "start", "run": "r1", "main_metric": "accuracy", "device": "cpu", "threads": 1, "parameters": 1234,
-         "sizes": {"train": 10, "valid": 2, "test": 3}, "config": {"dataset": "names", "arch": "gru"}}
-STEP = {"type": "step", "epoch": 2, "step": 5, "steps": 9, "loss": 0.5, "accuracy": 0.75, "grad_norm": 1.5,
-        "samples_per_s": 12345.0, "eta_s": 75.0}
-EPOCH = {"type": "epoch", "epoch": 2, "epochs": 4, "train": {"loss": 0.4, "accuracy": 0.8},
-         "valid": {"loss": 0.6, "accuracy": 0.7, "balanced_accuracy": 0.5}, "samples_per_s": 9000.0,
-         "seconds": 1.25, "best": True, "partial": False}
+START = StartEvent(run="r1", config={"dataset": "names", "arch": "gru"}, task="classification",
+                   main_metric="accuracy", device="cpu", threads=1, precision="fp32", parameters=1234,
+                   sizes={"train": 10, "valid": 2, "test": 3}, steps_per_epoch=9, dataset_info={},
+                   resumed_at_epoch=None, workbench_version="0",
+                   headline_metrics=("accuracy", "balanced_accuracy", "top_k_accuracy"))
+STEP = StepEvent(epoch=2, step=5, steps=9, global_step=14, loss=0.5, grad_norm=1.5, lr=0.001,
+                 samples_per_s=12345.0, eta_s=75.0, metric_name="accuracy", metric=0.75)
+EPOCH = EpochEvent(epoch=2, epochs=4, train={"loss": 0.4, "accuracy": 0.8},
+                   valid={"loss": 0.6, "accuracy": 0.7, "balanced_accuracy": 0.5}, lr=0.001,
+                   samples_per_s=9000.0, seconds=1.25, best=True, partial=False)
 
 
 def test_live_line_shows_epoch_loss_accuracy_rate_and_eta():
@@ -20,7 +24,7 @@ def test_live_line_shows_epoch_loss_accuracy_rate_and_eta():
     assert "names / gru on cpu" in text
     assert "epoch 2 step 5/9  loss 0.5000  accuracy 0.750  grad 1.50  12,345 samples/s  ETA 1:15" in text
     assert "epoch 2/4  loss 0.4000  accuracy 0.8000  valid loss 0.6000  valid accuracy 0.7000" in text
-    assert "*best" in text
+    assert "balanced_accuracy 0.5000  9,000 samples/s  1.2s  *best" in text  # a headline metric of the task
 
 
 def test_log_mode_prints_only_whole_lines():

@@ -7,13 +7,14 @@ or stop a run through :meth:`workbench.runs.Run.request`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,26 @@ from torch import nn
 from workbench import __version__
 from workbench.api import LoadContext, resolve_callable
 from workbench.config import RunConfig
-from workbench.data import default_cache_dir, default_data_dir
 from workbench.devices import resolve_device
 from workbench.errors import CheckpointError, DataError, WorkbenchError
+from workbench.events import (
+    DownloadEvent,
+    EndEvent,
+    EpochEvent,
+    Event,
+    StartEvent,
+    StateEvent,
+    StatusEvent,
+    StepEvent,
+)
 from workbench.registry import Registry, get_registry
-from workbench.runs import EventWriter, Run, default_runs_dir, load_checkpoint, new_run, save_checkpoint
+from workbench.runs import EventWriter, Run, atomic_write_json, load_checkpoint, new_run, save_checkpoint
+from workbench.settings import current as current_settings
 from workbench.tasks import task_class
 from workbench.tasks.base import Task
+from workbench.training import EarlyStopping, TrainOptions
 
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[Event], None]
 
 
 def choose_threads(requested: int) -> int:
@@ -65,13 +77,13 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., None] | None = None) -> Any:
     spec = registry.dataset(config.dataset)
-    data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
+    settings = current_settings()
     context = LoadContext(
-        data_dir=data_dir,
-        cache_dir=default_cache_dir(),
-        mirror=os.environ.get("WORKBENCH_DATA_MIRROR") or None,
+        data_dir=Path(config.data_dir) if config.data_dir else settings.data_dir,
+        cache_dir=settings.cache_dir,
+        mirror=settings.data_mirror,
         progress=progress,
-        seed=int(config.train.get("seed", 0)),
+        seed=int(TrainOptions.from_config(config.train).seed),
     )
     try:
         loader = resolve_callable(spec.load, f"dataset {spec.name!r} load")
@@ -92,11 +104,11 @@ def build_model(config: RunConfig, task: Task, registry: Registry) -> nn.Module:
     return model
 
 
-def make_optimizer(model: nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    name, lr, wd = train["optimizer"], train["lr"], train["weight_decay"]
+    name, lr, wd = options.optimizer, options.lr, options.weight_decay
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=options.momentum, weight_decay=wd)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "adamw":
@@ -106,16 +118,26 @@ def make_optimizer(model: nn.Module, train: dict[str, Any]) -> torch.optim.Optim
     raise WorkbenchError(f"unknown optimizer {name!r}")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, train: dict[str, Any], higher_is_better: bool) -> Any:
-    name = train["schedule"]
+def make_scheduler(optimizer: torch.optim.Optimizer, options: TrainOptions, higher_is_better: bool) -> Any:
+    name = options.schedule
     if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=train["step_size"], gamma=train["gamma"])
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=options.step_size, gamma=options.gamma)
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train["epochs"])
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.epochs)
     if name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max" if higher_is_better else "min", factor=train["gamma"], patience=1)
+            optimizer, mode="max" if higher_is_better else "min", factor=options.gamma, patience=1)
     return None
+
+
+def step_scheduler(scheduler: Any, score: float) -> None:
+    """Once per epoch; the plateau schedule watches the epoch's score."""
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(score)
+    else:
+        scheduler.step()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -134,8 +156,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def mixed_precision(precision: str, device: torch.device) -> Any:
     """The context the training forward pass runs in: nothing for fp32, bf16 autocast otherwise."""
-    import contextlib
-
     if resolve_precision(precision, device) != "bf16":
         return contextlib.nullcontext()
     try:
@@ -178,8 +198,115 @@ class TrainResult:
         }
 
 
+class StepWindow:
+    """The steps since the last progress event: mean loss, largest gradient norm, running main metric.
+
+    The sums stay on the device, so a step never waits for the accelerator; they are read once per
+    window, when the step event is made.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset(time.monotonic())
+
+    def reset(self, now: float) -> None:
+        self.loss = torch.zeros((), device=self.device)
+        self.grad_norm = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.steps = self.samples = self.units = 0
+        self.started = now
+
+    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, correct: torch.Tensor | None, samples: int,
+            units: int) -> None:
+        self.loss += loss
+        self.grad_norm = torch.maximum(self.grad_norm, grad_norm)
+        if correct is not None:
+            self.correct += correct
+        self.steps += 1
+        self.samples += samples
+        self.units += units
+
+
+class EpochTotals:
+    """One epoch's training loss (weighted by each batch's units) and main-metric hits."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.units = self.samples = 0
+        #: Whether the task's loss reports correct predictions (then the main metric is tracked).
+        self.has_correct = False
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor | None, samples: int, units: int) -> None:
+        self.loss += loss * units
+        self.units += units
+        self.samples += samples
+        if correct is not None:
+            self.correct += correct
+            self.has_correct = True
+
+    def metrics(self, main_metric: str) -> dict[str, float]:
+        metrics = {"loss": float(self.loss) / max(self.units, 1)}
+        if self.has_correct:
+            metrics[main_metric] = float(self.correct) / max(self.units, 1)
+        return metrics
+
+
+@dataclass
+class Training:
+    """What one run trains with, made once by :meth:`Trainer._prepare`."""
+
+    task: Task
+    train_set: Any
+    valid_set: Any
+    test_set: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    dataset_info: dict[str, Any]
+    #: The context of each training forward pass (bf16 autocast or nothing).
+    autocast: Any
+    #: The parameters the optimiser trains (their gradient norm is clipped and reported).
+    params: list[nn.Parameter] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+
+
+@dataclass
+class RunProgress:
+    """Where the run stands across epochs (and, through checkpoints, across resumes)."""
+
+    start_epoch: int = 1
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds_before: float = 0.0  # wall time of the runs this one resumes
+    started: float = field(default_factory=time.monotonic)
+    samples_seen: int = 0
+    train_seconds: float = 0.0
+    last_valid: dict[str, Any] = field(default_factory=dict)
+
+    def seconds(self) -> float:
+        return self.seconds_before + (time.monotonic() - self.started)
+
+
+@dataclass
+class EpochRun:
+    """What training one epoch gave: its metrics, how long it took, whether it was cut short."""
+
+    metrics: dict[str, float]
+    samples: int
+    seconds: float
+    stopped: bool
+
+
 class Trainer:
-    """One training run, from resolved config to finished run directory."""
+    """One training run, from resolved config to finished run directory.
+
+    :meth:`_train` reads top to bottom like a training script: prepare, restore, then per epoch
+    train, evaluate, checkpoint and decide whether to go on; then the final evaluation and results.
+    """
 
     def __init__(
         self,
@@ -202,14 +329,20 @@ class Trainer:
         elif run is not None:
             self.run = run
         else:
-            self.run = new_run(runs_root or default_runs_dir(), config.dataset, config.arch)
+            self.run = new_run(runs_root or current_settings().runs_dir, config.dataset, config.arch)
         self._events: EventWriter | None = None
         self._last_control_check = 0.0
+        self._last_download = 0.0
         self._started_at: float | None = None
 
+    @property
+    def options(self) -> TrainOptions:
+        return TrainOptions.from_config(self.config.train)
+
     # -- events ------------------------------------------------------------------------------
-    def emit(self, event: dict[str, Any]) -> None:
-        event.setdefault("time", time.time())
+    def emit(self, event: Event) -> None:
+        if event.time is None:
+            event = replace(event, time=time.time())
         if self._events is not None:
             self._events.write(event)
         if self.on_event is not None:
@@ -229,7 +362,7 @@ class Trainer:
         if command != "pause":
             return None
         self.run.write_status(state="paused")
-        self.emit({"type": "state", "state": "paused"})
+        self.emit(StateEvent(state="paused"))
         while True:
             time.sleep(0.2)
             if self.should_stop():
@@ -240,18 +373,21 @@ class Trainer:
             if command != "pause":
                 break
         self.run.write_status(state="running")
-        self.emit({"type": "state", "state": "running"})
+        self.emit(StateEvent(state="running"))
         return None
+
+    def _download_progress(self, done: int, total: int | None, label: str) -> None:
+        now = time.monotonic()
+        if total is not None and done >= total or now - self._last_download > 0.2:
+            self._last_download = now
+            self.emit(DownloadEvent(label=label, done=done, total=total))
 
     # -- the run -----------------------------------------------------------------------------
     def train(self) -> TrainResult:
         run = self.run
-        config = self.config
         run.path.mkdir(parents=True, exist_ok=True)
         if self.resume_run is None:
-            from workbench.runs import atomic_write_json
-
-            atomic_write_json(run.config_path, config.to_dict())
+            atomic_write_json(run.config_path, self.config.to_dict())
         try:
             run.control_path.unlink()
         except FileNotFoundError:
@@ -270,7 +406,7 @@ class Trainer:
             message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
             run.write_status(state=state, message=message, pid=None)
-            self.emit({"type": "end", "state": state, "message": message})
+            self.emit(EndEvent(state=state, message=message))
             raise
         finally:
             if self._events is not None:
@@ -278,275 +414,275 @@ class Trainer:
             self._events = None
 
     def _train(self) -> TrainResult:
-        run, config, train_cfg = self.run, self.config, self.config.train
-        threads = configure_threads(train_cfg["threads"])
-        device = self.device
-        generator = seed_everything(train_cfg["seed"])
+        options = self.options
+        threads = configure_threads(options.threads)
+        generator = seed_everything(options.seed)
 
-        resume_payload = None
-        if self.resume_run is not None:
-            last = run.checkpoint_path("last")
-            if not last.exists():
-                raise CheckpointError(f"run {run.id} has no last.pt to resume from")
-            resume_payload = load_checkpoint(last)
+        # the checkpoint to resume from, if any (read first: a missing one fails before any work)
+        resume = self._resume_payload()
 
-        self.emit({"type": "status", "phase": "prepare", "message": f"loading dataset {config.dataset}"})
+        # data, task, model, optimiser and schedule
+        t = self._prepare(options, generator, resume)
+
+        # restore: weights, optimiser and schedule state, counters, early stopping, random state
+        progress = RunProgress()
+        stopper = EarlyStopping(options.patience, t.task.higher_is_better)
+        if resume is not None:
+            self._restore(t, resume, progress, stopper)
+
+        # say what runs where, then train
+        self.emit(self._start_event(t, options, threads, resumed=resume is not None, start_epoch=progress.start_epoch))
+        self.run.write_status(state="running", epoch=progress.start_epoch - 1, epochs=options.epochs)
+        self._started_at = time.time()
+        progress.started = time.monotonic()
+
+        # the epoch loop
+        state, message = self._epoch_loop(t, options, progress, stopper)
+
+        # final evaluation with the best weights, and the results
+        test_metrics, valid_metrics = self._final_evaluation(t, options, progress.last_valid)
+        return self._finish(progress, stopper, state, message, test_metrics, valid_metrics)
+
+    def _resume_payload(self) -> dict[str, Any] | None:
+        if self.resume_run is None:
+            return None
+        last = self.run.checkpoint_path("last")
+        if not last.exists():
+            raise CheckpointError(f"run {self.run.id} has no last.pt to resume from")
+        return load_checkpoint(last)
+
+    def _prepare(self, options: TrainOptions, generator: torch.Generator,
+                 resume: dict[str, Any] | None) -> Training:
+        config = self.config
+        self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
         data = load_dataset(config, self.registry, progress=self._download_progress)
         task_cls = task_class(self.registry.dataset(config.dataset).task)
-        if resume_payload is not None:
-            task = task_cls.from_state(resume_payload["task_state"])
+        if resume is not None:
+            task = task_cls.from_state(resume["task_state"])
             task.check_data(data)
         else:
             task = task_cls.from_data(data)
         encoded = task.encode(data)
-        train_set, valid_set, test_set = encoded["train"], encoded["valid"], encoded["test"]
-        if train_cfg["limit"]:
-            train_set = train_set[: train_cfg["limit"]]
+        train_set = encoded["train"][: options.limit] if options.limit else encoded["train"]
         if not train_set:
             raise DataError(f"dataset {config.dataset!r} has no usable training examples")
 
-        task.prepare_training(train_set, train_cfg)
-        model = build_model(config, task, self.registry).to(device)
-        optimizer = make_optimizer(model, train_cfg)
-        scheduler = make_scheduler(optimizer, train_cfg, task.higher_is_better)
-
-        start_epoch = 1
-        global_step = 0
-        best_metric: float | None = None
-        best_epoch: int | None = None
-        bad_epochs = 0
-        history: list[dict[str, Any]] = []
-        elapsed_before = 0.0
-        if resume_payload is not None:
-            model.load_state_dict(resume_payload["model_state"])
-            if resume_payload.get("optimizer_state"):
-                optimizer.load_state_dict(resume_payload["optimizer_state"])
-            if scheduler is not None and resume_payload.get("scheduler_state"):
-                scheduler.load_state_dict(resume_payload["scheduler_state"])
-            progress = resume_payload.get("progress", {})
-            start_epoch = int(resume_payload.get("epoch", 0)) + 1
-            global_step = int(progress.get("global_step", 0))
-            best_metric = progress.get("best_metric")
-            best_epoch = progress.get("best_epoch")
-            bad_epochs = int(progress.get("bad_epochs", 0))
-            history = [h for h in progress.get("history", []) if not h.get("partial")]
-            elapsed_before = float(progress.get("seconds", 0.0))
-            rng = resume_payload.get("rng", {})
-            if "torch" in rng:
-                torch.set_rng_state(rng["torch"])
-            if "generator" in rng:
-                generator.set_state(rng["generator"])
-
-        epochs = train_cfg["epochs"]
-        batch_size = train_cfg["batch_size"]
-        steps_per_epoch = math.ceil(len(train_set) / batch_size)
-        info = getattr(data, "info", {}) or {}
-        self.emit({
-            "type": "start",
-            "run": run.id,
-            "config": config.to_dict(),
-            "task": task.kind,
-            "main_metric": task.main_metric,
-            "device": str(device),
-            "threads": threads,
-            "precision": resolve_precision(train_cfg.get("precision", "fp32"), device),
-            "parameters": count_parameters(model),
-            "sizes": {"train": len(train_set), "valid": len(valid_set), "test": len(test_set)},
-            "steps_per_epoch": steps_per_epoch,
-            "dataset_info": info,
-            "resumed_at_epoch": start_epoch if resume_payload is not None else None,
-            "workbench_version": __version__,
-        })
-        run.write_status(state="running", epoch=start_epoch - 1, epochs=epochs)
-        self._started_at = time.time()
-
-        state = "finished"
-        message = ""
-        deadline = (time.monotonic() + train_cfg["max_minutes"] * 60) if train_cfg["max_minutes"] else None
-        clip = train_cfg["clip_grad_norm"]
-        log_every = train_cfg["log_every"]
-        eval_batch = max(batch_size, 256)
-        started = time.monotonic()
-        samples_seen = 0
-        train_seconds = 0.0
-        last_valid: dict[str, Any] = {}
-        epoch = start_epoch - 1
-        params = [p for p in model.parameters() if p.requires_grad]
-        autocast = mixed_precision(train_cfg.get("precision", "fp32"), device)
-
-        for epoch in range(start_epoch, epochs + 1):
-            model.train()
-            epoch_start = time.monotonic()
-            loss_sum = torch.zeros((), device=device)
-            correct_sum = torch.zeros((), device=device, dtype=torch.long)
-            window_loss = torch.zeros((), device=device)
-            window_norm = torch.zeros((), device=device)
-            window_correct = torch.zeros((), device=device, dtype=torch.long)
-            window_count = 0
-            window_start = time.monotonic()
-            window_samples = 0
-            window_units = 0
-            epoch_samples = 0
-            epoch_units = 0
-            has_correct = False
-            stop_now = False
-            for step, batch in enumerate(task.batches(train_set, batch_size, True, generator), start=1):
-                batch = batch.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast:
-                    output = task.loss(model, batch)
-                loss, correct = output if isinstance(output, tuple) else (output, None)
-                if not torch.isfinite(loss.detach()).all():
-                    raise WorkbenchError(
-                        f"training diverged at epoch {epoch}, step {step}: the loss is {float(loss)}; "
-                        "lower lr or set clip_grad_norm"
-                    )
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
-                optimizer.step()
-                global_step += 1
-                detached = loss.detach()
-                units = batch.units or batch.size
-                loss_sum += detached * units
-                epoch_units += units
-                window_units += units
-                window_loss += detached
-                window_norm = torch.maximum(window_norm, norm.detach())
-                if correct is not None:
-                    correct_sum += correct
-                    window_correct += correct
-                    has_correct = True
-                window_count += 1
-                window_samples += batch.size
-                epoch_samples += batch.size
-                if step % log_every == 0 or step == steps_per_epoch:
-                    now = time.monotonic()
-                    rate = window_samples / max(now - window_start, 1e-9)
-                    remaining = (steps_per_epoch - step) * batch_size + (epochs - epoch) * len(train_set)
-                    step_event = {
-                        "type": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch,
-                        "global_step": global_step, "loss": float(window_loss) / window_count,
-                        "grad_norm": float(window_norm), "lr": optimizer.param_groups[0]["lr"],
-                        "samples_per_s": rate, "eta_s": remaining / max(rate, 1e-9),
-                    }
-                    if has_correct:
-                        step_event[task.main_metric] = float(window_correct) / max(window_units, 1)
-                    self.emit(step_event)
-                    window_correct.zero_()
-                    window_loss.zero_()
-                    window_norm.zero_()
-                    window_count = 0
-                    window_samples = 0
-                    window_units = 0
-                    window_start = now
-                if self._poll_control() == "stop":
-                    stop_now = True
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    stop_now = True
-                    break
-            epoch_train_seconds = time.monotonic() - epoch_start
-            train_seconds += epoch_train_seconds
-            samples_seen += epoch_samples
-            train_metrics = {"loss": float(loss_sum) / max(epoch_units, 1)}
-            if has_correct:
-                train_metrics[task.main_metric] = float(correct_sum) / max(epoch_units, 1)
-            valid_metrics = (
-                task.evaluate(model, valid_set, eval_batch, device, top_k=train_cfg["top_k"]) if valid_set else {}
-            )
-            last_valid = valid_metrics
-            score = valid_metrics.get(task.main_metric, train_metrics.get(task.main_metric))
-            if score is None:
-                score = -train_metrics["loss"] if task.higher_is_better else train_metrics["loss"]
-            improved = best_metric is None or (
-                score > best_metric if task.higher_is_better else score < best_metric
-            )
-            if improved:
-                best_metric, best_epoch, bad_epochs = float(score), epoch, 0
-            else:
-                bad_epochs += 1
-            if scheduler is not None:
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(score)
-                else:
-                    scheduler.step()
-            summary = {
-                "type": "epoch", "epoch": epoch, "epochs": epochs, "train": train_metrics, "valid": valid_metrics,
-                "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_train_seconds,
-                "samples_per_s": epoch_samples / max(epoch_train_seconds, 1e-9), "best": improved,
-                "partial": epoch_samples < len(train_set),
-            }
-            history.append({k: v for k, v in summary.items() if k != "type"})
-            progress = {
-                "global_step": global_step, "best_metric": best_metric, "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs, "history": history,
-                "seconds": elapsed_before + (time.monotonic() - started),
-            }
-            payload = {
-                "config": config.to_dict(), "task_state": task.state(), "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
-                "epoch": epoch if not summary["partial"] else epoch - 1,
-                "metrics": {"train": train_metrics, "valid": valid_metrics},
-                "progress": progress, "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
-                "run_id": run.id, "workbench_version": __version__,
-            }
-            save_checkpoint(run.checkpoint_path("last"), payload)
-            if improved:
-                save_checkpoint(run.checkpoint_path("best"), payload)
-            self.emit(summary)
-            run.write_status(state="running", epoch=epoch, best={task.main_metric: best_metric, "epoch": best_epoch})
-            if stop_now:
-                if deadline is not None and time.monotonic() > deadline:
-                    message = f"stopped at the time limit of {train_cfg['max_minutes']} minutes"
-                else:
-                    state, message = "stopped", "stopped on request"
-                break
-            if train_cfg["patience"] and bad_epochs >= train_cfg["patience"]:
-                message = f"early stop: no validation improvement for {bad_epochs} epochs"
-                self.emit({"type": "status", "message": message})
-                break
-        else:
-            if start_epoch > epochs:
-                message = f"nothing to do: the run already completed {epochs} epochs (raise epochs to continue)"
-
-        # Final evaluation with the best weights.
-        best_path = run.checkpoint_path("best")
-        test_metrics: dict[str, Any] = {}
-        valid_detailed: dict[str, Any] = last_valid
-        if best_path.exists():
-            best_payload = load_checkpoint(best_path)
-            model.load_state_dict(best_payload["model_state"])
-            if test_set:
-                test_metrics = task.evaluate(model, test_set, eval_batch, device, detailed=True,
-                                             top_k=train_cfg["top_k"])
-            if valid_set:
-                valid_detailed = task.evaluate(model, valid_set, eval_batch, device, detailed=True,
-                                               top_k=train_cfg["top_k"])
-            best_payload["evaluation"] = {"test": test_metrics, "valid": valid_detailed}
-            save_checkpoint(best_path, best_payload)
-        total_seconds = elapsed_before + (time.monotonic() - started)
-        rate = samples_seen / max(train_seconds, 1e-9)
-        result = TrainResult(
-            run=run, state=state, checkpoint=best_path if best_path.exists() else None, metrics=test_metrics,
-            valid_metrics=valid_detailed, best_epoch=best_epoch,
-            epochs_completed=max((h["epoch"] for h in history if not h.get("partial")), default=0),
-            seconds=total_seconds, samples_per_second=rate, message=message, history=history,
+        task.prepare_training(train_set, config.train)
+        model = build_model(config, task, self.registry).to(self.device)
+        optimizer = make_optimizer(model, options)
+        return Training(
+            task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
+            optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
+            generator=generator, dataset_info=getattr(data, "info", {}) or {},
+            autocast=mixed_precision(options.precision, self.device),
         )
-        from workbench.runs import atomic_write_json
 
+    def _restore(self, t: Training, payload: dict[str, Any], progress: RunProgress, stopper: EarlyStopping) -> None:
+        """Continue where ``payload`` (a ``last.pt``) left off: weights, optimiser, schedule, counters, RNG."""
+        t.model.load_state_dict(payload["model_state"])
+        if payload.get("optimizer_state"):
+            t.optimizer.load_state_dict(payload["optimizer_state"])
+        if t.scheduler is not None and payload.get("scheduler_state"):
+            t.scheduler.load_state_dict(payload["scheduler_state"])
+        saved = payload.get("progress", {})
+        progress.start_epoch = int(payload.get("epoch", 0)) + 1
+        progress.global_step = int(saved.get("global_step", 0))
+        progress.history = [h for h in saved.get("history", []) if not h.get("partial")]
+        progress.seconds_before = float(saved.get("seconds", 0.0))
+        stopper.load_state_dict(EarlyStopping.state_from_progress(saved))
+        rng = payload.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "generator" in rng:
+            t.generator.set_state(rng["generator"])
+
+    def _start_event(self, t: Training, options: TrainOptions, threads: int, resumed: bool,
+                     start_epoch: int) -> StartEvent:
+        return StartEvent(
+            run=self.run.id,
+            config=self.config.to_dict(),
+            task=t.task.kind,
+            main_metric=t.task.main_metric,
+            device=str(self.device),
+            threads=threads,
+            precision=resolve_precision(options.precision, self.device),
+            parameters=count_parameters(t.model),
+            sizes={"train": len(t.train_set), "valid": len(t.valid_set), "test": len(t.test_set)},
+            steps_per_epoch=math.ceil(len(t.train_set) / options.batch_size),
+            dataset_info=t.dataset_info,
+            resumed_at_epoch=start_epoch if resumed else None,
+            workbench_version=__version__,
+            headline_metrics=tuple(t.task.headline_metrics),
+        )
+
+    def _epoch_loop(self, t: Training, options: TrainOptions, progress: RunProgress,
+                    stopper: EarlyStopping) -> tuple[str, str]:
+        """Train epochs until done, stopped or out of patience; the run's state and message."""
+        deadline = (time.monotonic() + options.max_minutes * 60) if options.max_minutes else None
+        for epoch in range(progress.start_epoch, options.epochs + 1):
+            # train one epoch (cut short by a stop request or the time limit)
+            trained = self._run_epoch(t, options, epoch, progress, deadline)
+            progress.train_seconds += trained.seconds
+            progress.samples_seen += trained.samples
+
+            # evaluate: the score picks the best checkpoint, drives early stopping and the plateau schedule
+            valid = self._evaluate(t, options, t.valid_set, detailed=False) if t.valid_set else {}
+            progress.last_valid = valid
+            score = epoch_score(t.task, trained.metrics, valid)
+            improved = stopper.update(score, epoch)
+            step_scheduler(t.scheduler, score)
+
+            # record the epoch and checkpoint it
+            summary = EpochEvent(
+                epoch=epoch, epochs=options.epochs, train=trained.metrics, valid=valid,
+                lr=t.optimizer.param_groups[0]["lr"], seconds=trained.seconds,
+                samples_per_s=trained.samples / max(trained.seconds, 1e-9), best=improved,
+                partial=trained.samples < len(t.train_set),
+            )
+            progress.history.append(summary.history_entry())
+            payload = self._checkpoint_payload(t, summary, progress, stopper)
+            save_checkpoint(self.run.checkpoint_path("last"), payload)
+            if improved:
+                save_checkpoint(self.run.checkpoint_path("best"), payload)
+            self.emit(summary)
+            self.run.write_status(state="running", epoch=epoch,
+                                  best={t.task.main_metric: stopper.best_score, "epoch": stopper.best_epoch})
+
+            # go on?
+            if trained.stopped:
+                if deadline is not None and time.monotonic() > deadline:
+                    return "finished", f"stopped at the time limit of {options.max_minutes} minutes"
+                return "stopped", "stopped on request"
+            if stopper.reason is not None:
+                self.emit(StatusEvent(message=stopper.reason))
+                return "finished", stopper.reason
+        if progress.start_epoch > options.epochs:
+            return "finished", (f"nothing to do: the run already completed {options.epochs} epochs "
+                                "(raise epochs to continue)")
+        return "finished", ""
+
+    def _run_epoch(self, t: Training, options: TrainOptions, epoch: int, progress: RunProgress,
+                   deadline: float | None) -> EpochRun:
+        t.model.train()
+        started = time.monotonic()
+        totals, window = EpochTotals(self.device), StepWindow(self.device)
+        steps = math.ceil(len(t.train_set) / options.batch_size)
+        batches = t.task.batches(t.train_set, options.batch_size, True, t.generator)
+        for step, batch in enumerate(batches, start=1):
+            loss, grad_norm, correct = self._train_step(t, options, batch, epoch, step)
+            progress.global_step += 1
+            units = batch.units or batch.size
+            totals.add(loss, correct, batch.size, units)
+            window.add(loss, grad_norm, correct, batch.size, units)
+            if step % options.log_every == 0 or step == steps:
+                self.emit(self._step_event(t, options, window, totals, epoch, step, steps, progress.global_step))
+            if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
+                return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
+                                stopped=True)
+        return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started, stopped=False)
+
+    def _train_step(self, t: Training, options: TrainOptions, batch: Any, epoch: int,
+                    step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One optimisation step; the detached loss, the gradient norm before clipping, the hits."""
+        batch = batch.to(self.device)
+        t.optimizer.zero_grad(set_to_none=True)
+        with t.autocast:
+            output = t.task.loss(t.model, batch)
+        loss, correct = output if isinstance(output, tuple) else (output, None)
+        if not torch.isfinite(loss.detach()).all():
+            raise WorkbenchError(
+                f"training diverged at epoch {epoch}, step {step}: the loss is {float(loss)}; "
+                "lower lr or set clip_grad_norm"
+            )
+        loss.backward()
+        clip = options.clip_grad_norm
+        grad_norm = torch.nn.utils.clip_grad_norm_(t.params, clip if clip > 0 else float("inf"))
+        t.optimizer.step()
+        return loss.detach(), grad_norm.detach(), correct
+
+    def _step_event(self, t: Training, options: TrainOptions, window: StepWindow, totals: EpochTotals,
+                    epoch: int, step: int, steps: int, global_step: int) -> StepEvent:
+        """The window's event; the window starts anew."""
+        now = time.monotonic()
+        rate = window.samples / max(now - window.started, 1e-9)
+        remaining = (steps - step) * options.batch_size + (options.epochs - epoch) * len(t.train_set)
+        event = StepEvent(
+            epoch=epoch, step=step, steps=steps, global_step=global_step,
+            loss=float(window.loss) / window.steps, grad_norm=float(window.grad_norm),
+            lr=t.optimizer.param_groups[0]["lr"], samples_per_s=rate, eta_s=remaining / max(rate, 1e-9),
+            metric_name=t.task.main_metric,
+            metric=float(window.correct) / max(window.units, 1) if totals.has_correct else None,
+        )
+        window.reset(now)
+        return event
+
+    def _evaluate(self, t: Training, options: TrainOptions, examples: Any, detailed: bool) -> dict[str, Any]:
+        return t.task.evaluate(t.model, examples, max(options.batch_size, 256), self.device, detailed=detailed,
+                               top_k=options.top_k)
+
+    def _checkpoint_payload(self, t: Training, summary: EpochEvent, progress: RunProgress,
+                            stopper: EarlyStopping) -> dict[str, Any]:
+        """What ``last.pt`` (and, when the epoch is the best, ``best.pt``) holds after an epoch."""
+        early = stopper.state_dict()
+        return {
+            "config": self.config.to_dict(), "task_state": t.task.state(), "model_state": t.model.state_dict(),
+            "optimizer_state": t.optimizer.state_dict(),
+            "scheduler_state": t.scheduler.state_dict() if t.scheduler is not None else None,
+            # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
+            "epoch": summary.epoch if not summary.partial else summary.epoch - 1,
+            "metrics": {"train": summary.train, "valid": summary.valid},
+            "progress": {
+                "global_step": progress.global_step,
+                # the early-stopping state as workbench 0.1 wrote it, so it resumes these checkpoints too
+                "best_metric": early["best_score"], "best_epoch": early["best_epoch"],
+                "bad_epochs": early["wait_count"],
+                "early_stopping": early,
+                "history": progress.history, "seconds": progress.seconds(),
+            },
+            "rng": {"torch": torch.get_rng_state(), "generator": t.generator.get_state()},
+            "run_id": self.run.id, "workbench_version": __version__,
+        }
+
+    def _final_evaluation(self, t: Training, options: TrainOptions,
+                          last_valid: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Test and validation metrics (detailed) of the best weights, also stored in ``best.pt``."""
+        best_path = self.run.checkpoint_path("best")
+        if not best_path.exists():
+            return {}, last_valid
+        best = load_checkpoint(best_path)
+        t.model.load_state_dict(best["model_state"])
+        test = self._evaluate(t, options, t.test_set, detailed=True) if t.test_set else {}
+        valid = self._evaluate(t, options, t.valid_set, detailed=True) if t.valid_set else last_valid
+        best["evaluation"] = {"test": test, "valid": valid}
+        save_checkpoint(best_path, best)
+        return test, valid
+
+    def _finish(self, progress: RunProgress, stopper: EarlyStopping, state: str, message: str,
+                test: dict[str, Any], valid: dict[str, Any]) -> TrainResult:
+        """Write ``results.json`` and the final status, and say so."""
+        run = self.run
+        best_path = run.checkpoint_path("best")
+        result = TrainResult(
+            run=run, state=state, checkpoint=best_path if best_path.exists() else None, metrics=test,
+            valid_metrics=valid, best_epoch=stopper.best_epoch,
+            epochs_completed=max((h["epoch"] for h in progress.history if not h.get("partial")), default=0),
+            seconds=progress.seconds(), samples_per_second=progress.samples_seen / max(progress.train_seconds, 1e-9),
+            message=message, history=progress.history,
+        )
         atomic_write_json(run.results_path, result.to_dict())
         run.write_status(state=state, pid=None, message=message, epoch=result.epochs_completed)
-        self.emit({"type": "end", "state": state, "message": message, "test": test_metrics,
-                   "valid": valid_detailed, "best_epoch": best_epoch, "checkpoint": str(result.checkpoint)})
+        self.emit(EndEvent(state=state, message=message, test=test, valid=valid, best_epoch=stopper.best_epoch,
+                           checkpoint=str(result.checkpoint)))
         return result
 
-    def _download_progress(self, done: int, total: int | None, label: str) -> None:
-        now = time.monotonic()
-        if total is not None and done >= total or now - getattr(self, "_last_dl", 0.0) > 0.2:
-            self._last_dl = now
-            self.emit({"type": "download", "label": label, "done": done, "total": total})
+
+def epoch_score(task: Task, train_metrics: dict[str, Any], valid_metrics: dict[str, Any]) -> float:
+    """The number early stopping and the best checkpoint follow: the main metric on the validation
+    split, else on the training split, else the training loss (negated when higher is better)."""
+    score = valid_metrics.get(task.main_metric, train_metrics.get(task.main_metric))
+    if score is None:
+        score = -train_metrics["loss"] if task.higher_is_better else train_metrics["loss"]
+    return float(score)
 
 
 def train(config: RunConfig, **kwargs: Any) -> TrainResult:
@@ -603,4 +739,4 @@ def evaluate_checkpoint(loaded: LoadedModel, registry: Registry | None = None, s
         other = " (try --split valid)" if split == "test" else ""
         raise DataError(f"dataset {config.dataset!r} has no {split} examples{other}")
     return loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True,
-                                top_k=int(config.train.get("top_k", 3)))
+                                top_k=TrainOptions.from_config(config.train).top_k)

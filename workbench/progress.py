@@ -5,14 +5,12 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
+from workbench import events as ev
+from workbench.events import format_duration, format_epoch
 
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
+__all__ = ["ConsoleProgress", "format_bytes", "format_duration"]
 
 
 def format_bytes(count: float) -> str:
@@ -30,6 +28,7 @@ class ConsoleProgress:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.main_metric = "accuracy"
+        self.headline_metrics: tuple[str, ...] = ()
         self._line_open = False
         self._last_draw = 0.0
 
@@ -52,69 +51,51 @@ class ConsoleProgress:
         self.stream.flush()
         self._line_open = True
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "start":
-            self.main_metric = event.get("main_metric", "accuracy")
-            sizes = event["sizes"]
-            config = event["config"]
-            resumed = f", resumed at epoch {event['resumed_at_epoch']}" if event.get("resumed_at_epoch") else ""
-            self._write_line(
-                f"run {event['run']}: {config['dataset']} / {config['arch']} on {event['device']} "
-                f"({event['threads']} threads{', bf16 autocast' if event.get('precision') == 'bf16' else ''}), "
-                f"{event['parameters']:,} parameters; "
-                f"train {sizes['train']:,}, valid {sizes['valid']:,}, test {sizes['test']:,}{resumed}"
-            )
-        elif kind == "download":
-            total = event.get("total")
-            done = event["done"]
-            if total:
-                text = f"downloading {event['label']}: {format_bytes(done)} / {format_bytes(total)} ({done / total:.0%})"
-            else:
-                text = f"downloading {event['label']}: {format_bytes(done)}"
-            if self.live:
-                self._draw(text)
-            elif total and done >= total:
-                self._write_line(text)
-        elif kind == "step":
-            metric = event.get(self.main_metric)
-            shown = f"{self.main_metric} {metric:.3f}  " if isinstance(metric, float) else ""
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StartEvent):
+            self._start(event)
+        elif isinstance(event, ev.DownloadEvent):
+            self._download(event)
+        elif isinstance(event, ev.StepEvent):
+            metric = f"{event.metric_name} {event.metric:.3f}  " if event.metric is not None else ""
             self._draw(
-                f"epoch {event['epoch']} step {event['step']}/{event['steps']}  loss {event['loss']:.4f}  "
-                f"{shown}grad {event['grad_norm']:.2f}  {event['samples_per_s']:,.0f} samples/s  "
-                f"ETA {format_duration(event['eta_s'])}"
+                f"epoch {event.epoch} step {event.step}/{event.steps}  loss {event.loss:.4f}  "
+                f"{metric}grad {event.grad_norm:.2f}  {event.samples_per_s:,.0f} samples/s  "
+                f"ETA {format_duration(event.eta_s)}"
             )
-        elif kind == "epoch":
-            train = event["train"]
-            valid = event.get("valid") or {}
-            metric = self.main_metric
-            parts = [f"epoch {event['epoch']}/{event['epochs']}", f"loss {train['loss']:.4f}"]
-            if metric in train and metric != "loss":
-                parts.append(f"{metric} {train[metric]:.4f}")
-            if valid:
-                parts.append(f"valid loss {valid.get('loss', float('nan')):.4f}")
-                if metric in valid and metric != "loss":
-                    parts.append(f"valid {metric} {valid[metric]:.4f}")
-                if "bits_per_char" in valid:
-                    parts.append(f"bpc {valid['bits_per_char']:.3f}")
-                if "balanced_accuracy" in valid:
-                    parts.append(f"balanced {valid['balanced_accuracy']:.4f}")
-            parts.append(f"{event['samples_per_s']:,.0f} samples/s")
-            parts.append(f"{event['seconds']:.1f}s")
-            if event.get("partial"):
-                parts.append("(partial epoch)")
-            if event.get("best"):
-                parts.append("*best")
-            self._write_line("  ".join(parts))
-        elif kind == "state":
-            self._write_line(f"[{event['state']}]")
-        elif kind == "status":
-            if event.get("phase") == "prepare":
-                self._draw(event["message"])  # transient: only on a terminal
+        elif isinstance(event, ev.EpochEvent):
+            self._write_line(format_epoch(event, self.main_metric, self.headline_metrics))
+        elif isinstance(event, ev.StateEvent):
+            self._write_line(f"[{event.state}]")
+        elif isinstance(event, ev.StatusEvent):
+            if event.phase == "prepare":
+                self._draw(event.message)  # transient: only on a terminal
             else:
-                self._write_line(event["message"])
-        elif kind == "end":
-            if self._line_open:
-                self.stream.write("\r\033[K")
-                self._line_open = False
-                self.stream.flush()
+                self._write_line(event.message)
+        elif isinstance(event, ev.EndEvent) and self._line_open:
+            self.stream.write("\r\033[K")
+            self._line_open = False
+            self.stream.flush()
+
+    def _start(self, event: ev.StartEvent) -> None:
+        self.main_metric = event.main_metric
+        self.headline_metrics = event.headline_metrics
+        sizes, config = event.sizes, event.config
+        resumed = f", resumed at epoch {event.resumed_at_epoch}" if event.resumed_at_epoch else ""
+        self._write_line(
+            f"run {event.run}: {config.get('dataset')} / {config.get('arch')} on {event.device} "
+            f"({event.threads} threads{', bf16 autocast' if event.precision == 'bf16' else ''}), "
+            f"{event.parameters:,} parameters; "
+            f"train {sizes.get('train', 0):,}, valid {sizes.get('valid', 0):,}, test {sizes.get('test', 0):,}{resumed}"
+        )
+
+    def _download(self, event: ev.DownloadEvent) -> None:
+        total, done = event.total, event.done
+        if total:
+            text = f"downloading {event.label}: {format_bytes(done)} / {format_bytes(total)} ({done / total:.0%})"
+        else:
+            text = f"downloading {event.label}: {format_bytes(done)}"
+        if self.live:
+            self._draw(text)
+        elif total and done >= total:
+            self._write_line(text)

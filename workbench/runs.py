@@ -29,10 +29,12 @@ from typing import Any
 
 from workbench import settings
 from workbench.errors import CheckpointError, WorkbenchError
+from workbench.events import ACTIVE_STATES, Event, EventReader
+
+__all__ = ["ACTIVE_STATES"]  # re-exported: older callers import it from here
 
 CHECKPOINT_FORMAT = "workbench-checkpoint"
 CHECKPOINT_VERSION = 1
-ACTIVE_STATES = ("starting", "running", "paused")
 
 
 def default_runs_dir() -> Path:
@@ -132,8 +134,9 @@ class Run:
         except (OSError, ValueError):
             return None
 
-    def events(self) -> list[dict[str, Any]]:
-        return list(EventFollower(self.events_path).read_new())
+    def events(self) -> list[Event]:
+        """Every readable event so far (lines this workbench cannot read are skipped)."""
+        return list(EventFollower(self.events_path).read_events())
 
     def summary(self) -> dict[str, Any]:
         config: dict[str, Any] = {}
@@ -192,9 +195,10 @@ class EventWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open(path, "a", encoding="utf-8")
 
-    def write(self, event: dict[str, Any]) -> None:
-        event.setdefault("time", time.time())
-        self._handle.write(json.dumps(event, allow_nan=True) + "\n")
+    def write(self, event: Event) -> None:
+        line = event.to_json()
+        line.setdefault("time", time.time())
+        self._handle.write(json.dumps(line, allow_nan=True) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -208,8 +212,17 @@ class EventFollower:
         self.path = path
         self._offset = 0
         self._partial = b""
+        self._reader = EventReader()
+
+    def read_events(self) -> Iterator[Event]:
+        """The new lines as events (see :mod:`workbench.events`), skipping any it cannot read."""
+        for raw in self.read_new():
+            event = self._reader(raw)
+            if event is not None:
+                yield event
 
     def read_new(self) -> Iterator[dict[str, Any]]:
+        """The new lines as plain JSON objects (lines that are not JSON are skipped)."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self._offset)

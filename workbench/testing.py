@@ -534,18 +534,41 @@ class _Checker:
     # -- the training probe ------------------------------------------------------------------
     def _train_and_probe(self, arch: ArchitectureSpec, kind: str, dataset: DatasetSpec, data: Any) -> None:
         """Shapes, gradients, determinism, real training, checkpoint round trip, predict, generate."""
-        import torch
-
-        from workbench.config import resolve_config
-        from workbench.engine import Trainer, build_model, evaluate_checkpoint, load_trained
         from workbench.tasks import task_class
 
         self.trained.add((arch.name, kind))
         where = f"architecture {arch.name!r} on {dataset.name!r}"
-        report = self.report
-        before = len(report.violations)
-        assert self.tmp is not None
-        # The run reads the (sliced) data through a registered dataset, exactly as `workbench train` does.
+        before = len(self.report.violations)
+        config = self._contract_config(where, arch, kind, dataset, data)
+        if config is None:
+            return
+        task = task_class(kind).from_data(data)
+        encoded = task.encode(data)
+        if not encoded["train"]:
+            self.report.fail(where, "no training example left after encoding")
+            return
+        deterministic = self._probe_model(where, config, task, encoded["train"])
+        if deterministic is None:
+            return
+        trained = self._train_through_engine(where, config)
+        if trained is None:
+            return
+        result, loaded = trained
+        if encoded["test"] and deterministic:
+            self._check_reloaded_metrics(where, loaded, result.metrics, task.main_metric)
+        self._check_predict(where, loaded, data)
+        if len(self.report.violations) == before:
+            self.report.passed.append(
+                f"{where}: output shape, gradients, {result.epochs_completed} epoch of training "
+                f"({len(encoded['train'])} examples), checkpoint round trip, predict"
+                + (", generate" if loaded.task.supports_generation else ""))
+
+    def _contract_config(self, where: str, arch: ArchitectureSpec, kind: str, dataset: DatasetSpec,
+                         data: Any) -> Any:
+        """The probe's RunConfig (None after reporting why there is none). The run reads the (sliced)
+        data through a registered dataset, exactly as `workbench train` does."""
+        from workbench.config import resolve_config
+
         contract_name = f"contract-{dataset.name}"
         proxy = DatasetSpec(name=contract_name, task=kind, description=dataset.description,
                             load=lambda context, params: data, params=dataset.params)
@@ -553,79 +576,84 @@ class _Checker:
             self.registry.register_module(_Provides([proxy]), PluginInfo(
                 name=contract_name, module=contract_name, package=None, version=None, builtin=False))
         try:
-            config = resolve_config(
+            return resolve_config(
                 self.registry, contract_name, arch.name, "cpu",
                 values={"train": self.train, "data": self.data_params.get(dataset.name, {}),
                         "model": self.model_params.get(arch.name, {})},
             )
         except WorkbenchError as exc:
-            report.fail(where, f"settings rejected: {exc}")
-            return
+            self.report.fail(where, f"settings rejected: {exc}")
         except Exception as exc:
-            report.fail(where, f"settings could not be resolved: {_short(exc)}")
-            return
-        task = task_class(kind).from_data(data)
-        encoded = task.encode(data)
-        if not encoded["train"]:
-            report.fail(where, "no training example left after encoding")
-            return
+            self.report.fail(where, f"settings could not be resolved: {_short(exc)}")
+        return None
+
+    def _probe_model(self, where: str, config: Any, task: Any, examples: Any) -> bool | None:
+        """Build the model and check one batch's output and gradients; whether it is deterministic,
+        or None after reporting why it could not be checked."""
+        import torch
+
+        from workbench.engine import build_model
+
+        report = self.report
         torch.manual_seed(0)
         try:
             model = build_model(config, task, self.registry)
         except WorkbenchError as exc:
             report.fail(where, str(exc))
-            return
+            return None
         except Exception as exc:
             report.fail(where, f"build({task.model_context()}, params) crashed with {_short(exc)}")
-            return
-        batch = next(task.batches(encoded["train"], min(4, len(encoded["train"])), shuffle=False))
+            return None
+        batch = next(task.batches(examples, min(4, len(examples)), shuffle=False))
         model.train()
         try:
             output = model(**batch.inputs)
         except Exception as exc:
             inputs = ", ".join(f"{k}={_shape(v)}" for k, v in batch.inputs.items())
             report.fail(where, f"forward({inputs}) crashed with {_short(exc)}")
-            return
+            return None
         problems = task.check_output(output, batch)
         for problem in problems:
             report.fail(where, problem)
         if problems:
-            return
+            return None
         self._check_gradients(where, model, task, batch)
-        deterministic = self._check_determinism(where, model, batch)
+        return self._check_determinism(where, model, batch)
 
-        runs = self.tmp / "runs"
+    def _train_through_engine(self, where: str, config: Any) -> tuple[Any, Any] | None:
+        """A real (tiny) run and its checkpoint loaded back; None after reporting a failure."""
+        from workbench.engine import Trainer, load_trained
+
+        assert self.tmp is not None
         try:
-            result = Trainer(config, registry=self.registry, runs_root=runs).train()
+            result = Trainer(config, registry=self.registry, runs_root=self.tmp / "runs").train()
         except Exception as exc:
-            report.fail(where, f"training through the engine failed: {_short(exc)}")
-            return
+            self.report.fail(where, f"training through the engine failed: {_short(exc)}")
+            return None
         if result.state != "finished" or result.checkpoint is None:
-            report.fail(where, f"training ended {result.state} without a checkpoint ({result.message})")
-            return
+            self.report.fail(where, f"training ended {result.state} without a checkpoint ({result.message})")
+            return None
         try:
-            loaded = load_trained(result.checkpoint, self.registry, "cpu")
+            return result, load_trained(result.checkpoint, self.registry, "cpu")
         except Exception as exc:
-            report.fail(where, f"the checkpoint does not load back: {_short(exc)}")
+            self.report.fail(where, f"the checkpoint does not load back: {_short(exc)}")
+            return None
+
+    def _check_reloaded_metrics(self, where: str, loaded: Any, recorded: dict[str, Any], main_metric: str) -> None:
+        """The reloaded checkpoint scores what training recorded (else state lives outside state_dict)."""
+        from workbench.engine import evaluate_checkpoint
+
+        try:
+            again = evaluate_checkpoint(loaded, self.registry, "test")
+        except Exception as exc:
+            self.report.fail(where, f"evaluating the reloaded checkpoint failed: {_short(exc)}")
             return
-        if encoded["test"] and deterministic:
-            try:
-                again = evaluate_checkpoint(loaded, self.registry, "test")
-            except Exception as exc:
-                report.fail(where, f"evaluating the reloaded checkpoint failed: {_short(exc)}")
-            else:
-                for key in ("loss", task.main_metric):
-                    a, b = result.metrics.get(key), again.get(key)
-                    if isinstance(a, float) and isinstance(b, float) and not math.isclose(a, b, rel_tol=1e-4,
-                                                                                        abs_tol=1e-5):
-                        report.fail(where, f"the reloaded checkpoint gives test {key} {b:.6f}, training recorded "
-                                    f"{a:.6f}: state outside the module's state_dict (register buffers, "
-                                    "not plain attributes)?")
-        self._check_predict(where, loaded, data)
-        if len(report.violations) == before:
-            report.passed.append(f"{where}: output shape, gradients, {result.epochs_completed} epoch of training "
-                                 f"({len(encoded['train'])} examples), checkpoint round trip, predict"
-                                 + (", generate" if loaded.task.supports_generation else ""))
+        for key in ("loss", main_metric):
+            a, b = recorded.get(key), again.get(key)
+            if isinstance(a, float) and isinstance(b, float) and not math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5):
+                self.report.fail(where, f"the reloaded checkpoint gives test {key} {b:.6f}, training recorded "
+                                 f"{a:.6f}: state outside the module's state_dict (register buffers, "
+                                 "not plain attributes)?")
 
     def _check_gradients(self, where: str, model: Any, task: Any, batch: Any) -> None:
         import torch

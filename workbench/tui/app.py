@@ -161,7 +161,7 @@ class WorkbenchApp(App[int]):
 
     def _state_changed(self, monitor: RunMonitor, before: str) -> None:
         if monitor.state == "finished":
-            test = (monitor.end or {}).get("test") or {}
+            test = monitor.test_metrics()
             metric = monitor.main_metric
             shown = f": test {metric} {test[metric]:.4f}" if isinstance(test.get(metric), float) else ""
             self.notify(f"run {monitor.id} finished{shown}. F5 / p: predict with it", title="training finished")

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench import events as ev
+from workbench.events import ACTIVE_STATES, format_duration, format_epoch
 from workbench.runs import EventFollower, Run
+
+__all__ = ["RunMonitor", "downsample", "format_duration"]
 
 #: Points kept per step-level series (loss, gradient norm); older ones are thinned, not dropped.
 STEP_POINTS = 4000
@@ -41,15 +45,6 @@ def downsample(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[li
     return out_x, out_y
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
-
-
 class RunMonitor:
     """Follows one run: curves, progress, state and a log, updated by :meth:`poll`."""
 
@@ -64,18 +59,19 @@ class RunMonitor:
         self.step_metric: deque[float] = deque()
         self._stride = 1  # keep every n-th step event once the buffer has been thinned
         self._skipped = 0
-        self.epochs: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.epochs: deque[ev.EpochEvent] = deque(maxlen=10_000)
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         #: Lines ever logged (the deque forgets old ones); views compare it with what they drew.
         self.log_count = 0
         self.main_metric = "accuracy"
+        self.headline_metrics: tuple[str, ...] = ()
         self.task = ""
         self.state = "unknown"
         self.message = ""
         self.config: dict[str, Any] = {}
-        self.start: dict[str, Any] = {}
-        self.last_step: dict[str, Any] = {}
-        self.end: dict[str, Any] | None = None
+        self.start: ev.StartEvent | None = None
+        self.last_step: ev.StepEvent | None = None
+        self.end: ev.EndEvent | None = None
         self.version = 0
         self._last_status = 0.0
         self.samples_per_s: float | None = None
@@ -94,7 +90,7 @@ class RunMonitor:
 
     @property
     def active(self) -> bool:
-        return self.state in ("starting", "running", "paused")
+        return self.state in ACTIVE_STATES
 
     def add_log(self, line: str) -> None:
         self.log.append(line)
@@ -105,7 +101,7 @@ class RunMonitor:
     def poll(self, status_every: float = 0.5) -> bool:
         """Read new events (and the status file now and then); True when something changed."""
         changed = False
-        for event in self._follower.read_new():
+        for event in self._follower.read_events():
             self._apply(event)
             changed = True
         now = time.monotonic()
@@ -123,57 +119,67 @@ class RunMonitor:
             self.version += 1
         return changed
 
-    def _apply(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "start":
-            self.start = event
-            self.config = event.get("config", {})
-            self.main_metric = event.get("main_metric", self.main_metric)
-            self.task = event.get("task", "")
-            sizes = event.get("sizes", {})
-            self.add_log(
-                f"start: {self.config.get('dataset')} / {self.config.get('arch')} on {event.get('device')} "
-                f"({event.get('threads')} threads), {event.get('parameters', 0):,} parameters; "
-                f"train {sizes.get('train', 0):,} valid {sizes.get('valid', 0):,} test {sizes.get('test', 0):,}"
-            )
-        elif kind == "step":
+    def _apply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StartEvent):
+            self._apply_start(event)
+        elif isinstance(event, ev.StepEvent):
             self.last_step = event
-            self.samples_per_s = event.get("samples_per_s")
+            self._note_rate(event.samples_per_s)
             self._add_step(event)
-        elif kind == "epoch":
+        elif isinstance(event, ev.EpochEvent):
             self.epochs.append(event)
-            self.samples_per_s = event.get("samples_per_s", self.samples_per_s)
-            self.add_log(self._epoch_line(event))
-        elif kind == "state":
-            self.state = event.get("state", self.state)
+            self._note_rate(event.samples_per_s)
+            self.add_log(format_epoch(event, self.main_metric, self.headline_metrics, compact=True))
+        elif isinstance(event, ev.StateEvent):
+            self.state = event.state
             self.add_log(f"[{self.state}]")
-        elif kind == "status":
-            self.add_log(str(event.get("message", "")))
-        elif kind == "download":
-            total = event.get("total")
-            self.add_log(f"downloading {event.get('label')}: {event.get('done')} / {total or '?'} bytes")
-        elif kind == "end":
-            self.end = event
-            self.state = event.get("state", self.state)
-            self.message = event.get("message", "")
-            test = event.get("test") or {}
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
-            self.add_log(f"end: {self.state}" + (f" ({self.message})" if self.message else ""))
-            if shown:
-                self.add_log(f"test: {shown}")
+        elif isinstance(event, ev.StatusEvent):
+            self.add_log(event.message)
+        elif isinstance(event, ev.DownloadEvent):
+            self.add_log(f"downloading {event.label}: {event.done} / {event.total or '?'} bytes")
+        elif isinstance(event, ev.EndEvent):
+            self._apply_end(event)
 
-    def _add_step(self, event: dict[str, Any]) -> None:
+    def _apply_start(self, event: ev.StartEvent) -> None:
+        self.start = event
+        self.config = event.config
+        self.main_metric = event.main_metric
+        self.headline_metrics = event.headline_metrics
+        self.task = event.task
+        sizes = event.sizes
+        self.add_log(
+            f"start: {self.config.get('dataset')} / {self.config.get('arch')} on {event.device} "
+            f"({event.threads} threads), {event.parameters:,} parameters; "
+            f"train {sizes.get('train', 0):,} valid {sizes.get('valid', 0):,} test {sizes.get('test', 0):,}"
+        )
+
+    def _apply_end(self, event: ev.EndEvent) -> None:
+        self.end = event
+        self.state = event.state
+        self.message = event.message
+        test = event.test or {}
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+        self.add_log(f"end: {self.state}" + (f" ({self.message})" if self.message else ""))
+        if shown:
+            self.add_log(f"test: {shown}")
+
+    def _note_rate(self, samples_per_s: float) -> None:
+        if math.isfinite(samples_per_s):
+            self.samples_per_s = samples_per_s
+
+    def test_metrics(self) -> dict[str, Any]:
+        """The final test metrics, once the run has ended with an evaluation (else empty)."""
+        return dict(self.end.test or {}) if self.end is not None else {}
+
+    def _add_step(self, event: ev.StepEvent) -> None:
         self._skipped += 1
         if self._skipped < self._stride:
             return
         self._skipped = 0
-        steps = max(int(event.get("steps", 1)), 1)
-        x = (int(event.get("epoch", 1)) - 1) + int(event.get("step", 0)) / steps
-        self.step_x.append(x)
-        self.step_loss.append(float(event.get("loss", math.nan)))
-        self.step_grad.append(float(event.get("grad_norm", math.nan)))
-        metric = event.get(self.main_metric)
-        self.step_metric.append(float(metric) if isinstance(metric, (int, float)) else math.nan)
+        self.step_x.append((event.epoch - 1) + event.step / max(event.steps, 1))
+        self.step_loss.append(event.loss)
+        self.step_grad.append(event.grad_norm)
+        self.step_metric.append(event.metric if event.metric is not None else math.nan)
         if len(self.step_x) >= self.step_points:
             # thin to every second point and keep only every second new one from now on
             for buffer in (self.step_x, self.step_loss, self.step_grad, self.step_metric):
@@ -182,53 +188,35 @@ class RunMonitor:
                 buffer.extend(kept)
             self._stride *= 2
 
-    def _epoch_line(self, event: dict[str, Any]) -> str:
-        train = event.get("train", {})
-        valid = event.get("valid") or {}
-        metric = self.main_metric
-        parts = [f"epoch {event.get('epoch')}/{event.get('epochs')}", f"loss {train.get('loss', math.nan):.4f}"]
-        if metric in train:
-            parts.append(f"{metric} {train[metric]:.4f}")
-        if valid:
-            parts.append(f"valid loss {valid.get('loss', math.nan):.4f}")
-            if metric in valid:
-                parts.append(f"valid {metric} {valid[metric]:.4f}")
-        parts.append(f"{event.get('samples_per_s', 0):,.0f}/s")
-        if event.get("best"):
-            parts.append("*best")
-        return "  ".join(parts)
-
     # -- views -----------------------------------------------------------------------------
     def epoch_series(self, split: str, key: str) -> tuple[list[float], list[float]]:
         xs: list[float] = []
         ys: list[float] = []
         for event in self.epochs:
-            value = (event.get(split) or {}).get(key)
+            value = (event.valid if split == "valid" else event.train).get(key)
             if isinstance(value, (int, float)) and math.isfinite(value):
-                xs.append(float(event["epoch"]))
+                xs.append(float(event.epoch))
                 ys.append(float(value))
         return xs, ys
 
     def progress(self) -> dict[str, Any]:
         """Epoch, step, fraction done, samples/s and ETA for the progress line."""
         epochs = int(self.config.get("train", {}).get("epochs") or 0)
-        epoch = int(self.last_step.get("epoch", 0))
-        step = int(self.last_step.get("step", 0))
-        steps = int(self.last_step.get("steps", self.start.get("steps_per_epoch", 0)) or 0)
-        if self.epochs:
-            last = self.epochs[-1]
-            if int(last.get("epoch", 0)) >= epoch:
-                epoch, step = int(last["epoch"]), steps
+        last_step = self.last_step
+        epoch = last_step.epoch if last_step else 0
+        step = last_step.step if last_step else 0
+        steps = last_step.steps if last_step else (self.start.steps_per_epoch if self.start else 0)
+        if self.epochs and self.epochs[-1].epoch >= epoch:
+            epoch, step = self.epochs[-1].epoch, steps
         done = ((epoch - 1) + step / steps) / epochs if epochs and steps and epoch else 0.0
         if self.state == "finished":
             done = 1.0
-        eta = self.last_step.get("eta_s") if self.active else None
+        eta = last_step.eta_s if self.active and last_step and math.isfinite(last_step.eta_s) else None
         best = None
-        if self.epochs:
-            best_events = [e for e in self.epochs if e.get("best")]
-            if best_events:
-                valid = best_events[-1].get("valid") or best_events[-1].get("train") or {}
-                best = valid.get(self.main_metric)
+        best_events = [e for e in self.epochs if e.best]
+        if best_events:
+            valid = best_events[-1].valid or best_events[-1].train
+            best = valid.get(self.main_metric)
         return {
             "epoch": epoch, "epochs": epochs, "step": step, "steps": steps, "fraction": max(0.0, min(1.0, done)),
             "samples_per_s": self.samples_per_s, "eta_s": eta, "best": best,

@@ -17,7 +17,8 @@ from textual.screen import Screen
 from textual.widgets import ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
-from workbench.tui.monitor import RunMonitor, downsample, format_duration
+from workbench.events import format_duration
+from workbench.tui.monitor import RunMonitor, downsample
 from workbench.tui.widgets import NavBar, footer
 
 if TYPE_CHECKING:

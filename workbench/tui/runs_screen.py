@@ -13,7 +13,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from workbench.errors import WorkbenchError
-from workbench.runs import ACTIVE_STATES, Run, list_runs
+from workbench.events import ACTIVE_STATES
+from workbench.runs import Run, list_runs
 from workbench.tui.widgets import NavBar, footer
 
 if TYPE_CHECKING:
