@@ -162,7 +162,7 @@ def test_format_epoch_shows_the_headline_metrics():
     headline = ("accuracy", "balanced_accuracy", "top_k_accuracy")
     assert format_epoch(epoch, "accuracy", headline) == (
         "epoch 2/4  loss 0.4000  accuracy 0.8000  valid loss 0.6000  valid accuracy 0.7000  "
-        "balanced_accuracy 0.5000  9,000 samples/s  1.2s  (partial epoch)  *best")
+        "balanced 0.5000  9,000 samples/s  1.2s  (partial epoch)  *best")
     assert format_epoch(epoch, "accuracy", headline, compact=True).endswith("9,000/s  (partial epoch)  *best")
     lm = EpochEvent(epoch=1, epochs=1, train={"loss": 2.0}, valid={"loss": 1.9, "perplexity": 6.7}, lr=0.1,
                     seconds=1.0, samples_per_s=10.0, best=False, partial=False)

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar, Union
 
+from workbench.headlines import short_name
+
 #: The version of this format written in each start event (``events_version``).
 EVENTS_VERSION = 1
 
@@ -370,7 +372,7 @@ def format_epoch(event: EpochEvent, main_metric: str, headline_metrics: Sequence
             parts.append(f"valid {main_metric} {valid[main_metric]:.4f}")
         for name in headline_metrics:
             if name not in (main_metric, "loss") and _number(valid.get(name)):
-                parts.append(f"{name} {valid[name]:.4f}")
+                parts.append(f"{short_name(name)} {valid[name]:.4f}")
     if compact:
         parts.append(f"{event.samples_per_s:,.0f}/s")
     else:

@@ -19,6 +19,20 @@ HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: How a one-line summary (the epoch line) names a metric, where its full name would crowd the line.
+SHORT_NAMES: dict[str, str] = {
+    "balanced_accuracy": "balanced",
+    "top_k_accuracy": "top-k",
+    "bits_per_char": "bpc",
+    "perplexity": "ppl",
+    "oov_accuracy": "oov",
+}
+
+
+def short_name(metric: str) -> str:
+    return SHORT_NAMES.get(metric, metric)
+
+
 def headline_metrics(kind: str | None) -> tuple[str, ...]:
     """The headline of ``kind``; empty for a kind this version does not know."""
     return HEADLINE_METRICS.get(kind or "", ())
