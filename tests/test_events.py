@@ -168,7 +168,7 @@ def test_format_epoch_shows_the_headline_metrics():
                     seconds=1.0, samples_per_s=10.0, best=False, partial=False)
     # the language model's main metric is the loss: it is not repeated
     assert format_epoch(lm, "loss", ("perplexity", "bits_per_char")) == (
-        "epoch 1/1  loss 2.0000  valid loss 1.9000  perplexity 6.7000  10 samples/s  1.0s")
+        "epoch 1/1  loss 2.0000  valid loss 1.9000  ppl 6.7000  10 samples/s  1.0s")
 
 
 def test_format_duration_and_active_states():
