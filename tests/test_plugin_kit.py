@@ -158,6 +158,8 @@ def workbench_architectures():
                          build=lambda context, params: "not a model"),
         ArchitectureSpec(name="lazy", tasks=("classification",), description="x", build="nosuchmodule:build",
                          params=[Param("size", int, 3, "a"), Param("size", int, 4, "b")]),
+        ArchitectureSpec(name="noattr", tasks=("classification",), description="x",
+                         build="workbench_plugins.classifier_models:no_such_builder"),
     ]
 
 
@@ -185,13 +187,18 @@ def test_contract_reports_every_violation(tmp_path):
         "expected logits [4, 3] (batch, num_classes)",
         "architecture 'noisy' on 'synthetic-classification': two forward passes in eval mode differ",
         "architecture 'notmodule' built a str, not a torch.nn.Module",
-        "architecture 'lazy': parameters declared twice: size",
-        "build='nosuchmodule:build' does not resolve: ModuleNotFoundError",
+        # broken at registration (workbench.plugin_rules): the plugin's errors, the spec skipped
+        "plugin: architecture 'lazy': parameters declared twice: size",
+        "plugin: architecture 'lazy': build='nosuchmodule:build' does not resolve: no module named 'nosuchmodule'",
+        # the module exists (so it registers); the contract check imports it and finds no such function
+        "architecture 'noattr': build='workbench_plugins.classifier_models:no_such_builder' does not resolve: "
+        "ImportError",
     ]
     for fragment in expected:
         assert fragment in text, f"{fragment!r} missing from:\n{text}"
     assert len(report.violations) >= len(expected) - 1
     assert "reloaded checkpoint" not in text  # not blamed twice for the same randomness
+    assert "lazy" not in report.architectures and "noattr" in report.architectures
     with pytest.raises(AssertionError, match="breaks the contract"):
         assert_plugin_contract(plugin, check_import=False)
 

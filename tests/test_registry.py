@@ -35,6 +35,12 @@ def workbench_architectures():
     return [ArchitectureSpec(name="tiny", tasks=("classification",), description="a tiny model",
                              build="tiny_models:build")]
 """
+TINY_MODELS = """
+def build(context, params):
+    import torch
+
+    return torch.nn.Linear(1, context.num_classes)
+"""
 IMPORT_ERROR = "import no_such_module_anywhere\n"
 HOOK_RAISES = """
 from workbench.api import hookimpl
@@ -54,7 +60,7 @@ def run_cli(site: Path, *args: str, env: dict[str, str] | None = None) -> subpro
 @pytest.fixture()
 def plugin_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
-    make_distribution(site, "wb-good", {"wb_good": GOOD}, {"good": "wb_good"})
+    make_distribution(site, "wb-good", {"wb_good": GOOD, "tiny_models": TINY_MODELS}, {"good": "wb_good"})
     make_distribution(site, "wb-broken", {"wb_broken": IMPORT_ERROR}, {"broken": "wb_broken"})
     make_distribution(site, "wb-raises", {"wb_raises": HOOK_RAISES}, {"raises": "wb_raises"})
     return site
@@ -125,7 +131,8 @@ class _Duplicate:
     @staticmethod
     @hookimpl
     def workbench_architectures():
-        return [ArchitectureSpec(name="gru", tasks=("classification",), description="x", build="a:b")]
+        return [ArchitectureSpec(name="gru", tasks=("classification",), description="x",
+                                 build="workbench_plugins.classifier_models:build")]
 
 
 def test_contract_violations_are_recorded(registry):

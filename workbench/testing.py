@@ -35,7 +35,6 @@ import importlib
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from workbench import hookspecs
 from workbench.api import ArchitectureSpec, DatasetSpec, LoadContext, resolve_callable
 from workbench.errors import WorkbenchError
 from workbench.params import Param, ParamGroup
+from workbench.plugin_rules import param_problems, spec_name_problem
 from workbench.registry import PluginInfo, Registry
 
 __all__ = ["Report", "Violation", "assert_plugin_contract", "check_plugin", "TINY_TRAIN"]
@@ -58,8 +58,6 @@ __all__ = ["Report", "Violation", "assert_plugin_contract", "check_plugin", "TIN
 #: Training settings of the contract run: one short epoch, single-threaded, no early stopping.
 TINY_TRAIN: dict[str, Any] = {"epochs": 1, "batch_size": 16, "log_every": 1, "patience": 0, "threads": 1,
                               "seed": 0}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -330,24 +328,20 @@ class _Checker:
 
     # -- static checks -----------------------------------------------------------------------
     def _check_name(self, where: str, name: str) -> None:
-        if not _NAME.match(name):
-            self.report.fail(where, f"name {name!r} must be letters, digits, '_', '-' or '.', starting with a "
-                             "letter or digit (it is typed on the command line and names run folders)")
+        problem = spec_name_problem(name)
+        if problem:
+            self.report.fail(where, problem)
 
     def _check_params(self, where: str, namespace: str, params: tuple[Param, ...]) -> ParamGroup | None:
         from workbench.config import TRAIN_GROUP
 
-        ok = True
-        names = [getattr(p, "name", None) for p in params]
+        problems = param_problems(params)  # the registration rules (a registered spec passes them)
+        for problem in problems:
+            self.report.fail(where, problem)
+        ok = not problems
         for param in params:
             if not isinstance(param, Param):
-                self.report.fail(where, f"params must be workbench.api.Param objects, not {type(param).__name__}")
-                ok = False
                 continue
-            if not _PARAM_NAME.match(param.name):
-                self.report.fail(where, f"parameter name {param.name!r} must be a Python identifier "
-                                 "(it is written as --set NAME=VALUE)")
-                ok = False
             try:
                 param.validate(param.default)
             except WorkbenchError as exc:
@@ -358,10 +352,6 @@ class _Checker:
             if TRAIN_GROUP.get(param.name) is not None:
                 self.report.warn(where, f"parameter {param.name!r} shares its name with a training parameter; "
                                  f"users must qualify it (--set {namespace}.{param.name}=...)")
-        duplicates = sorted({n for n in names if names.count(n) > 1 and n is not None})
-        if duplicates:
-            self.report.fail(where, f"parameters declared twice: {', '.join(map(str, duplicates))}")
-            ok = False
         if not ok:
             self.broken_params.add(where)
             return None
