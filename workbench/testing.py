@@ -6,9 +6,10 @@ violation rather than stopping at the first:
 
 - the plugin imports and registers, its hooks are marked with ``@hookimpl`` and named correctly;
 - importing the spec module does not import torch (listing plugins must stay fast);
-- every spec: a usable name, a description, parameters with unique names and valid defaults,
-  ``defaults`` that name real parameters with valid values, a ``default_arch`` that exists and fits,
-  ``load``/``build`` strings that resolve;
+- every spec: the registration rules (:mod:`workbench.plugin_rules`, applied by the registry, whose
+  errors this reports: a usable name, parameters with unique identifier names, ``load``/``build`` whose
+  module exists), a description, valid parameter defaults, ``defaults`` that name real parameters with
+  valid values, a ``default_arch`` that exists and fits, ``load``/``build`` functions that import;
 - every dataset: loads (from ``data_dir`` if given), is the type its task expects, and trains on a
   tiny slice with a fitting architecture;
 - every architecture, for each task it claims: on the plugin's own dataset of that task, else on a
@@ -50,7 +51,6 @@ from workbench import hookspecs
 from workbench.api import ArchitectureSpec, DatasetSpec, LoadContext, resolve_callable
 from workbench.errors import WorkbenchError
 from workbench.params import Param, ParamGroup
-from workbench.plugin_rules import param_problems, spec_name_problem
 from workbench.registry import PluginInfo, Registry
 
 __all__ = ["Report", "Violation", "assert_plugin_contract", "check_plugin", "TINY_TRAIN"]
@@ -327,21 +327,13 @@ class _Checker:
                                  "(from workbench.api import hookimpl)")
 
     # -- static checks -----------------------------------------------------------------------
-    def _check_name(self, where: str, name: str) -> None:
-        problem = spec_name_problem(name)
-        if problem:
-            self.report.fail(where, problem)
-
     def _check_params(self, where: str, namespace: str, params: tuple[Param, ...]) -> ParamGroup | None:
         from workbench.config import TRAIN_GROUP
 
-        problems = param_problems(params)  # the registration rules (a registered spec passes them)
-        for problem in problems:
-            self.report.fail(where, problem)
-        ok = not problems
+        # Names, Param types and duplicates are registration rules (workbench.plugin_rules): a spec that
+        # breaks one never gets here, its plugin's errors (reported above as "plugin: ...") say why.
+        ok = True
         for param in params:
-            if not isinstance(param, Param):
-                continue
             try:
                 param.validate(param.default)
             except WorkbenchError as exc:
@@ -366,7 +358,6 @@ class _Checker:
     def _check_dataset_spec(self, spec: DatasetSpec) -> None:
         where = f"dataset {spec.name!r}"
         before = len(self.report.violations)
-        self._check_name(where, spec.name)
         if not spec.description.strip():
             self.report.fail(where, "description is empty (the CLI and the app show it)")
         self._check_params(where, "data", spec.params)
@@ -417,7 +408,6 @@ class _Checker:
     def _check_architecture_spec(self, spec: ArchitectureSpec) -> None:
         where = f"architecture {spec.name!r}"
         before = len(self.report.violations)
-        self._check_name(where, spec.name)
         if not spec.description.strip():
             self.report.fail(where, "description is empty (the CLI and the app show it)")
         self._check_params(where, "model", spec.params)
