@@ -106,7 +106,9 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
-        self._known_hooks_only: set[int] = set()  # id() of plugins registered without their unknown hooks
+        # Plugins registered without their unknown hooks, by id(); the value keeps each object alive
+        # so its id is not reused by another.
+        self._known_hooks_only: dict[int, object] = {}
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -128,7 +130,7 @@ class PluginManager(pluggy.PluginManager):
         """Register ``plugin`` again under the same name, without its hooks that have no spec."""
         name = self.get_name(plugin)
         self.unregister(plugin)
-        self._known_hooks_only.add(id(plugin))
+        self._known_hooks_only[id(plugin)] = plugin
         self.register(plugin, name=name)
 
     def call_one(self, hook_name: str, plugin: object) -> list[Any] | None:
