@@ -77,5 +77,5 @@ def spec_problems(spec: DatasetSpec | ArchitectureSpec) -> list[str]:
     (``dataset 'x': ...``), as ``workbench plugins`` and the contract report show it."""
     kind, target, what = ("dataset", spec.load, "load") if isinstance(spec, DatasetSpec) else \
         ("architecture", spec.build, "build")
-    found: list[str | None] = [spec_name_problem(spec.name), *param_problems(spec.params), target_problem(target, what)]
+    found = [spec_name_problem(spec.name), *param_problems(spec.params), target_problem(target, what)]
     return [f"{kind} {spec.name!r}: {problem}" for problem in found if problem]

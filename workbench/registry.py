@@ -44,7 +44,6 @@ from workbench.plugin_rules import spec_problems
 
 #: The distribution (on the package index) that ships workbench and its built-in plugins.
 BUILTIN_DISTRIBUTION = "seq-workbench"
-PLUGINS_DIR_ENV = "WORKBENCH_PLUGINS_DIR"
 
 
 @dataclass
@@ -81,11 +80,6 @@ class PluginInfo:
             "architectures": self.architectures,
             "errors": self.errors,
         }
-
-
-def plugin_dirs_from_env() -> list[Path]:
-    """The folders named in ``WORKBENCH_PLUGINS_DIR`` (``os.pathsep``-separated)."""
-    return list(settings.current().plugin_dirs)
 
 
 def _selection() -> tuple[bool, set[str]]:
@@ -209,7 +203,8 @@ class Registry:
         module, and one whose name is already taken is reported instead of silently replaced.
         """
         disable_third_party, only = _selection()
-        requested = plugin_dirs_from_env() if folders is None else [Path(f).expanduser() for f in folders]
+        named = settings.current().plugin_dirs if folders is None else folders
+        requested = [Path(f).expanduser() for f in named]
         loaded = {Path(p.path).parent.resolve() for p in self.plugins if p.origin == "loose" and p.path}
         for folder in dict.fromkeys(requested):
             if folder.is_dir() and folder.resolve() in loaded:
@@ -321,7 +316,8 @@ class Registry:
                     continue
                 for spec in specs:
                     if not isinstance(spec, expected):
-                        self._fail(info, f"{hook_name}() returned {type(spec).__name__}, expected {expected.__name__}")
+                        self._fail(info, f"{hook_name}() returned {type(spec).__name__}, "
+                                         f"expected {expected.__name__}")
                         continue
                     self._add_spec(kind, spec, info)
 
