@@ -158,6 +158,8 @@ def workbench_architectures():
                          build=lambda context, params: "not a model"),
         ArchitectureSpec(name="lazy", tasks=("classification",), description="x", build="nosuchmodule:build",
                          params=[Param("size", int, 3, "a"), Param("size", int, 4, "b")]),
+        ArchitectureSpec(name="noattr", tasks=("classification",), description="x",
+                         build="workbench_plugins.classifier_models:no_such_builder"),
     ]
 
 
@@ -185,13 +187,18 @@ def test_contract_reports_every_violation(tmp_path):
         "expected logits [4, 3] (batch, num_classes)",
         "architecture 'noisy' on 'synthetic-classification': two forward passes in eval mode differ",
         "architecture 'notmodule' built a str, not a torch.nn.Module",
-        "architecture 'lazy': parameters declared twice: size",
-        "build='nosuchmodule:build' does not resolve: ModuleNotFoundError",
+        # broken at registration (workbench.plugin_rules): the plugin's errors, the spec skipped
+        "plugin: architecture 'lazy': parameters declared twice: size",
+        "plugin: architecture 'lazy': build='nosuchmodule:build' does not resolve: no module named 'nosuchmodule'",
+        # the module exists (so it registers); the contract check imports it and finds no such function
+        "architecture 'noattr': build='workbench_plugins.classifier_models:no_such_builder' does not resolve: "
+        "ImportError",
     ]
     for fragment in expected:
         assert fragment in text, f"{fragment!r} missing from:\n{text}"
     assert len(report.violations) >= len(expected) - 1
     assert "reloaded checkpoint" not in text  # not blamed twice for the same randomness
+    assert "lazy" not in report.architectures and "noattr" in report.architectures
     with pytest.raises(AssertionError, match="breaks the contract"):
         assert_plugin_contract(plugin, check_import=False)
 
@@ -338,3 +345,62 @@ def test_misnamed_hooks_are_reported():
     info = Registry(strict=False).register_module(Typo)
     assert info.errors == ["workbench_dataset is not a workbench hook (known hooks: workbench_datasets, "
                            "workbench_architectures); a typo? It is ignored"]
+
+
+
+# -- registration rules and the distribution name ----------------------------------------------
+RULE_BREAKER = '''
+from workbench.api import ArchitectureSpec, Param, hookimpl
+
+
+@hookimpl
+def workbench_architectures():
+    return [
+        ArchitectureSpec(name="-dash-first", tasks=("classification",), description="x",
+                         build="workbench_plugins.classifier_models:build_rnn"),
+        ArchitectureSpec(name="twice", tasks=("classification",), description="x",
+                         build="workbench_plugins.classifier_models:build_rnn",
+                         params=[Param("size", int, 3, "a"), Param("size", int, 4, "b")]),
+        ArchitectureSpec(name="nowhere", tasks=("classification",), description="x", build="nowhere_mod_xyz:build"),
+    ]
+'''
+
+
+def test_the_contract_reports_the_registration_rules_as_listing_does(tmp_path):
+    plugin = tmp_path / "rulebreaker2.py"
+    plugin.write_text(RULE_BREAKER)
+    listed = json.loads(workbench("plugins", "--json", env={"WORKBENCH_PLUGINS_DIR": str(tmp_path)}).stdout)
+    errors = next(p for p in listed["plugins"] if p["name"] == "rulebreaker2")["errors"]
+    assert len(errors) == 3 and errors[0].startswith("architecture '-dash-first': name '-dash-first' must be")
+    report = check_plugin(plugin, check_import=False)
+    assert [str(v) for v in report.violations] == [f"plugin: {e}" for e in errors]
+    assert report.architectures == []
+
+
+def test_plugin_switches_are_documented():
+    from workbench.settings import VARIABLES
+
+    text = DOCS.read_text(encoding="utf-8")
+    switches = [name for name in VARIABLES if "PLUGINS" in name]
+    assert "WORKBENCH_TRACE_PLUGINS" in switches
+    for name in switches:
+        assert name in text, f"docs/plugins.md does not mention {name}"
+
+
+def test_plugins_depend_on_the_distribution_name():
+    """`workbench` on PyPI is an unrelated project: the docs, the README and the example plugin must
+    name workbench's own distribution."""
+    import importlib.metadata
+    import tomllib
+
+    from workbench.registry import BUILTIN_DISTRIBUTION
+
+    assert BUILTIN_DISTRIBUTION == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    example = tomllib.loads((REPO / "examples" / "workbench-example-plugin" / "pyproject.toml").read_text())
+    assert [d for d in example["project"]["dependencies"] if re.match(r"^workbench\b(?!-)", d)] == []
+    assert f"{BUILTIN_DISTRIBUTION}>=0.1" in example["project"]["dependencies"]
+    assert f"{BUILTIN_DISTRIBUTION}>=0.1" in (importlib.metadata.requires("workbench-example-plugin") or [])
+    for document in (DOCS, REPO / "README.md"):
+        text = document.read_text(encoding="utf-8")
+        assert f'dependencies = ["{BUILTIN_DISTRIBUTION}"]' in text, document
+        assert re.findall(r'dependencies = \["workbench[^-]', text) == [], document

@@ -1,8 +1,11 @@
 """Plugin discovery: every dataset and architecture comes from an entry point in ``workbench.plugins``.
 
 Built-in plugins are registered through the same group as third-party ones, so discovery is always
-exercised. A plugin that fails to import or raises in a hook is recorded with its error and skipped;
-the rest keeps working. Environment switches:
+exercised. Each plugin is registered with a :class:`pluggy.PluginManager` and its hooks are called
+through pluggy, one plugin at a time, so a plugin that fails to import, names an unknown hook, raises
+in a hook or returns a spec that breaks a rule (:mod:`workbench.plugin_rules`) is recorded with its
+error and skipped; the rest keeps working. Environment switches (read through
+:func:`workbench.settings.current`):
 
 - ``WORKBENCH_DISABLE_PLUGINS=1``: load only the built-in plugins.
 - ``WORKBENCH_PLUGINS=a,b``: load only these third-party plugins (by entry-point name), plus built-ins.
@@ -10,6 +13,8 @@ the rest keeps working. Environment switches:
 - ``WORKBENCH_PLUGINS_DIR=DIR[:DIR...]`` (or ``workbench --plugins-dir DIR``): also import every
   ``*.py`` file and package folder in these folders as a "loose" plugin, for quick experiments
   without packaging. Names starting with ``_`` or ``.`` are skipped (helper modules, caches).
+- ``WORKBENCH_TRACE_PLUGINS=1``: print every hook call, the plugin it went to and what it returned
+  (or raised) on stderr.
 
 Nothing here imports torch.
 """
@@ -17,10 +22,13 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+import re
 import sys
 import traceback
-from collections.abc import Iterable
+import types
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -29,12 +37,13 @@ from typing import Any
 
 import pluggy
 
-from workbench import hookspecs
+from workbench import hookspecs, settings
 from workbench.api import ArchitectureSpec, DatasetSpec
 from workbench.errors import PluginError, WorkbenchError
+from workbench.plugin_rules import spec_problems
 
-BUILTIN_DISTRIBUTION = "workbench"
-PLUGINS_DIR_ENV = "WORKBENCH_PLUGINS_DIR"
+#: The distribution (on the package index) that ships workbench and its built-in plugins.
+BUILTIN_DISTRIBUTION = "seq-workbench"
 
 
 @dataclass
@@ -73,33 +82,83 @@ class PluginInfo:
         }
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def plugin_dirs_from_env() -> list[Path]:
-    """The folders named in ``WORKBENCH_PLUGINS_DIR`` (``os.pathsep``-separated)."""
-    raw = os.environ.get(PLUGINS_DIR_ENV, "")
-    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
-
-
 def _selection() -> tuple[bool, set[str]]:
-    only = {n.strip() for n in os.environ.get("WORKBENCH_PLUGINS", "").split(",") if n.strip()}
-    return _env_flag("WORKBENCH_DISABLE_PLUGINS"), only
+    now = settings.current()
+    return now.disable_plugins, set(now.only_plugins)
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager with workbench's hook specs, plus two allowances.
+
+    Unmarked functions named like a hook (``def workbench_datasets():`` without ``@hookimpl``) are
+    taken as implementations, as workbench always did, so plugins written that way keep working
+    (``workbench plugins --check`` still asks for the marker). And a plugin found to implement a hook
+    with no spec can be registered again without it (:meth:`drop_unknown_hooks`), so a typo costs the
+    plugin that one function, not its other hooks.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        # Plugins registered without their unknown hooks, by id(); the value keeps each object alive
+        # so its id is not reused by another.
+        self._known_hooks_only: dict[int, object] = {}
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith(f"{self.project_name}_") and _is_plain_function(plugin, name):
+            opts = pluggy.HookimplOpts(wrapper=False, hookwrapper=False, optionalhook=False, tryfirst=False,
+                                       trylast=False, specname=None)
+        if opts is not None and id(plugin) in self._known_hooks_only:
+            hook = getattr(self.hook, opts.get("specname") or name, None)
+            if hook is None or not hook.has_spec():
+                return None
+        return opts
+
+    def unknown_hooks(self, plugin: object) -> list[str]:
+        """The hooks ``plugin`` implements that no spec declares (what ``check_pending`` rejects)."""
+        callers = self.get_hookcallers(plugin) or []
+        return sorted(caller.name for caller in callers if not caller.has_spec())
+
+    def drop_unknown_hooks(self, plugin: object) -> None:
+        """Register ``plugin`` again under the same name, without its hooks that have no spec."""
+        name = self.get_name(plugin)
+        self.unregister(plugin)
+        self._known_hooks_only[id(plugin)] = plugin
+        self.register(plugin, name=name)
+
+    def call_one(self, hook_name: str, plugin: object) -> list[Any] | None:
+        """Call ``plugin``'s implementation of ``hook_name`` alone (None if it has none), through
+        pluggy, so hook-call monitoring (``WORKBENCH_TRACE_PLUGINS``) sees it and its exception is
+        its own."""
+        others = [p for p in self.get_plugins() if p is not plugin]
+        caller = self.subset_hook_caller(hook_name, remove_plugins=others)
+        if not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+            return None
+        return caller()
+
+
+def _is_plain_function(plugin: object, name: str) -> bool:
+    """Whether ``plugin.name`` is a function pluggy can take as a hook (read without running
+    properties or ``__getattr__``)."""
+    static = inspect.getattr_static(plugin, name, None)
+    return isinstance(static, (staticmethod, classmethod, types.FunctionType, types.MethodType))
 
 
 class Registry:
     """The datasets and architectures all loaded plugins provide."""
 
     def __init__(self, strict: bool | None = None) -> None:
-        self.strict = _env_flag("WORKBENCH_STRICT_PLUGINS") if strict is None else strict
+        now = settings.current()
+        self.strict = now.strict_plugins if strict is None else strict
         self.plugins: list[PluginInfo] = []
         self.datasets: dict[str, DatasetSpec] = {}
         self.architectures: dict[str, ArchitectureSpec] = {}
         self.dataset_owner: dict[str, str] = {}
         self.architecture_owner: dict[str, str] = {}
-        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self.manager.add_hookspecs(hookspecs)
+        self.manager = PluginManager()
+        if now.trace_plugins:
+            self.manager.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # -- loading -----------------------------------------------------------------------------
     def load_entry_points(self, group: str = hookspecs.ENTRY_POINT_GROUP) -> Registry:
@@ -117,8 +176,8 @@ class Registry:
                 module=ep.value,
                 package=package,
                 version=dist.version if dist is not None else None,
-                builtin=package == BUILTIN_DISTRIBUTION,
-                origin="builtin" if package == BUILTIN_DISTRIBUTION else "package",
+                builtin=_is_builtin_distribution(package),
+                origin="builtin" if _is_builtin_distribution(package) else "package",
             )
             self.plugins.append(info)
             if not info.builtin and (disable_third_party or (only and ep.name not in only)):
@@ -144,7 +203,8 @@ class Registry:
         module, and one whose name is already taken is reported instead of silently replaced.
         """
         disable_third_party, only = _selection()
-        requested = plugin_dirs_from_env() if folders is None else [Path(f).expanduser() for f in folders]
+        named = settings.current().plugin_dirs if folders is None else folders
+        requested = [Path(f).expanduser() for f in named]
         loaded = {Path(p.path).parent.resolve() for p in self.plugins if p.origin == "loose" and p.path}
         for folder in dict.fromkeys(requested):
             if folder.is_dir() and folder.resolve() in loaded:
@@ -204,54 +264,78 @@ class Registry:
         self.register_module(module, info)
 
     def register_module(self, module: ModuleType | object, info: PluginInfo | None = None) -> PluginInfo:
-        """Register an already-imported plugin object (entry points, loose plugins and tests use this)."""
+        """Register an already-imported plugin object (entry points, loose plugins and tests use this)
+        and collect the specs its hooks return."""
         if info is None:
             name = getattr(module, "__name__", repr(module))
             info = PluginInfo(name=name, module=name, package=None, version=None, builtin=False)
             self.plugins.append(info)
-        try:
-            self.manager.register(module, name=f"{info.name}:{info.module}")
-        except Exception as exc:
-            self._fail(info, f"could not register: {_describe(exc)}", exc)
-            return info
-        self._collect(module, info)
+        if self._register_with_manager(module, info):
+            self._collect(module, info)
         return info
 
-    def _collect(self, module: object, info: PluginInfo) -> None:
-        known = hookspecs.hook_names()
-        for attr in sorted(dir(module)):
-            if attr.startswith("workbench_") and attr not in known and callable(getattr(module, attr, None)):
-                self._fail(info, f"{attr} is not a workbench hook (known hooks: {', '.join(known)}); "
-                                 "a typo? It is ignored")
+    def _register_with_manager(self, plugin: object, info: PluginInfo) -> bool:
+        """pluggy validates the plugin: ``register`` rejects a known hook with arguments its spec
+        lacks, ``check_pending`` a hook no spec declares (that one function is dropped, with an error)."""
+        manager = self.manager
+        try:
+            manager.register(plugin, name=f"{info.name}:{info.module}")
+        except pluggy.PluginValidationError as exc:
+            self._fail(info, f"could not register: {_one_line(exc)}", exc)
+            return False
+        except Exception as exc:
+            self._fail(info, f"could not register: {_describe(exc)}", exc)
+            return False
+        try:
+            manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            unknown = manager.unknown_hooks(exc.plugin)
+            manager.drop_unknown_hooks(exc.plugin)
+            if exc.plugin is not plugin:  # registered behind the registry's back: not this plugin's error
+                unknown = []
+            known = ", ".join(hookspecs.hook_names())
+            for hook_name in unknown:
+                self._fail(info, f"{hook_name} is not a workbench hook (known hooks: {known}); a typo? "
+                                 "It is ignored", exc)
+        return True
+
+    def _collect(self, plugin: object, info: PluginInfo) -> None:
         for hook_name, kind, expected in (
             ("workbench_datasets", "dataset", DatasetSpec),
             ("workbench_architectures", "architecture", ArchitectureSpec),
         ):
-            impl = getattr(module, hook_name, None)
-            if impl is None:
-                continue
             try:
-                specs = impl()
+                results = self.manager.call_one(hook_name, plugin)
             except Exception as exc:
                 self._fail(info, f"{hook_name}() raised {_describe(exc)}", exc)
                 continue
-            if specs is None:
-                specs = []
-            if not isinstance(specs, Iterable) or isinstance(specs, (str, bytes)):
-                self._fail(info, f"{hook_name}() must return a list of {expected.__name__}, got {type(specs).__name__}")
-                continue
-            for spec in specs:
-                if not isinstance(spec, expected):
-                    self._fail(info, f"{hook_name}() returned {type(spec).__name__}, expected {expected.__name__}")
+            for specs in results or ():  # pluggy leaves out a None result
+                if not isinstance(specs, Iterable) or isinstance(specs, (str, bytes)):
+                    self._fail(info, f"{hook_name}() must return a list of {expected.__name__}, "
+                                     f"got {type(specs).__name__}")
                     continue
-                table = self.datasets if kind == "dataset" else self.architectures
-                owners = self.dataset_owner if kind == "dataset" else self.architecture_owner
-                if spec.name in table:
-                    self._fail(info, f"{kind} {spec.name!r} is already provided by plugin {owners[spec.name]!r}")
-                    continue
-                table[spec.name] = spec  # type: ignore[assignment]
-                owners[spec.name] = info.name
-                (info.datasets if kind == "dataset" else info.architectures).append(spec.name)
+                for spec in specs:
+                    if not isinstance(spec, expected):
+                        self._fail(info, f"{hook_name}() returned {type(spec).__name__}, "
+                                         f"expected {expected.__name__}")
+                        continue
+                    self._add_spec(kind, spec, info)
+
+    def _add_spec(self, kind: str, spec: DatasetSpec | ArchitectureSpec, info: PluginInfo) -> None:
+        """Record one spec, unless it breaks a registration rule or its name is taken."""
+        problems = spec_problems(spec)
+        for problem in problems:
+            self._fail(info, problem)
+        if problems:
+            return
+        table: dict[str, Any] = self.datasets if kind == "dataset" else self.architectures
+        owners = self.dataset_owner if kind == "dataset" else self.architecture_owner
+        if spec.name in table:
+            self._fail(info, f"{kind} {spec.name!r} is already provided by plugin {owners[spec.name]!r}")
+            return
+        table[spec.name] = spec
+        owners[spec.name] = info.name
+        (info.datasets if kind == "dataset" else info.architectures).append(spec.name)
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
         info.errors.append(message)
@@ -284,10 +368,52 @@ class Registry:
         return [a for a in self.architectures.values() if task in a.tasks]
 
 
+def _is_builtin_distribution(name: str | None) -> bool:
+    """Whether ``name`` is workbench's own distribution, compared as the package index does
+    (case, ``-``, ``_`` and ``.`` do not matter)."""
+    return name is not None and _normalize(name) == _normalize(BUILTIN_DISTRIBUTION)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _builtin_first(ep: EntryPoint) -> tuple[int, str]:
     dist = getattr(ep, "dist", None)
-    builtin = dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
+    builtin = dist is not None and _is_builtin_distribution(dist.metadata["Name"])
     return (0 if builtin else 1, ep.name)
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+# -- WORKBENCH_TRACE_PLUGINS --------------------------------------------------------------------
+def _trace_before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]) -> None:
+    arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    plugins = ", ".join(impl.plugin_name for impl in impls) or "no plugin"
+    print(f"[workbench plugins] {hook_name}({arguments}) -> {plugins}", file=sys.stderr, flush=True)
+
+
+def _trace_after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+                 kwargs: Mapping[str, object]) -> None:
+    plugins = ", ".join(impl.plugin_name for impl in impls) or "no plugin"
+    if outcome.exception is not None:
+        said = f"raised {type(outcome.exception).__name__}: {outcome.exception}"
+    else:
+        said = f"returned {_summarize(outcome.get_result())}"
+    print(f"[workbench plugins] {hook_name} <- {plugins} {said}", file=sys.stderr, flush=True)
+
+
+def _summarize(value: object) -> str:
+    """A result in one short line: specs by kind and name, anything else by a clipped repr."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_summarize(item) for item in value) + "]"
+    name = getattr(value, "name", None)
+    if isinstance(name, str) and isinstance(value, (DatasetSpec, ArchitectureSpec)):
+        return f"{type(value).__name__}({name!r})"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _describe(exc: BaseException) -> str:

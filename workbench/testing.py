@@ -6,9 +6,10 @@ violation rather than stopping at the first:
 
 - the plugin imports and registers, its hooks are marked with ``@hookimpl`` and named correctly;
 - importing the spec module does not import torch (listing plugins must stay fast);
-- every spec: a usable name, a description, parameters with unique names and valid defaults,
-  ``defaults`` that name real parameters with valid values, a ``default_arch`` that exists and fits,
-  ``load``/``build`` strings that resolve;
+- every spec: the registration rules (:mod:`workbench.plugin_rules`, applied by the registry, whose
+  errors this reports: a usable name, parameters with unique identifier names, ``load``/``build`` whose
+  module exists), a description, valid parameter defaults, ``defaults`` that name real parameters with
+  valid values, a ``default_arch`` that exists and fits, ``load``/``build`` functions that import;
 - every dataset: loads (from ``data_dir`` if given), is the type its task expects, and trains on a
   tiny slice with a fitting architecture;
 - every architecture, for each task it claims: on the plugin's own dataset of that task, else on a
@@ -35,7 +36,6 @@ import importlib
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -58,8 +58,6 @@ __all__ = ["Report", "Violation", "assert_plugin_contract", "check_plugin", "TIN
 #: Training settings of the contract run: one short epoch, single-threaded, no early stopping.
 TINY_TRAIN: dict[str, Any] = {"epochs": 1, "batch_size": 16, "log_every": 1, "patience": 0, "threads": 1,
                               "seed": 0}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -330,25 +328,13 @@ class _Checker:
                                  "(from workbench.api import hookimpl)")
 
     # -- static checks -----------------------------------------------------------------------
-    def _check_name(self, where: str, name: str) -> None:
-        if not _NAME.match(name):
-            self.report.fail(where, f"name {name!r} must be letters, digits, '_', '-' or '.', starting with a "
-                             "letter or digit (it is typed on the command line and names run folders)")
-
     def _check_params(self, where: str, namespace: str, params: tuple[Param, ...]) -> ParamGroup | None:
         from workbench.config import TRAIN_GROUP
 
+        # Names, Param types and duplicates are registration rules (workbench.plugin_rules): a spec that
+        # breaks one never gets here, its plugin's errors (reported above as "plugin: ...") say why.
         ok = True
-        names = [getattr(p, "name", None) for p in params]
         for param in params:
-            if not isinstance(param, Param):
-                self.report.fail(where, f"params must be workbench.api.Param objects, not {type(param).__name__}")
-                ok = False
-                continue
-            if not _PARAM_NAME.match(param.name):
-                self.report.fail(where, f"parameter name {param.name!r} must be a Python identifier "
-                                 "(it is written as --set NAME=VALUE)")
-                ok = False
             try:
                 param.validate(param.default)
             except WorkbenchError as exc:
@@ -359,10 +345,6 @@ class _Checker:
             if TRAIN_GROUP.get(param.name) is not None:
                 self.report.warn(where, f"parameter {param.name!r} shares its name with a training parameter; "
                                  f"users must qualify it (--set {namespace}.{param.name}=...)")
-        duplicates = sorted({n for n in names if names.count(n) > 1 and n is not None})
-        if duplicates:
-            self.report.fail(where, f"parameters declared twice: {', '.join(map(str, duplicates))}")
-            ok = False
         if not ok:
             self.broken_params.add(where)
             return None
@@ -377,7 +359,6 @@ class _Checker:
     def _check_dataset_spec(self, spec: DatasetSpec) -> None:
         where = f"dataset {spec.name!r}"
         before = len(self.report.violations)
-        self._check_name(where, spec.name)
         if not spec.description.strip():
             self.report.fail(where, "description is empty (the CLI and the app show it)")
         self._check_params(where, "data", spec.params)
@@ -428,7 +409,6 @@ class _Checker:
     def _check_architecture_spec(self, spec: ArchitectureSpec) -> None:
         where = f"architecture {spec.name!r}"
         before = len(self.report.violations)
-        self._check_name(where, spec.name)
         if not spec.description.strip():
             self.report.fail(where, "description is empty (the CLI and the app show it)")
         self._check_params(where, "model", spec.params)
