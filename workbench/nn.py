@@ -13,6 +13,8 @@ backwards). Two ways to skip padding are offered because their speed differs a l
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -197,7 +199,7 @@ class SequenceEncoder(nn.Module):
             layers = []
             for index in range(num_layers):
                 size_in = input_size if index == 0 else self.output_size
-                directions = []
+                directions: list[nn.Module] = []
                 for _ in range(self.directions):
                     if cell == "elman":
                         directions.append(ElmanLayer(size_in, hidden_size, nonlinearity))
@@ -212,7 +214,8 @@ class SequenceEncoder(nn.Module):
             return self._forward_packed(x, lengths)
         outputs = x
         summary_parts: list[Tensor] = []
-        for index, directions in enumerate(self.layers):
+        for index, layer in enumerate(self.layers):
+            directions = cast(nn.ModuleList, layer)  # built above as a ModuleList of one or two directions
             if index > 0:
                 outputs = self.dropout(outputs)
             forward_out = directions[0](outputs, lengths)

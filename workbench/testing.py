@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -273,8 +273,8 @@ class _Checker:
         architectures = [self.registry.architectures[n] for n in info.architectures]
         for spec in datasets:
             self._check_dataset_spec(spec)
-        for spec in architectures:
-            self._check_architecture_spec(spec)
+        for arch in architectures:
+            self._check_architecture_spec(arch)
         import torch
 
         threads = torch.get_num_threads()
@@ -286,9 +286,9 @@ class _Checker:
                     data = self._check_dataset(spec)
                     if data is not None:
                         loaded_data[spec.name] = data
-                for spec in architectures:
-                    for kind in spec.tasks:
-                        self._check_architecture(spec, kind, datasets, loaded_data)
+                for arch in architectures:
+                    for kind in arch.tasks:
+                        self._check_architecture(arch, kind, datasets, loaded_data)
             finally:
                 torch.set_num_threads(threads)
                 self.tmp = None
@@ -303,11 +303,11 @@ class _Checker:
             for info in registry.plugins:
                 if info.origin == "loose" and info.path and Path(info.path).resolve() == path and not info.disabled:
                     return info
-            info = registry.load_plugin_path(path, disabled_check=(False, set()))
-            if info is None:
+            loaded = registry.load_plugin_path(path, disabled_check=(False, set()))
+            if loaded is None:
                 self.report.fail("plugin", f"{target.path} is not a loose plugin: give a .py file or a folder "
                                  "with __init__.py")
-            return info
+            return loaded
         for info in registry.plugins:
             if info.disabled or info.origin not in ("package", "builtin"):
                 continue
@@ -334,7 +334,7 @@ class _Checker:
             self.report.fail(where, f"name {name!r} must be letters, digits, '_', '-' or '.', starting with a "
                              "letter or digit (it is typed on the command line and names run folders)")
 
-    def _check_params(self, where: str, namespace: str, params: tuple[Param, ...]) -> ParamGroup | None:
+    def _check_params(self, where: str, namespace: str, params: Sequence[Param]) -> ParamGroup | None:
         from workbench.config import TRAIN_GROUP
 
         ok = True
@@ -705,7 +705,7 @@ def _tiny(data: Any, examples: int) -> Any:
     ``examples * 32`` characters), so the contract run stays fast on any dataset."""
     if not dataclasses.is_dataclass(data) or isinstance(data, type):
         return data
-    changes = {}
+    changes: dict[str, Any] = {}
     for split in ("train", "valid", "test"):
         value = getattr(data, split, None)
         if isinstance(value, str):
