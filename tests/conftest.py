@@ -47,10 +47,6 @@ def registry():
     return get_registry()
 
 
-#: Small, fast settings for training in tests.
-FAST = ["epochs=1", "model.hidden_size=32", "model.embedding_dim=16", "batch_size=128", "log_every=5"]
-
-
 @pytest.fixture()
 def mirror(tmp_path: Path):
     """A local HTTP server over ``tmp_path/www``, standing in for a dataset's canonical host (the

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST
+from helpers import FAST
 
 
 def workbench(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from tests.conftest import FAST
+from helpers import FAST
 from workbench.config import resolve_config
 from workbench.engine import Trainer, evaluate_checkpoint, load_trained, train
 from workbench.errors import CheckpointError, DeviceError, WorkbenchError

@@ -67,7 +67,7 @@ def test_char_gru_and_char_gru_eq_agree_with_the_same_weights(registry):
 
 
 def test_gru_eq_classifier_trains_on_names(registry, shared_data):
-    from tests.conftest import FAST
+    from helpers import FAST
     from workbench.config import resolve_config
     from workbench.engine import train
 

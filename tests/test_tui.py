@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAST
+from helpers import FAST
 from workbench.devices import DeviceInfo
 from workbench.runs import Run, atomic_write_json
 from workbench.tui.app import WorkbenchApp
