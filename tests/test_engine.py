@@ -32,7 +32,12 @@ def test_short_training_run_learns_and_records_everything(registry, shared_data,
     assert 0 < metrics["balanced_accuracy"] < metrics["accuracy"]
     assert metrics["top_k_accuracy"] >= metrics["accuracy"]
     assert len(metrics["confusion_matrix"]) == 18 and sum(map(sum, metrics["confusion_matrix"])) == metrics["count"]
-    assert set(metrics["per_class_accuracy"]) == set(registry.dataset("names").params and metrics["classes"])
+    classes = metrics["classes"]
+    assert sorted(classes) == sorted(path.stem for path in (shared_data / "names").glob("*.txt"))
+    # each class's accuracy, weighted by its support, adds up to the overall count of correct answers
+    per_class, support = metrics["per_class_accuracy"], metrics["support"]
+    assert sum(per_class[c] * support[c] for c in classes if support[c]) == pytest.approx(
+        metrics["accuracy"] * metrics["count"], rel=1e-4)
     run = result.run
     assert run.path.parent == isolated_dirs / "runs"
     for name in ("config.json", "events.jsonl", "status.json", "results.json", "best.pt", "last.pt"):
@@ -117,12 +122,14 @@ def test_stop_and_pause_through_the_control_file(registry, shared_data):
     trainer = Trainer(config, registry=registry)
     run = trainer.run
     states = []
+    failures: list[BaseException] = []
+    training_over = threading.Event()
 
     def control():
         follower = EventFollower(run.events_path)
         deadline = time.monotonic() + 60
         paused = False
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not training_over.is_set():
             for event in follower.read_new():
                 if event["type"] == "step" and not paused:
                     run.request("pause")
@@ -137,10 +144,23 @@ def test_stop_and_pause_through_the_control_file(registry, shared_data):
                         return
             time.sleep(0.05)
 
-    thread = threading.Thread(target=control)
+    def control_and_release():
+        try:
+            control()
+        except BaseException as error:  # re-raised in the test below; a thread's failure is otherwise lost
+            failures.append(error)
+        finally:
+            run.request("stop")  # whatever happened, the run must not stay paused: train() below has to return
+
+    thread = threading.Thread(target=control_and_release, daemon=True)
     thread.start()
-    result = trainer.train()
-    thread.join()
+    try:
+        result = trainer.train()
+    finally:
+        training_over.set()
+        thread.join(timeout=30)
+    if failures:
+        raise failures[0]
     assert states == ["paused", "running"]
     assert result.state == "stopped" and result.epochs_completed == 0
     assert run.checkpoint_path("last").exists() and run.status()["state"] == "stopped"
