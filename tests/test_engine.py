@@ -21,6 +21,7 @@ def names_config(registry, shared_data, *extra, arch=None):
     return resolve_config(registry, "names", arch, "cpu", [*FAST, *extra], data_dir=str(shared_data))
 
 
+@pytest.mark.slow
 def test_short_training_run_learns_and_records_everything(registry, shared_data, isolated_dirs):
     events = []
     result = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry,
@@ -50,12 +51,14 @@ def test_short_training_run_learns_and_records_everything(registry, shared_data,
     assert [e["type"] for e in events] == kinds
 
 
+@pytest.mark.slow
 def test_seeds_make_runs_reproducible(registry, shared_data):
     a = train(names_config(registry, shared_data, "seed=3"), registry=registry)
     b = train(names_config(registry, shared_data, "seed=3"), registry=registry)
     assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_balanced_class_weight_lifts_the_rare_classes(registry, shared_data):
     plain = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry)
     weighted = train(names_config(registry, shared_data, "epochs=2", "lr=0.01", "class_weight=balanced"),
@@ -77,6 +80,7 @@ def test_class_weights_follow_the_balanced_formula():
     assert task.class_weights is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["elman", "rnn", "lstm"])
 def test_every_classifier_trains(registry, shared_data, arch):
     extra = ["model.bidirectional=true", "model.num_layers=2", "model.dropout=0.1"]
@@ -86,6 +90,7 @@ def test_every_classifier_trains(registry, shared_data, arch):
     assert result.metrics["accuracy"] > 0.45
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_predict_and_eval(registry, shared_data):
     result = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry)
     loaded = load_trained(result.checkpoint, registry, "cpu")
@@ -105,6 +110,7 @@ def test_checkpoint_round_trip_predict_and_eval(registry, shared_data):
     assert metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(registry, shared_data):
     config = names_config(registry, shared_data, "epochs=1")
     first = train(config, registry=registry)
@@ -117,6 +123,7 @@ def test_resume_continues_from_last_checkpoint(registry, shared_data):
     assert starts[-1]["resumed_at_epoch"] == 2
 
 
+@pytest.mark.slow
 def test_stop_and_pause_through_the_control_file(registry, shared_data):
     config = names_config(registry, shared_data, "epochs=50", "batch_size=16", "patience=0")
     trainer = Trainer(config, registry=registry)
@@ -246,6 +253,7 @@ def test_run_status_detects_dead_process(tmp_path):
     ("optimizer", "schedule", "expected_lr"),
     [("sgd", "step", 0.05 * 0.5**2), ("adagrad", "cosine", 0.0), ("adamw", "plateau", 0.05), ("adam", "none", 0.05)],
 )
+@pytest.mark.slow
 def test_optimizers_and_schedules(registry, shared_data, optimizer, schedule, expected_lr):
     config = names_config(registry, shared_data, "epochs=2", f"optimizer={optimizer}", f"schedule={schedule}",
                           "lr=0.05", "step_size=1", "gamma=0.5", "patience=0", "limit=2000")

@@ -81,6 +81,7 @@ def test_the_builtins_are_found():
     assert {"names", "classifiers"} <= set(builtin_plugins())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", builtin_plugins())
 def test_builtin_plugins_pass_the_contract(name, shared_data, tmp_path):
     # text-file, parallel-tsv, conllu and tagged-text read the user's own files: point them at real ones
@@ -295,6 +296,7 @@ def test_loose_plugins_are_listed_with_their_errors(plugin_folders):
     assert "ab" not in disabled["datasets"]
 
 
+@pytest.mark.slow
 def test_train_and_predict_with_a_loose_plugin(plugin_folders):
     first, _ = plugin_folders
     result = workbench("train", "--plugins-dir", str(first), "--dataset", "ab", "--set", "epochs=3",
@@ -310,6 +312,7 @@ def test_train_and_predict_with_a_loose_plugin(plugin_folders):
     assert missing.returncode == 2 and "architecture 'countnet', which no installed plugin provides" in missing.stderr
 
 
+@pytest.mark.slow
 def test_a_loose_plugin_passes_the_contract_from_the_cli(plugin_folders):
     first, _ = plugin_folders
     result = workbench("plugins", "--check", str(first / "abplug.py"), "--json")

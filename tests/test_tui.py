@@ -256,6 +256,7 @@ async def test_setup_saves_and_loads_the_toml_that_workbench_train_reads(runs_ro
         assert screen.query_one("#p-train-epochs").value == "7"  # a bad file changes nothing
 
 
+@pytest.mark.slow
 async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data):
     """The main flow: t starts a detached run, the monitor follows it, p predicts with it."""
     app = make_app(runs_root)
@@ -300,6 +301,7 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
         assert app.screen is predict and predict.loaded.path == monitor.run.checkpoint_path("best")
 
 
+@pytest.mark.slow
 async def test_attach_to_a_run_started_on_the_command_line_pause_resume_stop(runs_root, shared_data):
     sets = [part for item in [*FAST, "epochs=200", "log_every=2"] for part in ("--set", item)]
     process = subprocess.Popen(
@@ -360,6 +362,7 @@ async def test_runs_browser_compare_delete_and_a_failed_run(runs_root):
         assert "20260101-000000-names-gru" not in app.compare
 
 
+@pytest.mark.slow
 async def test_a_run_that_cannot_start_reports_why(runs_root, tmp_path):
     from workbench.config import resolve_config
 
@@ -576,6 +579,7 @@ async def test_monitor_resizes_between_80x24_and_wide(runs_root):
         await wait_for(pilot, lambda: chart.size.width > 60, timeout=10)
 
 
+@pytest.mark.slow
 def test_workbench_train_run_dir_option(shared_data, tmp_path):
     """`workbench train --run-dir` (what the app starts) trains into the folder it names."""
     run_dir = tmp_path / "my-run"
