@@ -341,3 +341,24 @@ def test_misnamed_hooks_are_reported():
     info = Registry(strict=False).register_module(Typo)
     assert info.errors == ["workbench_dataset is not a workbench hook (known hooks: workbench_datasets, "
                            "workbench_architectures); a typo? It is ignored"]
+
+
+def test_contract_refuses_a_default_that_reads_back_differently(tmp_path):
+    """Param already refuses a default outside its own rules; the contract checks the default also
+    survives being shown as text (a form field, --help, a saved setup) and typed back."""
+    plugin = tmp_path / "paddedplug.py"
+    plugin.write_text('''
+from workbench.api import DatasetSpec, Param, hookimpl
+
+
+def load(context, params):
+    raise RuntimeError("not reached")
+
+
+@hookimpl
+def workbench_datasets():
+    return [DatasetSpec(name="padded", task="classification", description="a padded default", load=load,
+                        params=[Param("prefix", str, " the", "text put before each example")])]
+''')
+    text = check_plugin(plugin).render()
+    assert "parameter 'prefix': its default ' the' is shown as ' the', which reads back as 'the'" in text

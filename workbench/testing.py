@@ -348,10 +348,9 @@ class _Checker:
                 self.report.fail(where, f"parameter name {param.name!r} must be a Python identifier "
                                  "(it is written as --set NAME=VALUE)")
                 ok = False
-            try:
-                param.validate(param.default)
-            except WorkbenchError as exc:
-                self.report.fail(where, f"parameter {param.name!r}: its default is not allowed ({exc})")
+            problem = _default_typed_back(param)
+            if problem:
+                self.report.fail(where, f"parameter {param.name!r}: {problem}")
                 ok = False
             if not param.help:
                 self.report.warn(where, f"parameter {param.name!r} has no help text (shown by the CLI and the app)")
@@ -698,6 +697,21 @@ def _take(iterator: Iterator[Any], count: int) -> Iterator[Any]:
         if index >= count:
             break
         yield item
+
+
+def _default_typed_back(param: Param) -> str | None:
+    """Why the default, shown as text (the app's field, `--help`, a saved setup) and read back as a
+    user's typing would be, is not the same value; None when it is. (Param already checks that the
+    default itself is allowed.)"""
+    default = param.default
+    shown = ("true" if default else "false") if isinstance(default, bool) else str(default)
+    try:
+        typed_back = param.parse(shown)
+    except WorkbenchError as exc:
+        return f"its default {default!r} is shown as {shown!r}, which is refused when typed back ({exc})"
+    if typed_back != default:
+        return f"its default {default!r} is shown as {shown!r}, which reads back as {typed_back!r}"
+    return None
 
 
 def _tiny(data: Any, examples: int) -> Any:
