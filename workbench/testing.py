@@ -6,8 +6,8 @@ violation rather than stopping at the first:
 
 - the plugin imports and registers, its hooks are marked with ``@hookimpl`` and named correctly;
 - importing the spec module does not import torch (listing plugins must stay fast);
-- every spec: a usable name, a description, parameters with unique names and valid defaults,
-  ``defaults`` that name real parameters with valid values, a ``default_arch`` that exists and fits,
+- every spec: a usable name, a description, parameters with unique names and defaults that read
+  back unchanged when shown as text and typed, ``defaults`` that name real parameters with valid values, a ``default_arch`` that exists and fits,
   ``load``/``build`` strings that resolve;
 - every dataset: loads (from ``data_dir`` if given), is the type its task expects, and trains on a
   tiny slice with a fitting architecture;
