@@ -47,10 +47,6 @@ def registry():
     return get_registry()
 
 
-#: Small, fast settings for training in tests.
-FAST = ["epochs=1", "model.hidden_size=32", "model.embedding_dim=16", "batch_size=128", "log_every=5"]
-
-
 @pytest.fixture()
 def mirror(tmp_path: Path):
     """A local HTTP server over ``tmp_path/www``, standing in for a dataset's canonical host (the
@@ -60,9 +56,11 @@ def mirror(tmp_path: Path):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll interval: shutdown() below waits up to one interval (0.5 s by default) per test
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield root, f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+        server.server_close()

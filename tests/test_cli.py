@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST
+from helpers import FAST
 
 
 def workbench(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,6 +30,7 @@ def trained(shared_data):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_train_json_eval_predict_runs(trained, shared_data):
     assert trained["state"] == "finished"
     metrics = trained["metrics"]
@@ -59,6 +60,7 @@ def test_train_json_eval_predict_runs(trained, shared_data):
     assert shown["config"]["dataset"] == "names" and shown["results"]["metrics"]["accuracy"] > 0
 
 
+@pytest.mark.slow
 def test_progress_output_and_resume(shared_data):
     result = workbench("train", "--dataset", "names", "--data-dir", str(shared_data), *fast_sets())
     assert result.returncode == 0, result.stderr
@@ -73,6 +75,7 @@ def test_progress_output_and_resume(shared_data):
     assert json.loads(resumed.stdout)["epochs_completed"] == 2
 
 
+@pytest.mark.slow
 def test_config_file_round_trip(shared_data, tmp_path):
     setup = tmp_path / "setup.toml"
     result = workbench("train", "--dataset", "names", "--arch", "lstm", "--data-dir", str(shared_data),
@@ -105,6 +108,7 @@ def test_config_file_round_trip(shared_data, tmp_path):
         (["runs", "delete"], "needs a run id"),
     ],
 )
+@pytest.mark.slow
 def test_user_mistakes_are_one_line_and_exit_2(args, message):
     result = workbench(*args)
     assert result.returncode == 2
@@ -114,6 +118,7 @@ def test_user_mistakes_are_one_line_and_exit_2(args, message):
     assert message in lines[0]
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
@@ -122,6 +127,7 @@ def test_corrupt_checkpoint_is_one_line(tmp_path):
     assert "error" in json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_generate_refuses_a_classifier(trained):
     result = workbench("generate", trained["checkpoint"], "--prime", "a")
     assert result.returncode == 2 and "only language models generate text" in result.stderr

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from tests.conftest import FAST
+from helpers import FAST
 from workbench.config import resolve_config
 from workbench.engine import Trainer, evaluate_checkpoint, load_trained, train
 from workbench.errors import CheckpointError, DeviceError, WorkbenchError
@@ -21,6 +21,7 @@ def names_config(registry, shared_data, *extra, arch=None):
     return resolve_config(registry, "names", arch, "cpu", [*FAST, *extra], data_dir=str(shared_data))
 
 
+@pytest.mark.slow
 def test_short_training_run_learns_and_records_everything(registry, shared_data, isolated_dirs):
     events = []
     result = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry,
@@ -32,7 +33,12 @@ def test_short_training_run_learns_and_records_everything(registry, shared_data,
     assert 0 < metrics["balanced_accuracy"] < metrics["accuracy"]
     assert metrics["top_k_accuracy"] >= metrics["accuracy"]
     assert len(metrics["confusion_matrix"]) == 18 and sum(map(sum, metrics["confusion_matrix"])) == metrics["count"]
-    assert set(metrics["per_class_accuracy"]) == set(registry.dataset("names").params and metrics["classes"])
+    classes = metrics["classes"]
+    assert sorted(classes) == sorted(path.stem for path in (shared_data / "names").glob("*.txt"))
+    # each class's accuracy, weighted by its support, adds up to the overall count of correct answers
+    per_class, support = metrics["per_class_accuracy"], metrics["support"]
+    assert sum(per_class[c] * support[c] for c in classes if support[c]) == pytest.approx(
+        metrics["accuracy"] * metrics["count"], rel=1e-4)
     run = result.run
     assert run.path.parent == isolated_dirs / "runs"
     for name in ("config.json", "events.jsonl", "status.json", "results.json", "best.pt", "last.pt"):
@@ -45,12 +51,14 @@ def test_short_training_run_learns_and_records_everything(registry, shared_data,
     assert [e.kind for e in events] == kinds
 
 
+@pytest.mark.slow
 def test_seeds_make_runs_reproducible(registry, shared_data):
     a = train(names_config(registry, shared_data, "seed=3"), registry=registry)
     b = train(names_config(registry, shared_data, "seed=3"), registry=registry)
     assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_balanced_class_weight_lifts_the_rare_classes(registry, shared_data):
     plain = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry)
     weighted = train(names_config(registry, shared_data, "epochs=2", "lr=0.01", "class_weight=balanced"),
@@ -72,6 +80,7 @@ def test_class_weights_follow_the_balanced_formula():
     assert task.class_weights is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["elman", "rnn", "lstm"])
 def test_every_classifier_trains(registry, shared_data, arch):
     extra = ["model.bidirectional=true", "model.num_layers=2", "model.dropout=0.1"]
@@ -81,6 +90,7 @@ def test_every_classifier_trains(registry, shared_data, arch):
     assert result.metrics["accuracy"] > 0.45
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_predict_and_eval(registry, shared_data):
     result = train(names_config(registry, shared_data, "epochs=2", "lr=0.01"), registry=registry)
     loaded = load_trained(result.checkpoint, registry, "cpu")
@@ -100,6 +110,7 @@ def test_checkpoint_round_trip_predict_and_eval(registry, shared_data):
     assert metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(registry, shared_data):
     config = names_config(registry, shared_data, "epochs=1")
     first = train(config, registry=registry)
@@ -112,17 +123,20 @@ def test_resume_continues_from_last_checkpoint(registry, shared_data):
     assert starts[-1].resumed_at_epoch == 2
 
 
+@pytest.mark.slow
 def test_stop_and_pause_through_the_control_file(registry, shared_data):
     config = names_config(registry, shared_data, "epochs=50", "batch_size=16", "patience=0")
     trainer = Trainer(config, registry=registry)
     run = trainer.run
     states = []
+    failures: list[BaseException] = []
+    training_over = threading.Event()
 
     def control():
         follower = EventFollower(run.events_path)
         deadline = time.monotonic() + 60
         paused = False
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not training_over.is_set():
             for event in follower.read_new():
                 if event["type"] == "step" and not paused:
                     run.request("pause")
@@ -137,10 +151,23 @@ def test_stop_and_pause_through_the_control_file(registry, shared_data):
                         return
             time.sleep(0.05)
 
-    thread = threading.Thread(target=control)
+    def control_and_release():
+        try:
+            control()
+        except BaseException as error:  # re-raised in the test below; a thread's failure is otherwise lost
+            failures.append(error)
+        finally:
+            run.request("stop")  # whatever happened, the run must not stay paused: train() below has to return
+
+    thread = threading.Thread(target=control_and_release, daemon=True)
     thread.start()
-    result = trainer.train()
-    thread.join()
+    try:
+        result = trainer.train()
+    finally:
+        training_over.set()
+        thread.join(timeout=30)
+    if failures:
+        raise failures[0]
     assert states == ["paused", "running"]
     assert result.state == "stopped" and result.epochs_completed == 0
     assert run.checkpoint_path("last").exists() and run.status()["state"] == "stopped"
@@ -226,6 +253,7 @@ def test_run_status_detects_dead_process(tmp_path):
     ("optimizer", "schedule", "expected_lr"),
     [("sgd", "step", 0.05 * 0.5**2), ("adagrad", "cosine", 0.0), ("adamw", "plateau", 0.05), ("adam", "none", 0.05)],
 )
+@pytest.mark.slow
 def test_optimizers_and_schedules(registry, shared_data, optimizer, schedule, expected_lr):
     config = names_config(registry, shared_data, "epochs=2", f"optimizer={optimizer}", f"schedule={schedule}",
                           "lr=0.05", "step_size=1", "gamma=0.5", "patience=0", "limit=2000")

@@ -66,8 +66,9 @@ def test_char_gru_and_char_gru_eq_agree_with_the_same_weights(registry):
     assert (torch_gru(tokens, lengths) - equations(tokens, lengths)).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 def test_gru_eq_classifier_trains_on_names(registry, shared_data):
-    from tests.conftest import FAST
+    from helpers import FAST
     from workbench.config import resolve_config
     from workbench.engine import train
 

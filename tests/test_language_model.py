@@ -385,6 +385,7 @@ def test_language_model_must_return_logits_per_position(registry):
 
 
 # -- the command line --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_train_then_generate_json_end_to_end():
     trained = workbench("train", "--dataset", "synthetic-text", "--device", "cpu", "--set", "chars=6000",
                         *[x for s in TINY_MODEL for x in ("--set", s)], "--json")

@@ -81,6 +81,7 @@ def test_the_builtins_are_found():
     assert {"names", "classifiers"} <= set(builtin_plugins())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", builtin_plugins())
 def test_builtin_plugins_pass_the_contract(name, shared_data, tmp_path):
     # text-file, parallel-tsv, conllu and tagged-text read the user's own files: point them at real ones
@@ -302,6 +303,7 @@ def test_loose_plugins_are_listed_with_their_errors(plugin_folders):
     assert "ab" not in disabled["datasets"]
 
 
+@pytest.mark.slow
 def test_train_and_predict_with_a_loose_plugin(plugin_folders):
     first, _ = plugin_folders
     result = workbench("train", "--plugins-dir", str(first), "--dataset", "ab", "--set", "epochs=3",
@@ -317,6 +319,7 @@ def test_train_and_predict_with_a_loose_plugin(plugin_folders):
     assert missing.returncode == 2 and "architecture 'countnet', which no installed plugin provides" in missing.stderr
 
 
+@pytest.mark.slow
 def test_a_loose_plugin_passes_the_contract_from_the_cli(plugin_folders):
     first, _ = plugin_folders
     result = workbench("plugins", "--check", str(first / "abplug.py"), "--json")
@@ -404,3 +407,24 @@ def test_plugins_depend_on_the_distribution_name():
         text = document.read_text(encoding="utf-8")
         assert f'dependencies = ["{BUILTIN_DISTRIBUTION}"]' in text, document
         assert re.findall(r'dependencies = \["workbench[^-]', text) == [], document
+
+
+def test_contract_refuses_a_default_that_reads_back_differently(tmp_path):
+    """Param already refuses a default outside its own rules; the contract checks the default also
+    survives being shown as text (a form field, --help, a saved setup) and typed back."""
+    plugin = tmp_path / "paddedplug.py"
+    plugin.write_text('''
+from workbench.api import DatasetSpec, Param, hookimpl
+
+
+def load(context, params):
+    raise RuntimeError("not reached")
+
+
+@hookimpl
+def workbench_datasets():
+    return [DatasetSpec(name="padded", task="classification", description="a padded default", load=load,
+                        params=[Param("prefix", str, " the", "text put before each example")])]
+''')
+    text = check_plugin(plugin).render()
+    assert "parameter 'prefix': its default ' the' is shown as ' the', which reads back as 'the'" in text

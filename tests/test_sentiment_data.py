@@ -54,6 +54,7 @@ def make_imdb_slice(imdb_real, destination: Path, per_class: int = 6) -> dict[st
     return chosen
 
 
+@pytest.mark.slow
 def test_real_imdb_archive(imdb_real):
     data, cache = imdb_real
     assert data.classes == ["neg", "pos"]
@@ -65,6 +66,7 @@ def test_real_imdb_archive(imdb_real):
     assert list(cache.glob("imdb/parsed-*.json.gz")), "the parsed reviews are cached"
 
 
+@pytest.mark.slow
 def test_truncation_keeps_the_start_or_the_end(imdb_real):
     from workbench.tasks.classification import ClassificationTask
 
@@ -82,6 +84,7 @@ def test_truncation_keeps_the_start_or_the_end(imdb_real):
         ClassificationTask.from_state({**start.state(), "truncate": "middle"})
 
 
+@pytest.mark.slow
 def test_imdb_archive_folder_and_cache_agree(imdb_real, tmp_path):
     chosen = make_imdb_slice(imdb_real, tmp_path / "aclImdb_v1.tar.gz")
     params = {**IMDB_PARAMS, "valid_fraction": 0.0}
@@ -101,6 +104,7 @@ def test_imdb_archive_folder_and_cache_agree(imdb_real, tmp_path):
     assert from_folder.train == from_archive.train and from_folder.test == from_archive.test
 
 
+@pytest.mark.slow
 def test_imdb_validation_split_is_stratified_and_seeded(imdb_real, tmp_path):
     make_imdb_slice(imdb_real, tmp_path / "aclImdb_v1.tar.gz", per_class=20)
     a = sentiment_data.load_imdb(context(tmp_path, tmp_path / "c"), {**IMDB_PARAMS, "valid_fraction": 0.25})
@@ -110,6 +114,7 @@ def test_imdb_validation_split_is_stratified_and_seeded(imdb_real, tmp_path):
     assert a.valid != b.valid
 
 
+@pytest.mark.slow
 def test_truncated_imdb_archive_names_the_file(imdb_real, tmp_path):
     archive = tmp_path / "aclImdb_v1.tar.gz"
     make_imdb_slice(imdb_real, archive)
@@ -118,6 +123,7 @@ def test_truncated_imdb_archive_names_the_file(imdb_real, tmp_path):
         sentiment_data.load_imdb(context(archive, tmp_path / "cache"), IMDB_PARAMS)
 
 
+@pytest.mark.slow
 def test_imdb_problems_are_data_errors(imdb_real, tmp_path):
     make_imdb_slice(imdb_real, tmp_path / "a.tar.gz")
     with tarfile.open(tmp_path / "a.tar.gz") as archive:
@@ -139,6 +145,7 @@ def test_imdb_problems_are_data_errors(imdb_real, tmp_path):
         sentiment_data.load_imdb(context(tmp_path / "other.tar.gz", tmp_path / "cache"), IMDB_PARAMS)
 
 
+@pytest.mark.slow
 def test_imdb_download_is_verified(imdb_real, tmp_path, mirror):
     root, url = mirror
     (root / "~amaas" / "data" / "sentiment").mkdir(parents=True)

@@ -249,6 +249,7 @@ def test_beam_width_one_equals_greedy(builder):
 
 
 # -- training and predict --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_copy_reverse_trains_and_predicts(registry):
     config = resolve_config(registry, "copy-reverse", "gru-attention", "cpu",
                             ["epochs=2", "train_size=1500", "valid_size=100", "test_size=100", "threads=1",
@@ -264,6 +265,7 @@ def test_copy_reverse_trains_and_predicts(registry):
     assert len(prediction["alignment"]["weights"]) == len(prediction["tokens"]) + 1
 
 
+@pytest.mark.slow
 def test_fra_eng_tiny_run_probes_and_predict_cli(registry, shared_data, tmp_path):
     (tmp_path / "fra.txt").write_text(head(shared_data, 600))
     config = resolve_config(registry, "fra-eng", "gru-seq2seq", "cpu",

@@ -184,6 +184,7 @@ def test_tiny_training_metrics_and_checkpoint(registry, slices):
     assert all(t in ud_data.UPOS for t in prediction["tags"])
 
 
+@pytest.mark.slow
 def test_predict_cli_end_to_end(registry, slices):
     result = run_tiny(registry, slices, "lstm-tagger")
     env = os.environ.copy()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAST
+from helpers import FAST
 from workbench.devices import DeviceInfo
 from workbench.runs import Run, atomic_write_json
 from workbench.tui.app import WorkbenchApp
@@ -60,6 +60,11 @@ def plain(static: Any) -> str:
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
     console.print(content)
     return console.export_text()
+
+
+def chart_text(chart: Any) -> str:
+    """What a plot shows (title, axes, legend) as plain text: the picture it paints next."""
+    return str(chart.render())
 
 
 def messages(app: WorkbenchApp) -> list[str]:
@@ -251,6 +256,7 @@ async def test_setup_saves_and_loads_the_toml_that_workbench_train_reads(runs_ro
         assert screen.query_one("#p-train-epochs").value == "7"  # a bad file changes nothing
 
 
+@pytest.mark.slow
 async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data):
     """The main flow: t starts a detached run, the monitor follows it, p predicts with it."""
     app = make_app(runs_root)
@@ -295,6 +301,7 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
         assert app.screen is predict and predict.loaded.path == monitor.run.checkpoint_path("best")
 
 
+@pytest.mark.slow
 async def test_attach_to_a_run_started_on_the_command_line_pause_resume_stop(runs_root, shared_data):
     sets = [part for item in [*FAST, "epochs=200", "log_every=2"] for part in ("--set", item)]
     process = subprocess.Popen(
@@ -343,8 +350,10 @@ async def test_runs_browser_compare_delete_and_a_failed_run(runs_root):
         await pilot.press("f4", "down", "c", "down", "c")
         assert app.compare == {"20260101-000100-names-gru", "20260101-000000-names-gru"}
         await pilot.press("f3")
-        await pilot.pause(0.3)
-        assert app.screen.query_one("#loss").plt  # the overlay draws without error
+        loss = app.screen.query_one("#loss")
+        # the overlay draws both compared runs (the legend names each by its time and architecture)
+        await wait_for(pilot, lambda: "000100 gru" in chart_text(loss) and "000000 gru" in chart_text(loss),
+                       timeout=10)
         await pilot.press("f4", "d", "n")
         assert (runs_root / "20260101-000000-names-gru").exists()
         await pilot.press("d", "y")
@@ -353,6 +362,7 @@ async def test_runs_browser_compare_delete_and_a_failed_run(runs_root):
         assert "20260101-000000-names-gru" not in app.compare
 
 
+@pytest.mark.slow
 async def test_a_run_that_cannot_start_reports_why(runs_root, tmp_path):
     from workbench.config import resolve_config
 
@@ -389,10 +399,13 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
             assert title in titles, title
         await pilot.press("ctrl+p")
         await pilot.press(*"Runs: Compare")
-        await pilot.pause(0.3)
+        from textual.command import CommandList
+
+        commands = app.screen.query_one(CommandList)
+        await wait_for(pilot, lambda: commands.highlighted is not None and "Runs: Compare" in str(
+            commands.get_option_at_index(commands.highlighted).prompt), timeout=10)
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert app.current_mode == "runs"
+        await wait_for(pilot, lambda: app.current_mode == "runs", timeout=10)
         await notified(pilot, "no run selected")
 
 
@@ -529,7 +542,9 @@ def test_snapshot_monitor_with_overlay_120x40(snap_compare, runs_root):
         app.compare.add(other.id)
         app.watch_run(current, make_current=True)
         await app.switch_mode("monitor")
-        await pilot.pause(0.5)
+        # every plot drawn with both runs (the overlaid one is labelled by its time and architecture)
+        charts = [app.screen.query_one(f"#{chart_id}") for chart_id in ("loss", "metric", "grad")]
+        await wait_for(pilot, lambda: all("000100 lstm" in chart_text(chart) for chart in charts), timeout=10)
 
     assert snap_compare(_snap_app(runs_root), terminal_size=(120, 40), run_before=open_runs)
 
@@ -553,17 +568,18 @@ async def test_monitor_resizes_between_80x24_and_wide(runs_root):
     async with app.run_test(size=(120, 40)) as pilot:
         app.watch_run(run, make_current=True)
         await pilot.press("f3")
-        await pilot.pause(0.3)
         chart = app.screen.query_one("#loss")
+        await wait_for(pilot, lambda: chart.size.width > 40, timeout=10)  # half of 120 columns, less borders
         wide = chart.size.width
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.5)
-        assert chart.size.width < wide and chart.size.height >= 5
+        await wait_for(pilot, lambda: chart.size.width < wide, timeout=10)
+        assert chart.size.height >= 5
         await pilot.press("v")  # one plot at a time when the terminal is small
-        await pilot.pause(0.3)
-        assert chart.size.width > 60 and app.screen.query_one("#metric").display is False
+        await wait_for(pilot, lambda: app.screen.query_one("#metric").display is False, timeout=10)
+        await wait_for(pilot, lambda: chart.size.width > 60, timeout=10)
 
 
+@pytest.mark.slow
 def test_workbench_train_run_dir_option(shared_data, tmp_path):
     """`workbench train --run-dir` (what the app starts) trains into the folder it names."""
     run_dir = tmp_path / "my-run"

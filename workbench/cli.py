@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from workbench import __version__
 from workbench.errors import WorkbenchError
@@ -273,9 +273,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  {name:<16} {spec.task:<15} {spec.description}")
             _print_params(spec.params)
         print("architectures:")
-        for name, spec in sorted(registry.architectures.items()):
-            print(f"  {name:<16} {','.join(spec.tasks):<15} {spec.description}")
-            _print_params(spec.params)
+        for name, arch in sorted(registry.architectures.items()):
+            print(f"  {name:<16} {','.join(arch.tasks):<15} {arch.description}")
+            _print_params(arch.params)
         print("training parameters (every run):")
         _print_params(TRAIN_PARAMS)
     return 0
@@ -322,7 +322,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too; keep it short)
         self.exit(EXIT_USAGE, f"workbench: error: {message} (see `{self.prog} --help`)\n")
 
 

@@ -195,10 +195,10 @@ def read_members(archive: Path, keys: Iterable[str]) -> dict[str, tuple[str, byt
                     if key is not None and key not in found:
                         found[key] = (name, handle.read(name))
             return found
-        with tarfile.open(archive, "r:*") as handle:
-            for member in handle:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
                 key = key_of(member.name) if member.isfile() else None
-                data = handle.extractfile(member) if key is not None and key not in found else None
+                data = tar.extractfile(member) if key is not None and key not in found else None
                 if key is not None and data is not None:
                     found[key] = (member.name, data.read())
         return found

@@ -16,6 +16,7 @@ forwards, the first step backwards). Two ways to skip padding are offered becaus
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -205,7 +206,8 @@ class RecurrentStack(nn.ModuleList):
         every position, and its last real step forwards with (bidirectional) its first step backwards."""
         outputs = x
         summary: list[Tensor] = []
-        for index, directions in enumerate(self):
+        for index, layer in enumerate(self):
+            directions = cast(nn.ModuleList, layer)  # built above: one or two directions per layer
             if index > 0:
                 outputs = F.dropout(outputs, self.dropout, self.training)
             forward_out = directions[0](outputs, lengths)

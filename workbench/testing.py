@@ -8,8 +8,9 @@ violation rather than stopping at the first:
 - importing the spec module does not import torch (listing plugins must stay fast);
 - every spec: the registration rules (:mod:`workbench.plugin_rules`, applied by the registry, whose
   errors this reports: a usable name, parameters with unique identifier names, ``load``/``build`` whose
-  module exists), a description, valid parameter defaults, ``defaults`` that name real parameters with
-  valid values, a ``default_arch`` that exists and fits, ``load``/``build`` functions that import;
+  module exists), a description, defaults that read back unchanged when shown as text and typed,
+  ``defaults`` that name real parameters with valid values, a ``default_arch`` that exists and fits,
+  ``load``/``build`` functions that import;
 - every dataset: loads (from ``data_dir`` if given), is the type its task expects, and trains on a
   tiny slice with a fitting architecture;
 - every architecture, for each task it claims: on the plugin's own dataset of that task, else on a
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -272,8 +273,8 @@ class _Checker:
         architectures = [self.registry.architectures[n] for n in info.architectures]
         for spec in datasets:
             self._check_dataset_spec(spec)
-        for spec in architectures:
-            self._check_architecture_spec(spec)
+        for arch in architectures:
+            self._check_architecture_spec(arch)
         import torch
 
         threads = torch.get_num_threads()
@@ -285,9 +286,9 @@ class _Checker:
                     data = self._check_dataset(spec)
                     if data is not None:
                         loaded_data[spec.name] = data
-                for spec in architectures:
-                    for kind in spec.tasks:
-                        self._check_architecture(spec, kind, datasets, loaded_data)
+                for arch in architectures:
+                    for kind in arch.tasks:
+                        self._check_architecture(arch, kind, datasets, loaded_data)
             finally:
                 torch.set_num_threads(threads)
                 self.tmp = None
@@ -302,11 +303,11 @@ class _Checker:
             for info in registry.plugins:
                 if info.origin == "loose" and info.path and Path(info.path).resolve() == path and not info.disabled:
                     return info
-            info = registry.load_plugin_path(path, disabled_check=(False, set()))
-            if info is None:
+            loaded = registry.load_plugin_path(path, disabled_check=(False, set()))
+            if loaded is None:
                 self.report.fail("plugin", f"{target.path} is not a loose plugin: give a .py file or a folder "
                                  "with __init__.py")
-            return info
+            return loaded
         for info in registry.plugins:
             if info.disabled or info.origin not in ("package", "builtin"):
                 continue
@@ -328,17 +329,16 @@ class _Checker:
                                  "(from workbench.api import hookimpl)")
 
     # -- static checks -----------------------------------------------------------------------
-    def _check_params(self, where: str, namespace: str, params: tuple[Param, ...]) -> ParamGroup | None:
+    def _check_params(self, where: str, namespace: str, params: Sequence[Param]) -> ParamGroup | None:
         from workbench.config import TRAIN_GROUP
 
         # Names, Param types and duplicates are registration rules (workbench.plugin_rules): a spec that
         # breaks one never gets here, its plugin's errors (reported above as "plugin: ...") say why.
         ok = True
         for param in params:
-            try:
-                param.validate(param.default)
-            except WorkbenchError as exc:
-                self.report.fail(where, f"parameter {param.name!r}: its default is not allowed ({exc})")
+            problem = _default_typed_back(param)
+            if problem:
+                self.report.fail(where, f"parameter {param.name!r}: {problem}")
                 ok = False
             if not param.help:
                 self.report.warn(where, f"parameter {param.name!r} has no help text (shown by the CLI and the app)")
@@ -709,12 +709,27 @@ def _take(iterator: Iterator[Any], count: int) -> Iterator[Any]:
         yield item
 
 
+def _default_typed_back(param: Param) -> str | None:
+    """Why the default, shown as text (the app's field, `--help`, a saved setup) and read back as a
+    user's typing would be, is not the same value; None when it is. (Param already checks that the
+    default itself is allowed.)"""
+    default = param.default
+    shown = ("true" if default else "false") if isinstance(default, bool) else str(default)
+    try:
+        typed_back = param.parse(shown)
+    except WorkbenchError as exc:
+        return f"its default {default!r} is shown as {shown!r}, which is refused when typed back ({exc})"
+    if typed_back != default:
+        return f"its default {default!r} is shown as {shown!r}, which reads back as {typed_back!r}"
+    return None
+
+
 def _tiny(data: Any, examples: int) -> Any:
     """The first ``examples`` items of each split (``train``/``valid``/``test`` lists; strings keep
     ``examples * 32`` characters), so the contract run stays fast on any dataset."""
     if not dataclasses.is_dataclass(data) or isinstance(data, type):
         return data
-    changes = {}
+    changes: dict[str, Any] = {}
     for split in ("train", "valid", "test"):
         value = getattr(data, split, None)
         if isinstance(value, str):

@@ -100,7 +100,7 @@ class ClassificationTask(Task):
         return self.vocab.encode(self.tokens(text))
 
     def encode(self, data: ClassificationData) -> dict[str, Sequence[Encoded]]:
-        result: dict[str, list[Encoded]] = {}
+        result: dict[str, Sequence[Encoded]] = {}
         for split_name in ("train", "valid", "test"):
             encoded = []
             for text, label in getattr(data, split_name):
@@ -181,7 +181,8 @@ class ClassificationTask(Task):
         attends = hasattr(model, "last_attention")
         try:
             if attends:
-                model.last_attention = None  # never report a previous call's weights
+                # never report a previous call's weights (torch's stubs allow only Tensor | Module here)
+                model.last_attention = None  # type: ignore[assignment]
             tokens_t, lengths = pad_sequences([ids])
             logits = model(tokens=tokens_t.to(device), lengths=lengths)
         finally:

@@ -17,7 +17,7 @@ greedy translations, with every reference of a repeated source sentence used.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,15 @@ SPECIALS = (BOS, EOS)
 
 # (source ids, target ids, source tokens, target tokens); ids without <bos>/<eos>
 Encoded = tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]
+
+
+class EncoderDecoder(Protocol):
+    """The two methods decoding calls on a seq2seq model (see the module docstring)."""
+
+    def encode(self, tokens: Tensor, lengths: Tensor) -> dict[str, Tensor]: ...
+
+    def decode_step(self, previous: Tensor,
+                    state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], Tensor | None]: ...
 
 
 class Seq2SeqTask(Task):
@@ -106,7 +115,7 @@ class Seq2SeqTask(Task):
         return self._tokenize(self._normalize(text))
 
     def encode(self, data: Seq2SeqData) -> dict[str, Sequence[Encoded]]:
-        result: dict[str, list[Encoded]] = {}
+        result: dict[str, Sequence[Encoded]] = {}
         for split_name in ("train", "valid", "test"):
             encoded: list[Encoded] = []
             for source, target in getattr(data, split_name):
@@ -144,13 +153,13 @@ class Seq2SeqTask(Task):
         """Greedy translations of a batch of source id lists (without <eos>), stopping at <eos>."""
         max_length = max_length or self.max_output_length
         tokens, lengths = pad_sequences([list(s) + [self.src_eos] for s in sources], Vocab.pad_index)
-        state = model.encode(tokens.to(device), lengths)
+        state = cast(EncoderDecoder, model).encode(tokens.to(device), lengths)
         batch = len(sources)
         previous = torch.full((batch,), self.bos, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         steps = []
         for _ in range(max_length):
-            logits, state, _ = model.decode_step(previous, state)
+            logits, state, _ = cast(EncoderDecoder, model).decode_step(previous, state)
             previous = logits.argmax(dim=-1)
             steps.append(previous.masked_fill(done, self.eos))
             done |= previous == self.eos
@@ -171,7 +180,7 @@ class Seq2SeqTask(Task):
         max_length = max_length or self.max_output_length
         width = max(1, width)
         tokens, lengths = pad_sequences([list(source) + [self.src_eos]], Vocab.pad_index)
-        state = model.encode(tokens.to(device), lengths)
+        state = cast(EncoderDecoder, model).encode(tokens.to(device), lengths)
         scores = torch.zeros(1, device=device)
         sequences: list[list[int]] = [[]]
         attentions: list[list[list[float]]] = [[]]
@@ -179,7 +188,7 @@ class Seq2SeqTask(Task):
         finished: list[tuple[float, list[int], list[list[float]] | None]] = []
         has_attention = False
         for _ in range(max_length):
-            logits, state, attention = model.decode_step(previous, state)
+            logits, state, attention = cast(EncoderDecoder, model).decode_step(previous, state)
             has_attention = attention is not None
             log_probs = F.log_softmax(logits.float(), dim=-1)
             vocab = log_probs.size(-1)
@@ -192,7 +201,7 @@ class Seq2SeqTask(Task):
             new_attentions: list[list[list[float]]] = []
             for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):
                 row, token = divmod(index, vocab)
-                att = attentions[row] + ([attention[row].tolist()] if has_attention else [])
+                att = attentions[row] + ([attention[row].tolist()] if attention is not None else [])
                 if token == self.eos:
                     finished.append((score, sequences[row], att if has_attention else None))
                     continue

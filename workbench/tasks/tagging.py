@@ -121,7 +121,7 @@ class TaggingTask(Task):
         return ids, torch.tensor([c + [Vocab.pad_index] * (width - len(c)) for c in chars], dtype=torch.long)
 
     def encode(self, data: TaggingData) -> dict[str, Sequence[Encoded]]:
-        result: dict[str, list[Encoded]] = {}
+        result: dict[str, Sequence[Encoded]] = {}
         for split_name in ("train", "valid", "test"):
             encoded: list[Encoded] = []
             for words, tags in getattr(data, split_name):

@@ -65,7 +65,7 @@ class GenerateScreen(ModelScreen):
         with Horizontal(id="options"):
             for param in GENERATE_PARAMS:
                 yield Label(param.name)
-                field_args = {"id": f"g-{param.name}", "validators": [ParamValidator(param)], "tooltip": param.help}
+                field_args: dict[str, Any] = {"id": f"g-{param.name}", "validators": [ParamValidator(param)], "tooltip": param.help}
                 if param.choices:
                     yield ChoiceInput(str(param.default), [str(c) for c in param.choices], **field_args)
                 else:

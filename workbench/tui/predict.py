@@ -190,7 +190,7 @@ class PredictScreen(ModelScreen):
         if prediction is None:
             answer.update(escape(message))
             return
-        if text != self.query_one("#text", Input).value or loaded is not self.loaded:
+        if loaded is None or text != self.query_one("#text", Input).value or loaded is not self.loaded:
             return  # a newer keystroke or model has superseded this answer
         self.last_prediction = prediction
         answer.update(prediction_view(prediction, self.size.width - 4, loaded.task.render_prediction))

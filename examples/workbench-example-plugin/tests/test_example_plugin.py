@@ -87,6 +87,7 @@ def workbench(*args: str) -> subprocess.CompletedProcess[str]:
                           env=os.environ.copy(), timeout=300)
 
 
+@pytest.mark.slow
 def test_listed_trained_and_used_from_the_cli():
     listing = json.loads(workbench("plugins", "--json").stdout)
     entry = next(p for p in listing["plugins"] if p["name"] == "example")

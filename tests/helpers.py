@@ -1,0 +1,10 @@
+"""Constants the test modules share (importable as ``helpers``: pyproject puts tests/ on the path).
+
+conftest.py holds fixtures only: pytest imports it itself, and importing it again as a module
+would load a second copy.
+"""
+
+from __future__ import annotations
+
+#: Small, fast settings for training in tests.
+FAST = ["epochs=1", "model.hidden_size=32", "model.embedding_dim=16", "batch_size=128", "log_every=5"]
