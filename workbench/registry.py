@@ -274,6 +274,11 @@ class Registry:
             self._collect(module, info)
         return info
 
+    def _forget(self, plugin: object) -> None:
+        """pluggy before 1.7 leaves a plugin that failed validation half registered: take it out."""
+        if self.manager.is_registered(plugin):
+            self.manager.unregister(plugin)
+
     def _register_with_manager(self, plugin: object, info: PluginInfo) -> bool:
         """pluggy validates the plugin: ``register`` rejects a known hook with arguments its spec
         lacks, ``check_pending`` a hook no spec declares (that one function is dropped, with an error)."""
@@ -281,9 +286,11 @@ class Registry:
         try:
             manager.register(plugin, name=f"{info.name}:{info.module}")
         except pluggy.PluginValidationError as exc:
+            self._forget(plugin)
             self._fail(info, f"could not register: {_one_line(exc)}", exc)
             return False
         except Exception as exc:
+            self._forget(plugin)
             self._fail(info, f"could not register: {_describe(exc)}", exc)
             return False
         try:
