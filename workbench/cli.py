@@ -213,8 +213,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         run.delete()
         message = f"deleted {run.id}"
     else:
+        from workbench.events import ACTIVE_STATES
+
         state = run.status().get("state")
-        if state not in ("starting", "running", "paused"):
+        if state not in ACTIVE_STATES:
             raise WorkbenchError(f"run {run.id} is {state}, not training")
         run.request({"stop": "stop", "pause": "pause", "continue": "resume"}[args.action])
         message = f"asked {run.id} to {args.action}"
