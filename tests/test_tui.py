@@ -20,7 +20,8 @@ import pytest
 
 from helpers import FAST
 from workbench.devices import DeviceInfo
-from workbench.runs import Run, atomic_write_json
+from workbench.events import EndEvent, EpochEvent, Event, StartEvent, StatusEvent, StepEvent
+from workbench.runs import EventWriter, Run, atomic_write_json
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.monitor import RunMonitor, downsample
 
@@ -93,29 +94,34 @@ def write_run(root: Path, run_id: str, epochs: int = 4, state: str = "finished",
     config = {"dataset": "names", "arch": "gru", "device": "cpu", "train": {"epochs": epochs, "batch_size": 64,
               "lr": 0.003, "optimizer": "adam"}, "data": {}, "model": {}, "data_dir": None}
     atomic_write_json(run.config_path, config)
-    events: list[dict[str, Any]] = [
-        {"type": "status", "phase": "prepare", "message": "loading dataset names"},
-        {"type": "start", "run": run_id, "config": config, "task": "classification", "main_metric": "accuracy",
-         "device": "cpu", "threads": 1, "parameters": 12345, "sizes": {"train": 640, "valid": 64, "test": 64},
-         "steps_per_epoch": steps},
+    events: list[Event] = [
+        StatusEvent(phase="prepare", message="loading dataset names"),
+        StartEvent(run=run_id, config=config, task="classification", main_metric="accuracy", device="cpu",
+                   threads=1, precision="fp32", parameters=12345, sizes={"train": 640, "valid": 64, "test": 64},
+                   steps_per_epoch=steps, dataset_info={}, resumed_at_epoch=None, workbench_version="test",
+                   headline_metrics=("accuracy", "balanced_accuracy")),
     ]
     done = epochs if state == "finished" else max(epochs - 2, 1)
     for epoch in range(1, done + 1):
         for step in range(1, steps + 1):
             t = (epoch - 1) + step / steps
-            events.append({"type": "step", "epoch": epoch, "step": step, "steps": steps, "global_step": 0,
-                           "loss": 2.5 * math.exp(-t) + 0.2, "grad_norm": 1.0 + 0.5 * math.sin(3 * t), "lr": 0.003,
-                           "samples_per_s": 3000.0, "eta_s": 10.0})
-        events.append({"type": "epoch", "epoch": epoch, "epochs": epochs, "seconds": 1.0, "samples_per_s": 3000.0,
-                       "train": {"loss": 2.5 * math.exp(-epoch) + 0.2, "accuracy": 0.9 - 0.4 * math.exp(-epoch)},
-                       "valid": {"loss": 2.5 * math.exp(-epoch) + 0.35, "accuracy": 0.85 - 0.4 * math.exp(-epoch)},
-                       "best": True, "partial": False, "lr": 0.003})
+            events.append(StepEvent(epoch=epoch, step=step, steps=steps, global_step=0,
+                                    loss=2.5 * math.exp(-t) + 0.2, grad_norm=1.0 + 0.5 * math.sin(3 * t), lr=0.003,
+                                    samples_per_s=3000.0, eta_s=10.0, metric_name="accuracy", metric=None))
+        events.append(EpochEvent(epoch=epoch, epochs=epochs, seconds=1.0, samples_per_s=3000.0,
+                                 train={"loss": 2.5 * math.exp(-epoch) + 0.2, "accuracy": 0.9 - 0.4 * math.exp(-epoch)},
+                                 valid={"loss": 2.5 * math.exp(-epoch) + 0.35,
+                                        "accuracy": 0.85 - 0.4 * math.exp(-epoch)},
+                                 best=True, partial=False, lr=0.003))
     if state in ("finished", "failed"):
-        events.append({"type": "end", "state": state, "message": message,
-                       "test": {"loss": 0.6, "accuracy": 0.8} if state == "finished" else {}})
-    with open(run.events_path, "w", encoding="utf-8") as handle:
+        events.append(EndEvent(state=state, message=message,
+                               test={"loss": 0.6, "accuracy": 0.8} if state == "finished" else {}))
+    writer = EventWriter(run.events_path)
+    try:
         for event in events:
-            handle.write(json.dumps(event) + "\n")
+            writer.write(event)
+    finally:
+        writer.close()
     atomic_write_json(run.status_path, {"state": state, "pid": None, "epoch": done, "message": message,
                                         "started": 1764340000.0, "updated": 1764340100.0,
                                         "best": {"accuracy": 0.85 - 0.4 * math.exp(-done), "epoch": done}})
