@@ -1,11 +1,13 @@
 """Bring your own text classification data, no plugin needed.
 
 - ``text-folder``: ``--data-dir FOLDER`` holding one subfolder per class, one text per file; or
-  ``train/`` and ``test/`` (optionally ``valid/``) each holding the same class subfolders.
+  ``train/`` and ``test/`` (optionally ``valid/``, or ``dev/`` as many corpora call it) each holding
+  the same class subfolders.
 - ``text-csv``: ``--data-dir FILE`` (.csv or .tsv) with a header row, or a folder holding
-  ``train.csv`` (and optionally ``test.csv``, ``valid.csv``; or the .tsv equivalents).
+  ``train.csv`` (and optionally ``test.csv``, ``valid.csv`` or ``dev.csv``; or the .tsv equivalents).
 
-Whatever is not given as its own split is carved out of the training data, stratified by class.
+Whatever is not given as its own split is carved out of the training data, stratified by class; the
+dataset's ``info["files"]`` says where each split came from.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from workbench.api import ClassificationData, DataError, LoadContext, hold_out, 
 
 Examples = list[tuple[str, str]]  # (text, class name)
 _SPLITS = ("train", "valid", "test")
+#: The names a split's file or folder may have, first found wins; two of them at once is an error.
+_SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
 _DELIMITERS = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
 
 
@@ -62,15 +66,27 @@ def load_folder(context: LoadContext, params: dict[str, Any]) -> ClassificationD
     if not root.is_dir():
         raise DataError(f"{root} is not a folder: text-folder wants one subfolder per class "
                         "(use text-csv for a CSV/TSV file)")
-    splits: dict[str, Examples] = {}
     if (root / "train").is_dir():
-        for split in _SPLITS:
-            if (root / split).is_dir():
-                splits[split] = read_class_folders(root / split, params["encoding"], params["extension"])
+        sources = _split_sources(root, [""], Path.is_dir)
     else:
-        splits["train"] = read_class_folders(root, params["encoding"], params["extension"])
-    sources = {split: root / split for split in splits} if (root / "train").is_dir() else {"train": root}
+        sources = {"train": root}
+    splits = {split: read_class_folders(folder, params["encoding"], params["extension"])
+              for split, folder in sources.items()}
     return _assemble(splits, params, sources)
+
+
+def _split_sources(root: Path, suffixes: list[str], exists: Any) -> dict[str, Path]:
+    """split -> the file or folder in ``root`` that holds it (``dev`` counts as ``valid``)."""
+    sources: dict[str, Path] = {}
+    for split in _SPLITS:
+        found = [root / f"{name}{suffix}" for name in _SPLIT_NAMES[split] for suffix in suffixes
+                 if exists(root / f"{name}{suffix}")]
+        if len(found) > 1:
+            raise DataError(f"{root} holds {' and '.join(p.name for p in found)}: both would be the {split} split; "
+                            "keep one")
+        if found:
+            sources[split] = found[0]
+    return sources
 
 
 # -- CSV / TSV -----------------------------------------------------------------------------------
@@ -121,10 +137,7 @@ def load_csv(context: LoadContext, params: dict[str, Any]) -> ClassificationData
     if path.is_file():
         sources["train"] = path
     else:
-        for split in _SPLITS:
-            for suffix in (".csv", ".tsv"):
-                if (path / f"{split}{suffix}").is_file() and split not in sources:
-                    sources[split] = path / f"{split}{suffix}"
+        sources = _split_sources(path, [".csv", ".tsv"], Path.is_file)
         if "train" not in sources:
             raise DataError(f"no train.csv or train.tsv in {path} (or pass the CSV/TSV file itself)")
     splits = {split: read_table(file, params) for split, file in sources.items()}
@@ -161,7 +174,9 @@ def _assemble(splits: dict[str, Examples], params: dict[str, Any], sources: dict
         max_length=params["max_length"],
         truncate=params["truncate"],
         info={"source": str(sources["train"]), "classes": len(classes), "train": len(train),
-              "valid": len(valid), "test": len(test)},
+              "valid": len(valid), "test": len(test),
+              "files": {split: str(sources[split]) if split in sources else "held out of train"
+                        for split in _SPLITS}},
     )
 
 

@@ -125,6 +125,35 @@ def test_csv_folder_with_test_file_and_unknown_label(sentences, tmp_path):
     assert len(data.test) == 5
 
 
+@pytest.mark.parametrize("suffix,delimiter", [(".csv", ","), (".tsv", "\t")])
+def test_a_dev_file_is_the_validation_split(sentences, tmp_path, suffix, delimiter):
+    """Many corpora ship train/dev/test: dev is used as given, not ignored for a slice of train."""
+    write_table(tmp_path / f"train{suffix}", rows(sentences)[10:], delimiter)
+    write_table(tmp_path / f"dev{suffix}", rows(sentences)[5:10], delimiter)
+    write_table(tmp_path / f"test{suffix}", rows(sentences)[:5], delimiter)
+    data = textfiles_data.load_csv(ctx(tmp_path), CSV)
+    assert (len(data.train), len(data.valid), len(data.test)) == (30, 5, 5)
+    assert {t for t, _ in data.valid} == {t for t, _ in rows(sentences)[5:10]}
+    assert data.info["files"] == {"train": str(tmp_path / f"train{suffix}"), "valid": str(tmp_path / f"dev{suffix}"),
+                                  "test": str(tmp_path / f"test{suffix}")}
+    write_table(tmp_path / f"valid{suffix}", rows(sentences)[5:10], delimiter)
+    with pytest.raises(DataError, match=rf"holds valid{suffix} and dev{suffix}: both would be the valid split"):
+        textfiles_data.load_csv(ctx(tmp_path), CSV)
+
+
+def test_a_dev_folder_is_the_validation_split(sentences, tmp_path):
+    root = tmp_path / "corpus"
+    write_folders(root / "train", {k: v[:14] for k, v in sentences.items()})
+    write_folders(root / "dev", {k: v[14:17] for k, v in sentences.items()})
+    write_folders(root / "test", {k: v[17:] for k, v in sentences.items()})
+    data = textfiles_data.load_folder(ctx(root), FOLDER)
+    assert (len(data.train), len(data.valid), len(data.test)) == (28, 6, 6)
+    assert data.info["files"]["valid"] == str(root / "dev")
+    held = textfiles_data.load_folder(ctx(root / "train"), FOLDER)
+    assert held.info["files"] == {"train": str(root / "train"), "valid": "held out of train",
+                                  "test": "held out of train"}
+
+
 def test_csv_problems(sentences, tmp_path):
     path = write_table(tmp_path / "r.csv", rows(sentences), ",")
     with pytest.raises(DataError, match=r"r.csv: no column 'review' in the header \(found: id, text, label\)"):
