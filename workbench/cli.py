@@ -200,7 +200,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             best = s.get("best") or {}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
             epoch = f"{s['epoch'] or 0}/{s['epochs'] or '?'}"
-            print(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {shown or s.get('reason') or ''}")
+            print(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
         return 0
     if not args.run:
         raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
