@@ -299,6 +299,36 @@ def test_disk_full_during_training_ends_in_one_line_with_checkpoints_intact(shar
 
 
 @pytest.fixture()
+def tiny_tmpfs(tmp_path):
+    """A real 1 MB file system (root only, where the machine allows mounting)."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if not IS_ROOT or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                                     capture_output=True).returncode != 0:
+        pytest.skip("a real full disk needs a tmpfs, which only root may mount (the injected ENOSPC tests cover it)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_really_full_disk_refuses_a_resume_in_one_line_and_keeps_the_run(registry, tiny_tmpfs, capsys):
+    run = stored_run(registry, tiny_tmpfs / "r1")
+    run.checkpoint_path("last").write_bytes(b"a checkpoint" * 1000)
+    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
+    with open(tiny_tmpfs / "filler", "wb") as filler:  # fill the disk to the last byte
+        with pytest.raises(OSError, match="No space left"):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+    code, _, err = run_cli(capsys, "train", "--resume", str(run.path), "--set", "epochs=3")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"could not write {run.config_path}: No space left on device; free some space" in err
+    after = {p.name: p.read_bytes() for p in run.path.iterdir() if p.name != "lock"}
+    assert after == before
+
+
+@pytest.fixture()
 def read_only_folder(tmp_path):
     """A folder no one may write: chmod for a normal user; for root (whom chmod does not stop) a
     tmpfs remounted read-only, where the machine allows mounting; else the test is skipped."""

@@ -218,8 +218,13 @@ class RunLock:
             if other is not None and other != os.getpid() and pid_alive(other):
                 os.close(fd)
                 raise run.busy_error()
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # the pid is for people (and the fallback); a full disk must not stop the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            if not flocked:
+                os.close(fd)
+                raise storage_error(exc, path) from None
         return cls(path, fd, flocked)
 
     def __del__(self) -> None:  # a lock nobody kept is a lock nobody holds
