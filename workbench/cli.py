@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     runs_root=_runs_root(args), run_dir=args.run_dir)
     if args.save_config:
         Path(args.save_config).write_text(plan.config.to_toml(), encoding="utf-8")
-    plan.begin()
+    lock = plan.begin()  # a resumed run is locked from here: no second process writes it
 
     from workbench.engine import Trainer
     from workbench.progress import ConsoleProgress
@@ -77,9 +77,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         trainer = Trainer(plan.config, registry=registry, runs_root=_runs_root(args),
                           on_event=None if args.quiet else ConsoleProgress(),
-                          should_stop=lambda: stop_requests["count"] > 0, resume=plan.resume, run=plan.run)
+                          should_stop=lambda: stop_requests["count"] > 0, resume=plan.resume, run=plan.run,
+                          lock=lock)
         result = trainer.train().to_dict()
     finally:
+        if lock is not None:
+            lock.release()  # already released by the trainer, unless it never started
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if args.json:
@@ -197,13 +200,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
             best = s.get("best") or {}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
             epoch = f"{s['epoch'] or 0}/{s['epochs'] or '?'}"
-            print(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {shown}")
+            print(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
         return 0
     if not args.run:
         raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
     run = find_run(args.run, root)
     if args.action == "show":
-        info = {**run.summary(), "config": run.config(), "results": run.results()}
+        summary = run.summary()
+        config = None if summary["state"] == "unreadable" and "config.json" in summary["reason"] else run.config()
+        info = {**summary, "config": config, "results": run.results()}
         if args.json:
             print_json(info)
         else:

@@ -17,7 +17,7 @@ from typing import Any
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param, ParamGroup, route_assignments
 from workbench.registry import Registry
-from workbench.runs import Run, atomic_write_json, find_run
+from workbench.runs import Run, RunLock, atomic_write_json, find_run, lock_held
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "plateau")
@@ -51,6 +51,23 @@ TRAIN_PARAMS: list[Param] = [
 ]
 
 TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
+
+#: ``train.*`` values a resumed run may change; the engine applies them to the restored optimizer
+#: and schedule. Every other train value (optimizer, schedule, step_size, gamma, seed, class_weight,
+#: limit, and any added later) is fixed: the restored state would silently overrule it or not fit.
+RESUME_CHANGEABLE = ("epochs", "lr", "momentum", "weight_decay", "clip_grad_norm", "patience", "max_minutes",
+                     "log_every", "threads", "top_k", "batch_size", "precision")
+
+
+def resume_refusal(run_id: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """Why ``new`` train values cannot continue a run trained with ``stored`` ones, or None."""
+    changed = [key for key in sorted(set(stored) | set(new))
+               if key not in RESUME_CHANGEABLE and key in stored and new.get(key) != stored.get(key)]
+    if not changed:
+        return None
+    was = ", ".join(f"{key}={stored[key]!r}" for key in changed)
+    return (f"a resumed run keeps its {', '.join(changed)} (run {run_id} has {was}); only "
+            f"{', '.join(RESUME_CHANGEABLE)} may change on resume: start a new run for the rest")
 
 
 @dataclass
@@ -215,11 +232,21 @@ class RunPlan:
     resume: Run | None = None
     run: Run | None = None
 
-    def begin(self) -> None:
+    def begin(self) -> RunLock | None:
         """Write what must be on disk before training starts: a resumed run's config takes the
-        new ``train.*`` values, so the run folder always says what the run was trained with."""
-        if self.resume is not None:
+        new ``train.*`` values, so the run folder always says what the run was trained with.
+
+        A resumed run is locked first (:class:`RunBusyError` when another process trains it) and
+        the lock is returned, for the :class:`~workbench.engine.Trainer` to hold while it trains."""
+        if self.resume is None:
+            return None
+        lock = RunLock.acquire(self.resume)
+        try:
             atomic_write_json(self.resume.config_path, self.config.to_dict())
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
 
 def plan_run(
@@ -241,7 +268,8 @@ def plan_run(
     A new run layers the declared defaults, the dataset's, ``config_file``, ``values`` and then
     ``assignments``; arguments given here win over the file's ``[run]`` fields. A resumed run
     (``resume``: a Run, or a reference for :func:`workbench.runs.find_run`) starts from its stored
-    config, validated like a file, and may change only ``train.*`` (plus device and data_dir)."""
+    config, validated like a file, and may change only the ``train.*`` values in
+    :data:`RESUME_CHANGEABLE` (plus device and data_dir); a run another process trains is refused."""
     if run_dir and resume:
         raise WorkbenchError("--run-dir makes a new run; it cannot be combined with --resume")
     if resume:
@@ -249,6 +277,8 @@ def plan_run(
             raise WorkbenchError("--config makes a new run; it cannot be combined with --resume (change train.* "
                                  "with --set)")
         run = resume if isinstance(resume, Run) else find_run(resume, runs_root)
+        if lock_held(run):
+            raise run.busy_error()
         config = _resumed_config(registry, run, dataset=dataset, arch=arch, device=device, assignments=assignments,
                                  data_dir=data_dir)
         return RunPlan(config, resume=run)
@@ -278,18 +308,26 @@ def _resumed_config(
     for name, given, kept in (("dataset", dataset, stored.dataset), ("architecture", arch, stored.arch)):
         if given and given != kept:
             raise WorkbenchError(f"a resumed run keeps its {name} (run {run.id} has {kept!r}, not {given!r})")
-    config = resolve_config(
-        registry, stored.dataset, stored.arch, device or stored.device, assignments,
-        values={"train": stored.train, "data": stored.data, "model": stored.model},
-        data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s stored config",
-    )
+    def resolve(changes: Iterable[str]) -> RunConfig:
+        return resolve_config(
+            registry, stored.dataset, stored.arch, device or stored.device, changes,
+            values={"train": stored.train, "data": stored.data, "model": stored.model},
+            data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s stored config",
+        )
+
+    config = resolve(assignments)
     if config.data != stored.data or config.model != stored.model:
         raise WorkbenchError("a resumed run keeps its data and model parameters; only train.* may change")
+    refusal = resume_refusal(run.id, resolve(()).train, config.train)
+    if refusal:
+        raise WorkbenchError(refusal)
     return config
 
 
 def _new_run_folder(run_dir: str | os.PathLike[str]) -> Run:
     run = Run(Path(run_dir).resolve())
+    if lock_held(run):
+        raise run.busy_error()
     if run.config_path.exists():
         raise WorkbenchError(f"--run-dir {run.path} already holds a run; choose an empty folder")
     return run

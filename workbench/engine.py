@@ -23,7 +23,7 @@ from torch import nn
 
 from workbench import __version__
 from workbench.api import LoadContext, resolve_callable
-from workbench.config import RunConfig
+from workbench.config import RunConfig, resume_refusal
 from workbench.devices import resolve_device
 from workbench.errors import CheckpointError, DataError, WorkbenchError
 from workbench.events import (
@@ -37,7 +37,16 @@ from workbench.events import (
     StepEvent,
 )
 from workbench.registry import Registry, get_registry
-from workbench.runs import EventWriter, Run, atomic_write_json, load_checkpoint, new_run, save_checkpoint
+from workbench.runs import (
+    EventWriter,
+    Run,
+    RunLock,
+    atomic_write_json,
+    load_checkpoint,
+    new_run,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from workbench.settings import current as current_settings
 from workbench.tasks import task_class
 from workbench.tasks.base import Task
@@ -128,6 +137,31 @@ def make_scheduler(optimizer: torch.optim.Optimizer, options: TrainOptions, high
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max" if higher_is_better else "min", factor=options.gamma, patience=1)
     return None
+
+
+def apply_resume_changes(optimizer: torch.optim.Optimizer, scheduler: Any, stored: dict[str, Any],
+                         options: TrainOptions) -> None:
+    """Make the values a resume may change count: the restored optimiser and schedule states carry
+    the old ones. A new ``lr`` scales the current rate by new/old, so a schedule keeps its place
+    (with no schedule the rate simply becomes ``lr``)."""
+    old_lr = stored.get("lr")
+    scheduled = scheduler is not None and isinstance(old_lr, (int, float)) and old_lr > 0
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * options.lr / old_lr if scheduled else options.lr
+        if "initial_lr" in group:
+            group["initial_lr"] = options.lr
+        if "weight_decay" in group:
+            group["weight_decay"] = options.weight_decay
+        if "momentum" in group:
+            group["momentum"] = options.momentum
+    if scheduler is None:
+        return
+    if hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [options.lr for _ in optimizer.param_groups]
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        scheduler.T_max = options.epochs  # the cosine ends with the run, however long it now is
+    if hasattr(scheduler, "_last_lr"):
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def step_scheduler(scheduler: Any, score: float) -> None:
@@ -317,8 +351,10 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
         resume: Run | None = None,
         run: Run | None = None,
+        lock: RunLock | None = None,
     ) -> None:
         self.config = config
+        self._lock = lock  # taken by RunPlan.begin() for a resume; else train() takes it
         self.registry = registry or get_registry()
         self.on_event = on_event
         self.should_stop = should_stop or (lambda: False)
@@ -384,8 +420,18 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------
     def train(self) -> TrainResult:
+        """Train while holding the run's lock (:class:`~workbench.runs.RunBusyError` when another
+        live process trains it); the files a killed writer left are removed first."""
+        lock = self._lock or RunLock.acquire(self.run)
+        self._lock = None
+        try:
+            remove_stale_temporaries(self.run)
+            return self._train_locked()
+        finally:
+            lock.release()
+
+    def _train_locked(self) -> TrainResult:
         run = self.run
-        run.path.mkdir(parents=True, exist_ok=True)
         if self.resume_run is None:
             atomic_write_json(run.config_path, self.config.to_dict())
         try:
@@ -405,8 +451,9 @@ class Trainer:
                 raise
             message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
-            run.write_status(state=state, message=message, pid=None)
-            self.emit(EndEvent(state=state, message=message))
+            with contextlib.suppress(WorkbenchError):  # disk full: the first error is the one to tell
+                run.write_status(state=state, message=message, pid=None)
+                self.emit(EndEvent(state=state, message=message))
             raise
         finally:
             if self._events is not None:
@@ -479,11 +526,16 @@ class Trainer:
 
     def _restore(self, t: Training, payload: dict[str, Any], progress: RunProgress, stopper: EarlyStopping) -> None:
         """Continue where ``payload`` (a ``last.pt``) left off: weights, optimiser, schedule, counters, RNG."""
+        stored = payload["config"].get("train", {}) if isinstance(payload["config"], dict) else {}
+        refusal = resume_refusal(self.run.id, stored, self.config.train)
+        if refusal:
+            raise WorkbenchError(refusal)  # before any state is loaded into a shape that does not fit
         t.model.load_state_dict(payload["model_state"])
         if payload.get("optimizer_state"):
             t.optimizer.load_state_dict(payload["optimizer_state"])
         if t.scheduler is not None and payload.get("scheduler_state"):
             t.scheduler.load_state_dict(payload["scheduler_state"])
+        apply_resume_changes(t.optimizer, t.scheduler, stored, self.options)
         saved = payload.get("progress", {})
         progress.start_epoch = int(payload.get("epoch", 0)) + 1
         progress.global_step = int(saved.get("global_step", 0))

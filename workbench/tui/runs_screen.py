@@ -6,6 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from workbench.tui.app import WorkbenchApp
 
 REFRESH_SECONDS = 2.0
+
+
+def _when(timestamp: float) -> str:
+    """A status time as local date and time ("?" for one no clock can show)."""
+    try:
+        return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "?"
 
 
 class RunsScreen(Screen[None]):
@@ -51,7 +60,7 @@ class RunsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs")
-        table: DataTable[str] = DataTable(cursor_type="row", id="runs", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(cursor_type="row", id="runs", zebra_stripes=True)
         table.add_columns("run", "state", "epoch", "best", "cmp")
         yield table
         with VerticalScroll(id="detail-box"):
@@ -71,8 +80,12 @@ class RunsScreen(Screen[None]):
             self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        table: DataTable[str] = self.query_one(DataTable)
-        runs = sorted(list_runs(self.wb.runs_root), key=lambda r: r.id, reverse=True)
+        table: DataTable[Text] = self.query_one(DataTable)
+        try:
+            runs = sorted(list_runs(self.wb.runs_root), key=lambda r: r.id, reverse=True)
+        except WorkbenchError as exc:  # the runs folder itself cannot be read
+            self.query_one("#detail", Static).update(escape(str(exc)))
+            return
         self.runs = {r.id: r for r in runs}
         rows = []
         for run in runs:
@@ -88,7 +101,7 @@ class RunsScreen(Screen[None]):
         on_newest = table.cursor_row == 0
         table.clear()
         for row in rows:
-            table.add_row(*row, key=row[0])
+            table.add_row(*(Text(cell) for cell in row), key=row[0])  # a folder name is not markup
         if selected in self.runs and not on_newest:  # on the top row, follow the newest run
             table.move_cursor(row=table.get_row_index(selected))
         self._show_detail()
@@ -98,7 +111,7 @@ class RunsScreen(Screen[None]):
                 "shows up here too.")
 
     def selected_id(self) -> str | None:
-        table: DataTable[str] = self.query_one(DataTable)
+        table: DataTable[Text] = self.query_one(DataTable)
         if not table.row_count:
             return None
         try:
@@ -130,8 +143,10 @@ class RunsScreen(Screen[None]):
         s = run.summary()
         what = escape(f"{s.get('dataset')} / {s.get('arch')}")
         lines = [f"[b]{escape(run.id)}[/b]  {what}  [b]{s.get('state')}[/b]  {escape(str(run.path))}"]
+        if s.get("reason"):
+            lines.append(escape(f"cannot read this run: {s['reason']}"))
         if s.get("started"):
-            lines.append("started " + dt.datetime.fromtimestamp(s["started"]).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"started {_when(s['started'])}"
                          + f"   checkpoints: {', '.join(s.get('checkpoints') or []) or 'none yet'}")
         try:
             train = run.config().get("train", {})
@@ -139,10 +154,10 @@ class RunsScreen(Screen[None]):
                                           if k in train)))
         except WorkbenchError:
             pass
-        results = run.results()
-        if results and results.get("metrics"):
-            m = results["metrics"]
-            lines.append("test: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float)))
+        metrics = (run.results() or {}).get("metrics")
+        if metrics and isinstance(metrics, dict):
+            lines.append(escape("test: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                     if isinstance(v, float))))
         status = run.status()
         if status.get("message"):
             lines.append(escape(f"message: {status['message']}"))
