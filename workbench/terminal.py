@@ -28,6 +28,7 @@ def _shown(code: int) -> str:
 
 _TABLE: dict[int, str] = {code: _shown(code) for code in [*range(0x20), 0x7F, *range(0x80, 0xA0), *_REORDERING]}
 _TABLE_LAYOUT: dict[int, str] = {code: shown for code, shown in _TABLE.items() if chr(code) not in LAYOUT}
+_REMOVE: dict[int, None] = dict.fromkeys(_TABLE)
 
 
 def printable(text: object, layout: bool = True) -> str:
@@ -39,3 +40,9 @@ def printable(text: object, layout: bool = True) -> str:
 def is_printable(text: str, layout: bool = True) -> bool:
     """Whether :func:`printable` would leave ``text`` as it is."""
     return printable(text, layout) == text
+
+
+def without_controls(text: str) -> str:
+    """``text`` with those characters removed: for a final pass over text already laid out in
+    terminal cells (they take no cell, so removing them keeps every column where it was)."""
+    return text.translate(_REMOVE)
