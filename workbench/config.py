@@ -339,7 +339,7 @@ def _resumed_config(
     config = resolve_config(
         registry, stored.dataset, stored.arch, device or stored.device, assignments,
         values={"train": stored.train, "data": stored.data, "model": stored.model},
-        data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s stored config",
+        data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s config.json",
     )
     if config.data != stored.data or config.model != stored.model:
         raise WorkbenchError("a resumed run keeps its data and model parameters; only train.* may change")
