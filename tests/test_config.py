@@ -119,7 +119,7 @@ def test_a_stored_config_is_validated_and_named(registry, tmp_path):
     raw = run.config()
     raw["train"]["lr"] = 50
     run.config_path.write_text(json.dumps(raw))
-    with pytest.raises(ParamError, match=r"run r1's stored config: lr must be a number from 1e-08 to 10 \(got 50\)"):
+    with pytest.raises(ParamError, match=r"run r1's config.json: lr must be a number from 1e-08 to 10 \(got 50\)"):
         plan_run(registry, resume=run)
 
 

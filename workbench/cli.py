@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from workbench import __version__
 from workbench.errors import WorkbenchError
+from workbench.terminal import printable
 
 EXIT_USAGE = 2
 
@@ -36,6 +37,12 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
+
+
+def say(text: object = "") -> None:
+    """One piece of text output for a human: control characters from data (class names, generated
+    text, file names) are shown, not sent to the terminal (see :mod:`workbench.terminal`)."""
+    sys.stdout.write(printable(text) + "\n")
 
 
 def print_json(obj: Any) -> None:
@@ -96,13 +103,13 @@ def _print_train_summary(result: dict[str, Any], kind: str | None) -> None:
     """The run's state, its headline metrics (loss and the task kind's ``headline_metrics``), the checkpoint."""
     from workbench.headlines import headline_values
 
-    print(f"run {result['run']} {result['state']}" + (f" ({result['message']})" if result["message"] else ""))
+    say(f"run {result['run']} {result['state']}" + (f" ({result['message']})" if result["message"] else ""))
     # datasets without a test split (e.g. tinyshakespeare, as in nanoGPT) report validation instead
     metrics, where = (result["metrics"], "test") if result["metrics"] else (result.get("valid_metrics"), "valid (no test split)")
     if metrics:
         shown = "  ".join(f"{key} {value:.4f}" for key, value in headline_values(metrics, kind))
-        print(f"{where}: {shown}  (best epoch {result['best_epoch']})")
-    print(f"checkpoint: {result['checkpoint']}")
+        say(f"{where}: {shown}  (best epoch {result['best_epoch']})")
+    say(f"checkpoint: {result['checkpoint']}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -117,20 +124,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"checkpoint": str(path), "split": args.split, "metrics": metrics})
         return 0
-    print(f"{path} on {loaded.config.dataset} {args.split} ({metrics.get('count', 0):,} examples)")
+    say(f"{path} on {loaded.config.dataset} {args.split} ({metrics.get('count', 0):,} examples)")
     for key, value in metrics.items():
         if isinstance(value, float):
-            print(f"  {key:<18} {value:.4f}")
+            say(f"  {key:<18} {value:.4f}")
     if "per_class_accuracy" in metrics:
-        print("  per class:")
+        say("  per class:")
         for label, acc in metrics["per_class_accuracy"].items():
             support = metrics["support"][label]
             shown = "  n/a " if acc is None else f"{acc:.3f}"
-            print(f"    {label:<16} {shown}  (n={support})")
+            say(f"    {label:<16} {shown}  (n={support})")
     if metrics.get("probes"):
-        print("  probe sentences (sentence BLEU, k=2):")
+        say("  probe sentences (sentence BLEU, k=2):")
         for probe in metrics["probes"]:
-            print(f"    {probe['source']} => {probe['translation']}  (reference {probe['reference']}, "
+            say(f"    {probe['source']} => {probe['translation']}  (reference {probe['reference']}, "
                   f"bleu {probe['bleu']:.3f})")
     return 0
 
@@ -150,7 +157,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print_json({"checkpoint": str(path), "predictions": predictions})
         return 0
     for prediction in predictions:
-        print(loaded.task.render_prediction(prediction))
+        say(loaded.task.render_prediction(prediction))
     return 0
 
 
@@ -169,12 +176,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     stream = loaded.task.generate(loaded.model, args.prime, args.length, loaded.device, **options)
     pieces = [args.prime]
     if not args.json:
-        sys.stdout.write(args.prime)
+        sys.stdout.write(printable(args.prime))
         sys.stdout.flush()
     for piece in stream:
         pieces.append(piece)
         if not args.json:
-            sys.stdout.write(piece)
+            sys.stdout.write(printable(piece))
             sys.stdout.flush()
     if args.json:
         print_json({"checkpoint": str(path), "prime": args.prime, "text": "".join(pieces), **options})
@@ -193,14 +200,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print_json({"runs_dir": str(root), "runs": summaries})
             return 0
         if not summaries:
-            print(f"no runs under {root}")
+            say(f"no runs under {root}")
             return 0
-        print(f"{'run':<44} {'state':<12} {'epoch':>7}  best")
+        say(f"{'run':<44} {'state':<12} {'epoch':>7}  best")
         for s in summaries:
             best = s.get("best") or {}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
             epoch = f"{s['epoch'] or 0}/{s['epochs'] or '?'}"
-            print(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
+            say(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
         return 0
     if not args.run:
         raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
@@ -212,7 +219,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if args.json:
             print_json(info)
         else:
-            print(json.dumps(_clean(info), indent=2, default=_json_default))
+            say(json.dumps(_clean(info), indent=2, default=_json_default))
         return 0
     if args.action == "delete":
         run.delete()
@@ -228,7 +235,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"run": run.id, "action": args.action, "ok": True})
     else:
-        print(message)
+        say(message)
     return 0
 
 
@@ -263,34 +270,34 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             origin = f"package {plugin.package}" if plugin.package else plugin.origin
         state = " [disabled]" if plugin.disabled else ""
         version = f" {plugin.version}" if plugin.version else ""
-        print(f"{plugin.name}{version} ({origin}){state}")
+        say(f"{plugin.name}{version} ({origin}){state}")
         if plugin.datasets:
             shown = ", ".join(f"{n} ({registry.datasets[n].task})" for n in plugin.datasets)
-            print(f"  datasets: {shown}")
+            say(f"  datasets: {shown}")
         if plugin.architectures:
             shown = ", ".join(f"{n} ({', '.join(registry.architectures[n].tasks)})" for n in plugin.architectures)
-            print(f"  architectures: {shown}")
+            say(f"  architectures: {shown}")
         if not (plugin.datasets or plugin.architectures or plugin.errors or plugin.disabled):
-            print("  registers nothing")
+            say("  registers nothing")
         for error in plugin.errors:
-            print(f"  ERROR: {error}")
+            say(f"  ERROR: {error}")
     if args.verbose:
-        print("\ndatasets:")
+        say("\ndatasets:")
         for name, spec in sorted(registry.datasets.items()):
-            print(f"  {name:<16} {spec.task:<15} {spec.description}")
+            say(f"  {name:<16} {spec.task:<15} {spec.description}")
             _print_params(spec.params)
-        print("architectures:")
+        say("architectures:")
         for name, arch in sorted(registry.architectures.items()):
-            print(f"  {name:<16} {','.join(arch.tasks):<15} {arch.description}")
+            say(f"  {name:<16} {','.join(arch.tasks):<15} {arch.description}")
             _print_params(arch.params)
-        print("training parameters (every run):")
+        say("training parameters (every run):")
         _print_params(TRAIN_PARAMS)
     return 0
 
 
 def _print_params(params: Any) -> None:
     for param in params:
-        print(f"      {param.name} = {param.default!r}  ({param.describe_allowed()}) {param.help}")
+        say(f"      {param.name} = {param.default!r}  ({param.describe_allowed()}) {param.help}")
 
 
 def _check_plugin(args: argparse.Namespace) -> int:
@@ -301,7 +308,7 @@ def _check_plugin(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_dict())
     else:
-        print(report.render())
+        say(report.render())
     return 0 if report.ok else 1
 
 
@@ -315,7 +322,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for d in devices:
         memory = f", {d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""
         status = "available" if d.available else f"unavailable: {d.reason}"
-        print(f"{d.name:<8} {d.description}{memory} ({status})")
+        say(f"{d.name:<8} {d.description}{memory} ({status})")
     return 0
 
 
@@ -456,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as exc:
         if getattr(args, "json", False):
             print_json({"error": str(exc)})
-        sys.stderr.write(f"workbench: error: {exc}\n")
+        sys.stderr.write(f"workbench: error: {printable(exc, layout=False)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("workbench: interrupted\n")

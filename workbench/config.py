@@ -84,19 +84,28 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> RunConfig:
-        try:
-            return cls(
-                dataset=str(raw["dataset"]),
-                arch=str(raw["arch"]),
-                device=str(raw.get("device", "auto")),
-                train=dict(raw.get("train", {})),
-                data=dict(raw.get("data", {})),
-                model=dict(raw.get("model", {})),
-                data_dir=raw.get("data_dir"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WorkbenchError(f"not a workbench run configuration ({exc})") from None
+    def from_dict(cls, raw: Any, source: str = "") -> RunConfig:
+        """The shape of a stored configuration (a run's ``config.json``, a checkpoint's ``config``):
+        known keys, names as strings, sections as tables. Values are checked by :func:`stored_config`."""
+        where = f"{source}: " if source else ""
+        if not isinstance(raw, Mapping):
+            raise WorkbenchError(f"{where}not a workbench run configuration (a {type(raw).__name__}, not a table)")
+        unknown = sorted(map(str, set(raw) - set(CONFIG_FIELDS)))
+        if unknown:
+            raise WorkbenchError(f"{where}unknown run configuration keys {unknown} (known: {', '.join(CONFIG_FIELDS)})")
+        for key in ("dataset", "arch"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise WorkbenchError(f"{where}not a workbench run configuration ({key} must be a name, got "
+                                     f"{raw.get(key)!r:.60})")
+        device, data_dir = raw.get("device", "auto"), raw.get("data_dir")
+        if not isinstance(device, str) or not (data_dir is None or isinstance(data_dir, str)):
+            raise WorkbenchError(f"{where}device and data_dir must be strings (got {device!r:.60}, {data_dir!r:.60})")
+        sections = {name: raw.get(name, {}) for name in ("train", "data", "model")}
+        for name, values in sections.items():
+            if not isinstance(values, Mapping) or not all(isinstance(key, str) for key in values):
+                raise WorkbenchError(f"{where}{name} must be a table of parameter = value (got {values!r:.60})")
+        return cls(dataset=raw["dataset"], arch=raw["arch"], device=device, train=dict(sections["train"]),
+                   data=dict(sections["data"]), model=dict(sections["model"]), data_dir=data_dir)
 
     def to_toml(self) -> str:
         lines = ["[run]", f"dataset = {_toml_value(self.dataset)}", f"arch = {_toml_value(self.arch)}",
@@ -121,6 +130,7 @@ def _toml_value(value: Any) -> str:
 
 
 RUN_FIELDS = ("dataset", "arch", "device", "data_dir")
+CONFIG_FIELDS = ("dataset", "arch", "device", "train", "data", "model", "data_dir")
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -222,6 +232,54 @@ def resolve_config(
     )
 
 
+def stored_config(registry: Registry, raw: Any, source: str) -> RunConfig:
+    """A configuration read back from a file (a checkpoint's ``config``, a run's ``config.json``),
+    validated exactly as ``--set`` values are before anything is built from it: a crafted file
+    must not size a model past the schemas' limits. Errors name ``source`` and the parameter.
+
+    A dataset whose plugin is gone is allowed (predict needs only the architecture): then the
+    ``data`` values are kept as they are, if they are plain values."""
+    config = RunConfig.from_dict(raw, source)
+    try:
+        arch_spec = registry.architecture(config.arch)
+    except WorkbenchError:
+        raise WorkbenchError(f"{source} names architecture {config.arch!r}, which no installed plugin provides") from None
+    groups = {"train": TRAIN_GROUP, "model": ParamGroup("model", list(arch_spec.params))}
+    dataset_known = config.dataset in registry.datasets
+    if dataset_known:
+        groups["data"] = ParamGroup("data", list(registry.dataset(config.dataset).params))
+    for namespace, group in groups.items():
+        _check_section(group, getattr(config, namespace), source)
+    bad_data = [key for key, value in config.data.items() if not isinstance(value, (str, int, float, bool))]
+    if bad_data:
+        raise ParamError(f"{source}: data.{bad_data[0]} must be a plain value (got {config.data[bad_data[0]]!r:.60})")
+    from workbench.devices import validate_device_name
+
+    try:
+        device = validate_device_name(config.device)
+        if dataset_known:
+            return resolve_config(registry, config.dataset, config.arch, device,
+                                  values={"train": config.train, "data": config.data, "model": config.model},
+                                  data_dir=config.data_dir, values_from=source)
+    except WorkbenchError as exc:
+        raise type(exc)(str(exc) if str(exc).startswith(source) else f"{source}: {exc}") from None
+    return RunConfig(dataset=config.dataset, arch=config.arch, device=device, train=TRAIN_GROUP.resolve(config.train),
+                     data=dict(config.data), model=groups["model"].resolve(config.model), data_dir=config.data_dir)
+
+
+def _check_section(group: ParamGroup, values: Mapping[str, Any], source: str) -> None:
+    """Each value against its declaration; the error names the file and ``namespace.parameter``."""
+    for name, value in values.items():
+        param = group.get(name)
+        if param is None:
+            known = ", ".join(p.name for p in group.params) or "none"
+            raise ParamError(f"{source}: unknown parameter {group.namespace}.{name} (known: {known})")
+        try:
+            param.validate(value)
+        except ParamError as exc:
+            raise ParamError(f"{source}: {group.namespace}.{exc}") from None
+
+
 # -- what a front end is about to train -------------------------------------------------------
 @dataclass(frozen=True)
 class RunPlan:
@@ -304,7 +362,7 @@ def _resumed_config(
     assignments: Iterable[str], data_dir: str | None,
 ) -> RunConfig:
     """The stored config with new ``train.*`` values; data and model must stay as they were."""
-    stored = RunConfig.from_dict(run.config())
+    stored = RunConfig.from_dict(run.config(), f"run {run.id}'s config.json")
     for name, given, kept in (("dataset", dataset, stored.dataset), ("architecture", arch, stored.arch)):
         if given and given != kept:
             raise WorkbenchError(f"a resumed run keeps its {name} (run {run.id} has {kept!r}, not {given!r})")
@@ -312,7 +370,7 @@ def _resumed_config(
         return resolve_config(
             registry, stored.dataset, stored.arch, device or stored.device, changes,
             values={"train": stored.train, "data": stored.data, "model": stored.model},
-            data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s stored config",
+            data_dir=data_dir or stored.data_dir, values_from=f"run {run.id}'s config.json",
         )
 
     config = resolve(assignments)

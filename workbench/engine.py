@@ -23,7 +23,7 @@ from torch import nn
 
 from workbench import __version__
 from workbench.api import LoadContext, resolve_callable
-from workbench.config import RunConfig, resume_refusal
+from workbench.config import RunConfig, resume_refusal, stored_config
 from workbench.devices import resolve_device
 from workbench.errors import CheckpointError, DataError, WorkbenchError
 from workbench.events import (
@@ -48,7 +48,7 @@ from workbench.runs import (
     save_checkpoint,
 )
 from workbench.settings import current as current_settings
-from workbench.tasks import task_class
+from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
 from workbench.training import EarlyStopping, TrainOptions
 
@@ -505,8 +505,11 @@ class Trainer:
         data = load_dataset(config, self.registry, progress=self._download_progress)
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume is not None:
+            last = self.run.checkpoint_path("last")
+            check_task_state(resume["task_state"], f"checkpoint {last}")
             task = task_cls.from_state(resume["task_state"])
             task.check_data(data)
+            _check_model_size(config, task, self.registry, resume["model_state"], last)
         else:
             task = task_cls.from_data(data)
         encoded = task.encode(data)
@@ -752,23 +755,26 @@ class LoadedModel:
 
 
 def load_trained(path: Path, registry: Registry | None = None, device: str = "auto") -> LoadedModel:
-    """A checkpoint's model and task, ready for evaluate, predict and generate."""
+    """A checkpoint's model and task, ready for evaluate, predict and generate.
+
+    A checkpoint is a file from anywhere: its config is validated against the parameter schemas,
+    its task description checked, and the model it describes compared with the weights it holds,
+    all before the model is built for real, so a crafted file cannot make it take all memory."""
     registry = registry or get_registry()
     payload = load_checkpoint(path)
-    config = RunConfig.from_dict(payload["config"])
+    source = f"checkpoint {path}"
+    arch = RunConfig.from_dict(payload["config"], source).arch
+    if arch not in registry.architectures:
+        raise CheckpointError(f"{path} was trained with architecture {arch!r}, which no installed plugin provides")
+    config = stored_config(registry, payload["config"], source)
+    check_task_state(payload["task_state"], source)
     torch_device = resolve_device(device)
     try:
-        spec = registry.dataset(config.dataset)
-        kind = spec.task
+        kind = registry.dataset(config.dataset).task
     except WorkbenchError:
         kind = payload["task_state"].get("kind", "")
     task = task_class(kind).from_state(payload["task_state"])
-    try:
-        registry.architecture(config.arch)
-    except WorkbenchError:
-        raise CheckpointError(
-            f"{path} was trained with architecture {config.arch!r}, which no installed plugin provides"
-        ) from None
+    _check_model_size(config, task, registry, payload["model_state"], path)
     model = build_model(config, task, registry)
     try:
         model.load_state_dict(payload["model_state"])
@@ -776,6 +782,26 @@ def load_trained(path: Path, registry: Registry | None = None, device: str = "au
         raise CheckpointError(f"{path}: weights do not fit architecture {config.arch!r}: {str(exc)[:200]}") from None
     model.to(torch_device).eval()
     return LoadedModel(model, task, config, payload, torch_device, path)
+
+
+def _check_model_size(config: RunConfig, task: Task, registry: Registry, weights: Any, path: Path) -> None:
+    """Refuse a checkpoint whose config describes a larger model than the weights it holds.
+
+    The model is built on the meta device (shapes only, no memory); a real checkpoint holds
+    exactly its model's weights, so memory stays bounded by the file's own size."""
+    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise CheckpointError(f"{path}: model_state must be a table of tensors")
+    held = sum(t.numel() for t in weights.values())
+    try:
+        with torch.device("meta"):
+            described = sum(t.numel() for t in build_model(config, task, registry).state_dict().values())
+    except Exception:  # noqa: BLE001 - a builder that needs real memory; the schema limits still hold
+        return
+    if described > held:
+        raise CheckpointError(
+            f"{path}: its config and vocabulary describe a model of {described:,} values but it holds weights "
+            f"for {held:,}; the file was altered or does not belong to architecture {config.arch!r}"
+        )
 
 
 def evaluate_checkpoint(loaded: LoadedModel, registry: Registry | None = None, split: str = "test",

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from workbench import events as ev
 from workbench.events import format_duration, format_epoch
+from workbench.terminal import printable
 
 __all__ = ["ConsoleProgress", "format_bytes", "format_duration"]
 
@@ -36,7 +37,7 @@ class ConsoleProgress:
         if self._line_open:
             self.stream.write("\r\033[K")
             self._line_open = False
-        self.stream.write(text + "\n")
+        self.stream.write(printable(text) + "\n")
         self.stream.flush()
 
     def _draw(self, text: str) -> None:
@@ -47,7 +48,7 @@ class ConsoleProgress:
             return
         self._last_draw = now
         width = shutil.get_terminal_size((100, 24)).columns - 1
-        self.stream.write("\r\033[K" + text[:width])
+        self.stream.write("\r\033[K" + printable(text, layout=False)[:width])
         self.stream.flush()
         self._line_open = True
 

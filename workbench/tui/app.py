@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.screen import Screen
 
 from workbench.errors import WorkbenchError
@@ -24,6 +25,7 @@ from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
 from workbench.tui.keys import keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
+from workbench.tui.widgets import NoControlCharacters
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
@@ -77,6 +79,11 @@ class WorkbenchApp(App[int]):
         self._model_lock = threading.Lock()
         self._key_notes: list[str] = []
         self._key_problems: list[str] = []
+        self._no_controls = NoControlCharacters()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, then :class:`NoControlCharacters` on every line the app draws."""
+        return [*super().get_line_filters(), self._no_controls]
 
     def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
                markup: bool = False) -> None:

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
+from workbench.terminal import printable
 from workbench.tui.predict import ModelScreen
 from workbench.tui.setup import ParamValidator
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
@@ -124,7 +126,7 @@ class GenerateScreen(ModelScreen):
         self._stop = threading.Event()
         prime = self.query_one("#prime", Input).value
         self.text = prime
-        self.query_one("#out", Static).update(self.text)
+        self.query_one("#out", Static).update(Text(printable(self.text)))
         self.generating = True
         self._generation += 1
         self.query_one("#gen-hint", Static).update("generating… escape stops")
@@ -166,7 +168,7 @@ class GenerateScreen(ModelScreen):
         if generation != self._generation:
             return  # a stopped, superseded generation
         self.text += chunk
-        self.query_one("#out", Static).update(self.text)
+        self.query_one("#out", Static).update(Text(printable(self.text)))
         self.query_one("#out-box", VerticalScroll).scroll_end(animate=False)
 
     def _finish(self, chunk: str, message: str, generation: int) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import WorkbenchError
+from workbench.terminal import printable
 from workbench.tui.render import evaluation_view, prediction_view
 from workbench.tui.widgets import NavBar, footer
 
@@ -50,7 +52,7 @@ class ModelScreen(Screen[None]):
             else:
                 self._model_line("no trained model yet: train one (F2) or pick a run (ctrl+o)")
 
-    def _model_line(self, text: str) -> None:
+    def _model_line(self, text: str | Text) -> None:
         self.query_one("#model", Static).update(text)
 
     def open_checkpoint(self, path: Path) -> None:
@@ -88,9 +90,9 @@ class ModelScreen(Screen[None]):
         self.wanted = loaded.path
         config = loaded.config
         run = loaded.payload.get("run_id") or loaded.path.parent.name
-        self._model_line(f"[b]{escape(str(run))}[/b] " + escape(
+        self._model_line(Text.assemble((printable(run, layout=False), "bold"), " ", printable(
             f"{loaded.path.name}: {config.dataset} / {config.arch}, {loaded.task.kind}, "
-            f"epoch {loaded.payload.get('epoch', '?')}  (ctrl+o: another)"))
+            f"epoch {loaded.payload.get('epoch', '?')}  (ctrl+o: another)", layout=False)))
         self.model_ready()
 
     def model_ready(self) -> None:

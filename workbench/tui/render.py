@@ -14,6 +14,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from workbench.terminal import printable
+
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
 
@@ -36,22 +38,22 @@ def has_top(prediction: dict[str, Any]) -> bool:
 def prediction_view(prediction: dict[str, Any], width: int, fallback: Callable[[dict[str, Any]], str]) -> RenderableType:
     """Top-k bars when the prediction has them, else the task's text rendering."""
     if not has_top(prediction):
-        return Text(fallback(prediction))
+        return Text(printable(fallback(prediction)))
     top = prediction["top"]
-    label_width = min(24, max([len(str(t["label"])) for t in top] + [5]))
+    label_width = min(24, max([len(printable(t["label"])) for t in top] + [5]))
     bar_width = max(10, width - label_width - 12)
     lines = Text()
     answer = prediction.get("label", top[0]["label"] if top else "")
-    lines.append(f"{prediction.get('input', '')} → ", style="bold")
-    lines.append(f"{answer}\n", style="bold reverse")
+    lines.append(f"{printable(prediction.get('input', ''), layout=False)} → ", style="bold")
+    lines.append(f"{printable(answer, layout=False)}\n", style="bold reverse")
     for entry in top:
         p = float(entry["probability"])
         shown = f"{p:7.2%}" if p >= 0.001 or p == 0 else f"{p * 100:6.0e}%"  # 3e-05% rather than 0.00%
-        lines.append(f"{str(entry['label'])[:label_width]:<{label_width}} {shown} ")
+        lines.append(f"{printable(entry['label'], layout=False)[:label_width]:<{label_width}} {shown} ")
         lines.append(bar(p, bar_width) + "\n", style="bold")
     unknown = prediction.get("unknown_tokens")
     if unknown:
-        lines.append(f"not in the vocabulary, read as <unk>: {' '.join(map(str, unknown))}\n", style="italic")
+        lines.append(f"not in the vocabulary, read as <unk>: {printable(' '.join(map(str, unknown)), layout=False)}\n", style="italic")
     return lines
 
 
@@ -72,13 +74,13 @@ def evaluation_view(metrics: dict[str, Any] | None, width: int = 80) -> Renderab
     parts.append(Text(f"test set ({count:,} examples): {headline}" if count else headline))
     per_class = metrics.get("per_class_accuracy")
     if isinstance(per_class, dict) and per_class:
-        label_width = min(16, max(len(str(c)) for c in per_class))
+        label_width = min(16, max(len(printable(c, layout=False)) for c in per_class))
         bar_width = max(8, min(40, width - label_width - 20))
         text = Text("\nper-class accuracy (recall)\n", style="bold")
         support = metrics.get("support", {})
         for label, acc in per_class.items():
             shown = "  n/a " if acc is None else f"{acc:6.1%}"
-            text.append(f"{_short(str(label), label_width):<{label_width}} {shown} ")
+            text.append(f"{_short(printable(label, layout=False), label_width):<{label_width}} {shown} ")
             text.append(bar(acc or 0.0, bar_width), style="bold")
             text.append(f" n={support.get(label, '?')}\n")
         parts.append(text)
@@ -89,14 +91,14 @@ def evaluation_view(metrics: dict[str, Any] | None, width: int = 80) -> Renderab
                       title_justify="left", box=None)
         table.add_column("", no_wrap=True)
         for label in classes:
-            table.add_column(str(label)[:3], justify="right", no_wrap=True, min_width=4)
+            table.add_column(printable(label, layout=False)[:3], justify="right", no_wrap=True, min_width=4)
         for label, row in zip(classes, matrix, strict=False):
             cells = []
             total = sum(row) or 1
             for j, value in enumerate(row):
                 style = "bold reverse" if value and j == classes.index(label) else ("bold" if value / total > 0.2 else "")
                 cells.append(Text(str(value) if value else "·", style=style))
-            table.add_row(_short(str(label), 10), *cells)
+            table.add_row(_short(printable(label, layout=False), 10), *cells)
         parts.append(Text(""))
         parts.append(table)
     return Group(*parts)

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.segment import Segment
 from rich.text import Text
 from textual.binding import Binding
+from textual.color import Color
+from textual.filter import LineFilter
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Static
+
+from workbench.terminal import is_printable, without_controls
 
 #: (mode, binding id, label) in the order shown.
 NAV = (("setup", "app.setup", "Setup"), ("monitor", "app.monitor", "Train"), ("runs", "app.runs", "Runs"),
        ("predict", "app.predict", "Predict"), ("generate", "app.generate", "Generate"), (None, "app.help", "Help"))
+
+
+class NoControlCharacters(LineFilter):
+    """The app's last line of defence: no control character in any widget's text reaches the
+    terminal (an ESC from a class name, a run id or a log line would be obeyed by it). Screens show
+    data through :func:`workbench.terminal.printable`, which makes them visible; this removes any
+    that got past it, after layout (they take no cell, so nothing moves)."""
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        if all(segment.control or is_printable(segment.text, layout=False) for segment in segments):
+            return segments
+        return [segment if segment.control else Segment(without_controls(segment.text), segment.style)
+                for segment in segments]
 
 
 class NavBar(Static):
