@@ -96,6 +96,10 @@ def test_sys_exit_and_other_base_exceptions_are_that_plugins_error(tmp_path: Pat
     assert "KeyboardInterrupt" in errors["bx1_interrupts"][0]
     assert errors["bx1_good"] == [] and "bx1-good" in registry.datasets
     assert "rnn" in Registry().load_entry_points().architectures  # the built-ins are untouched
+    from workbench.testing import check_plugin
+
+    report = check_plugin("bx1_exits", check_import=False)  # by module name: its folder is on sys.path now
+    assert not report.ok and "failed to import bx1_exits: SystemExit: 3" in report.render()
 
 
 def test_a_plugin_that_exits_does_not_end_workbench_listing(tmp_path: Path):
@@ -123,6 +127,10 @@ def test_training_goes_on_beside_a_plugin_that_exits(tmp_path: Path, capsys, fre
     out = capsys.readouterr().out
     assert code == 0 and "finished" in out
     assert len(list((tmp_path / "runs").glob("*/best.pt"))) == 1
+    assert main(["--plugins-dir", str(folder), "train", "--dataset", "bx3-missing"]) == 2
+    err = capsys.readouterr().err
+    assert ("; plugins that failed to load: bx3_base, bx3_exits, bx3_exits0, bx3_hookexit, bx3_interrupts "
+            "(see `workbench plugins`)") in err and err.count("\n") == 1
 
 
 def test_ctrl_c_while_a_plugin_imports_still_stops_workbench(tmp_path: Path):
