@@ -72,8 +72,10 @@ def exiting_plugins(prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture()
-def fresh_registry() -> Iterator[None]:
-    """Tests that go through ``get_registry`` must not leave their loose plugins to the next test."""
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests that go through ``get_registry`` (or ``--plugins-dir``, which sets the variable for the
+    processes it starts) must not leave their loose plugins to the next test."""
+    monkeypatch.setenv("WORKBENCH_PLUGINS_DIR", "")  # restored (unset) after the test, whoever set it since
     reset_registry()
     yield
     reset_registry()
