@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from workbench import __version__
-from workbench.api import LoadContext, resolve_callable
+from workbench.api import LoadContext
 from workbench.config import RunConfig, resume_refusal, stored_config
 from workbench.devices import resolve_device
 from workbench.errors import CheckpointError, DataError, WorkbenchError
@@ -36,7 +36,8 @@ from workbench.events import (
     StatusEvent,
     StepEvent,
 )
-from workbench.registry import Registry, get_registry
+from workbench.model_check import check_first_batch
+from workbench.registry import Registry, get_registry, plugin_code
 from workbench.runs import (
     EventWriter,
     Run,
@@ -94,20 +95,16 @@ def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., 
         progress=progress,
         seed=int(TrainOptions.from_config(config.train).seed),
     )
-    try:
-        loader = resolve_callable(spec.load, f"dataset {spec.name!r} load")
-    except ImportError as exc:
-        raise WorkbenchError(f"dataset {spec.name!r}: its plugin could not load its loader ({exc})") from None
-    return loader(context, dict(config.data))
+    loader = registry.plugin_function(spec)
+    with plugin_code(f"{registry.named(spec)} while loading"):
+        return loader(context, dict(config.data))
 
 
 def build_model(config: RunConfig, task: Task, registry: Registry) -> nn.Module:
     spec = registry.architecture(config.arch)
-    try:
-        builder = resolve_callable(spec.build, f"architecture {spec.name!r} build")
-    except ImportError as exc:
-        raise WorkbenchError(f"architecture {spec.name!r}: its plugin could not load its model ({exc})") from None
-    model = builder(task.model_context(), dict(config.model))
+    builder = registry.plugin_function(spec)
+    with plugin_code(f"{registry.named(spec)} while building the model"):
+        model = builder(task.model_context(), dict(config.model))
     if not isinstance(model, nn.Module):
         raise WorkbenchError(f"architecture {spec.name!r} built a {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -519,6 +516,8 @@ class Trainer:
 
         task.prepare_training(train_set, config.train)
         model = build_model(config, task, self.registry).to(self.device)
+        arch = self.registry.named(self.registry.architecture(config.arch))
+        check_first_batch(task, model, train_set, self.device, arch)  # before a step: fail fast, naming the plugin
         optimizer = make_optimizer(model, options)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,

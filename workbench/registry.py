@@ -15,35 +15,91 @@ error and skipped; the rest keeps working. Environment switches (read through
   without packaging. Names starting with ``_`` or ``.`` are skipped (helper modules, caches).
 - ``WORKBENCH_TRACE_PLUGINS=1``: print every hook call, the plugin it went to and what it returned
   (or raised) on stderr.
+- ``WORKBENCH_PLUGIN_TIMEOUT=SECONDS`` (default 10, 0 for none): how long each plugin may take to
+  import, and each of its hook calls; one that takes longer is reported and skipped.
+
+Containment covers every exception a plugin can raise, ``SystemExit`` (``sys.exit()`` at import)
+and other ``BaseException`` subclasses included; only ``KeyboardInterrupt`` in the main thread (the
+user's Ctrl-C) goes through. Imports and hook calls run in a daemon thread that is waited for at most
+the time limit: Python cannot stop a thread, so one that hangs is left behind until the process exits
+(a daemon thread does not keep it alive), and a later attempt to import the same module is refused at
+once instead of waiting again.
 
 Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import inspect
 import os
 import re
 import sys
+import threading
 import traceback
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
 from workbench import hookspecs, settings
-from workbench.api import ArchitectureSpec, DatasetSpec
+from workbench.api import ArchitectureSpec, DatasetSpec, resolve_callable
 from workbench.errors import PluginError, WorkbenchError
 from workbench.plugin_rules import spec_problems
 
 #: The distribution (on the package index) that ships workbench and its built-in plugins.
 BUILTIN_DISTRIBUTION = "seq-workbench"
+
+_T = TypeVar("_T")
+
+#: Imports that overran their time limit and are still running, by module name (their threads).
+_unfinished_imports: dict[str, threading.Thread] = {}
+
+
+class PluginTimeout(Exception):
+    """A plugin's import or hook call that did not finish in time; its thread is left running."""
+
+    def __init__(self, seconds: float, thread: threading.Thread) -> None:
+        super().__init__(f"did not finish within {seconds:g} s")
+        self.seconds = seconds
+        self.thread = thread
+
+
+def run_with_time_limit(action: Callable[[], _T], seconds: float, name: str) -> _T:
+    """``action()`` in a daemon thread, waited for at most ``seconds`` (0: called here, no limit).
+
+    Raises :class:`PluginTimeout` when it overruns (the thread stays behind: Python cannot stop it)
+    and re-raises whatever ``action`` raised, ``SystemExit`` included. A ``KeyboardInterrupt`` from
+    the thread becomes a ``RuntimeError``: a real Ctrl-C only ever reaches the main thread, which
+    is interruptible while it waits here, so that one still stops the program.
+    """
+    if seconds <= 0:
+        return action()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = action()
+        except KeyboardInterrupt as exc:
+            outcome["error"] = RuntimeError("raised KeyboardInterrupt itself").with_traceback(exc.__traceback__)
+        except BaseException as exc:  # handed to the caller, which decides
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"workbench-plugin {name}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise PluginTimeout(seconds, thread)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -187,12 +243,30 @@ class Registry:
         return self
 
     def _load_entry_point(self, ep: EntryPoint, info: PluginInfo) -> None:
+        module = self._import(ep.module, ep.load, info, ep.value)
+        if module is not None:
+            self.register_module(module, info)
+
+    def _import(self, module_name: str, load: Callable[[], Any], info: PluginInfo, what: str) -> Any | None:
+        """``load()`` within the time limit; None after recording why it failed. Nothing a plugin
+        raises (``sys.exit()`` included) gets past this; a hang costs at most the time limit."""
+        limit = settings.current().plugin_timeout
+        earlier = _unfinished_imports.get(module_name)
+        if earlier is not None and earlier.is_alive():
+            self._fail(info, f"{what} is still importing since an earlier attempt that did not finish within "
+                             f"the time limit; skipped ({_TIMEOUT_ADVICE})")
+            return None
         try:
-            module = ep.load()
-        except Exception as exc:  # a broken plugin must not take the app down
-            self._fail(info, f"failed to import {ep.value}: {_describe(exc)}", exc)
-            return
-        self.register_module(module, info)
+            return run_with_time_limit(load, limit, module_name)
+        except PluginTimeout as exc:
+            _unfinished_imports[module_name] = exc.thread
+            self._fail(info, f"{what} did not finish importing within {limit:g} s; skipped ({_TIMEOUT_ADVICE})",
+                       exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin must not take the app down, sys.exit() included
+            self._fail(info, f"failed to import {what}: {_describe(exc)}", exc)
+        return None
 
     def load_plugin_dirs(self, folders: Iterable[str | os.PathLike[str]] | None = None) -> Registry:
         """Import every ``*.py`` file and package folder in ``folders`` (default: ``WORKBENCH_PLUGINS_DIR``)
@@ -249,17 +323,15 @@ class Registry:
         where = str(folder.resolve())
         if where not in sys.path:
             sys.path.append(where)
-        try:
-            module = importlib.import_module(name)
-        except Exception as exc:
-            self._fail(info, f"failed to import {info.path}: {_describe(exc)}", exc)
+        module = self._import(name, lambda: importlib.import_module(name), info, str(info.path))
+        if module is None:
             return
-        found = getattr(module, "__file__", None)
+        found = vars(module).get("__file__")
         if found is None or Path(found).resolve() != expected.resolve():
             self._fail(info, f"{info.path}: the module name {name!r} is already taken by "
                              f"{found or 'a built-in module'}; rename the file")
             return
-        version = getattr(module, "__version__", None)
+        version = vars(module).get("__version__")
         info.version = str(version) if version is not None else None
         self.register_module(module, info)
 
@@ -289,7 +361,9 @@ class Registry:
             self._forget(plugin)
             self._fail(info, f"could not register: {_one_line(exc)}", exc)
             return False
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # e.g. a property that calls sys.exit() while pluggy scans the plugin
             self._forget(plugin)
             self._fail(info, f"could not register: {_describe(exc)}", exc)
             return False
@@ -312,8 +386,14 @@ class Registry:
             ("workbench_architectures", "architecture", ArchitectureSpec),
         ):
             try:
-                results = self.manager.call_one(hook_name, plugin)
-            except Exception as exc:
+                call = functools.partial(self.manager.call_one, hook_name, plugin)
+                results = run_with_time_limit(call, settings.current().plugin_timeout, f"{info.name}.{hook_name}")
+            except PluginTimeout as exc:
+                self._fail(info, f"{hook_name}() {exc}; skipped ({_TIMEOUT_ADVICE})", exc)
+                continue
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # sys.exit() in a hook is that plugin's error too
                 self._fail(info, f"{hook_name}() raised {_describe(exc)}", exc)
                 continue
             for specs in results or ():  # pluggy leaves out a None result
@@ -360,7 +440,7 @@ class Registry:
         except KeyError:
             raise WorkbenchError(
                 f"unknown dataset {name!r}; available: {', '.join(sorted(self.datasets)) or 'none'}"
-                " (see `workbench plugins`)"
+                f"{self._broken_note()} (see `workbench plugins`)"
             ) from None
 
     def architecture(self, name: str) -> ArchitectureSpec:
@@ -369,10 +449,53 @@ class Registry:
         except KeyError:
             raise WorkbenchError(
                 f"unknown architecture {name!r}; available: {', '.join(sorted(self.architectures)) or 'none'}"
+                f"{self._broken_note()}"
             ) from None
+
+    def _broken_note(self) -> str:
+        """Which plugins failed to load, for a missing name that one of them may have provided."""
+        broken = [p.name for p in self.plugins if p.errors and not (p.datasets or p.architectures)]
+        return f"; plugins that failed to load: {', '.join(broken)}" if broken else ""
 
     def architectures_for(self, task: str) -> list[ArchitectureSpec]:
         return [a for a in self.architectures.values() if task in a.tasks]
+
+    def named(self, spec: DatasetSpec | ArchitectureSpec) -> str:
+        """``dataset 'x' (plugin 'p')``: how errors name a spec and the plugin it came from."""
+        kind, owners = (("dataset", self.dataset_owner) if isinstance(spec, DatasetSpec)
+                        else ("architecture", self.architecture_owner))
+        owner = owners.get(spec.name)
+        return f"{kind} {spec.name!r}" + (f" (plugin {owner!r})" if owner else "")
+
+    def plugin_function(self, spec: DatasetSpec | ArchitectureSpec) -> Callable[..., Any]:
+        """A dataset's ``load`` or an architecture's ``build``, imported now if it is a
+        ``"module:function"`` string; whatever that import raises, ``sys.exit()`` included, becomes
+        a one-line WorkbenchError naming the spec and its plugin (Ctrl-C still stops)."""
+        is_dataset = isinstance(spec, DatasetSpec)
+        target = spec.load if isinstance(spec, DatasetSpec) else spec.build
+        what = "loader" if is_dataset else "model"
+        try:
+            return resolve_callable(target, f"{self.named(spec)} {'load' if is_dataset else 'build'}")
+        except KeyboardInterrupt:
+            raise
+        except ImportError as exc:
+            raise WorkbenchError(f"{self.named(spec)}: its plugin could not load its {what} ({exc})") from None
+        except BaseException as exc:
+            raise WorkbenchError(f"{self.named(spec)}: its plugin could not load its {what} "
+                                 f"({_describe(exc)})") from None
+
+
+@contextlib.contextmanager
+def plugin_code(what: str) -> Iterator[None]:
+    """Around a call into plugin code (a dataset's load, an architecture's build): ``sys.exit()`` or
+    another ``BaseException`` that is not an ``Exception`` becomes a WorkbenchError naming ``what``,
+    instead of ending the program silently. Exceptions and Ctrl-C pass unchanged."""
+    try:
+        yield
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        raise WorkbenchError(f"{what}: {_describe(exc)}; fix the plugin or ask its author") from None
 
 
 def _is_builtin_distribution(name: str | None) -> bool:
@@ -426,7 +549,13 @@ def _summarize(value: object) -> str:
 def _describe(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: sys.exit({exc.code!r}) was called{where}"
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+_TIMEOUT_ADVICE = ("it keeps running in the background until workbench exits; if it is only slow, "
+                   "raise WORKBENCH_PLUGIN_TIMEOUT")
 
 
 _default: Registry | None = None

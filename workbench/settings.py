@@ -26,13 +26,27 @@ VARIABLES: dict[str, str] = {
     "WORKBENCH_STRICT_PLUGINS": "1: stop at the first broken plugin instead of skipping it",
     "WORKBENCH_PLUGINS_DIR": "folders (separated by the path separator) of loose plugin files",
     "WORKBENCH_TRACE_PLUGINS": "1: print every plugin hook call and its result on stderr",
+    "WORKBENCH_PLUGIN_TIMEOUT": "seconds each plugin may take to import (and each hook call); a plugin "
+                                "that takes longer is reported and skipped (default 10; 0: no limit)",
 }
+
+#: How long a plugin may take to import when WORKBENCH_PLUGIN_TIMEOUT is unset (or not a number).
+DEFAULT_PLUGIN_TIMEOUT = 10.0
 
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in _TRUE
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A non-negative number of seconds; anything else (empty, a word, negative, NaN) is ``default``."""
+    try:
+        value = float(env.get(name, "").strip())
+    except ValueError:
+        return default
+    return value if value >= 0 and value != float("inf") else default
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -55,6 +69,8 @@ class Settings:
     strict_plugins: bool = False
     plugin_dirs: tuple[Path, ...] = ()
     trace_plugins: bool = False
+    #: Seconds a plugin may take to import, and each of its hook calls (0: no limit).
+    plugin_timeout: float = DEFAULT_PLUGIN_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +91,7 @@ class Settings:
                 if part.strip()
             ),
             trace_plugins=_flag(env, "WORKBENCH_TRACE_PLUGINS"),
+            plugin_timeout=_seconds(env, "WORKBENCH_PLUGIN_TIMEOUT", DEFAULT_PLUGIN_TIMEOUT),
         )
 
 

@@ -178,14 +178,14 @@ def _resolve_target(plugin: Any) -> _Target:
             module_name = ep.value.partition(":")[0].strip()
             try:
                 return _Target(label=text, module=ep.load(), module_name=module_name)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() at import is a failure too
                 return _Target(label=text, module_name=module_name, error=f"failed to import {ep.value}: {_short(exc)}")
     try:
         return _Target(label=text, module=importlib.import_module(text), module_name=text)
     except ModuleNotFoundError as exc:
         if not (exc.name and text.startswith(exc.name)):
             return _Target(label=text, module_name=text, error=f"failed to import {text}: {_short(exc)}")
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() at import is a failure too
         return _Target(label=text, module_name=text, error=f"failed to import {text}: {_short(exc)}")
     if path.exists():
         return _path_target(text, path)
@@ -353,7 +353,7 @@ class _Checker:
     def _check_callable(self, where: str, target: Any, what: str) -> None:
         try:
             resolve_callable(target, f"{where} {what}")
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() at import is a failure too
             self.report.fail(where, f"{what}={target!r} does not resolve: {_short(exc)}")
 
     def _check_dataset_spec(self, spec: DatasetSpec) -> None:
