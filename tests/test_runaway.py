@@ -286,3 +286,38 @@ def test_a_real_bf16_trial_step_leaves_no_gradients(registry, shared_data):
     assert prepared.precision == "bf16"
     assert all(p.grad is None for p in prepared.model.parameters())
 
+
+
+# -- the app: stopping... and a forced stop ----------------------------------------------------
+@pytest.mark.slow
+async def test_the_app_forces_a_stuck_run_to_stop_on_a_second_s(isolated_dirs, monkeypatch):
+    """A run that was asked to stop and is still running (a single torch operation of minutes) can be
+    forced: the app asks, kills the process, marks the run stopped and keeps its checkpoint."""
+    from workbench.runs import atomic_write_json, save_checkpoint
+    from workbench.tui.app import WorkbenchApp
+
+    monkeypatch.setattr("workbench.tui.setup.list_devices", lambda: [])
+    root = isolated_dirs / "runs"
+    run = Run(root / "20260101-000000-names-gru")
+    run.path.mkdir(parents=True)
+    atomic_write_json(run.config_path, {"dataset": "names", "arch": "gru", "train": {}, "data": {}, "model": {}})
+    save_checkpoint(run.checkpoint_path("last"), {"epoch": 1, "model_state": {"w": torch.ones(2)}})
+    saved = run.checkpoint_path("last").read_bytes()
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        run.write_status(state="running", pid=stuck.pid, epoch=1)
+        run.request("stop")
+        app = WorkbenchApp(runs_root=root, keys_file=isolated_dirs / "no-keys.toml")
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.stop_run(run)
+            await pilot.pause(0.2)
+            assert "Force it to stop now?" in app.screen.question
+            await pilot.press("y")
+            assert stuck.wait(timeout=10) != 0
+            await pilot.pause(0.2)
+            assert any("was forced to stop" in str(n.message) for n in app._notifications)
+    finally:
+        stuck.kill()
+    status = run.status()
+    assert status["state"] == "stopped" and "forced to stop from the app" in status["message"]
+    assert run.checkpoint_path("last").read_bytes() == saved
