@@ -321,3 +321,25 @@ async def test_the_app_forces_a_stuck_run_to_stop_on_a_second_s(isolated_dirs, m
     status = run.status()
     assert status["state"] == "stopped" and "forced to stop from the app" in status["message"]
     assert run.checkpoint_path("last").read_bytes() == saved
+
+
+@pytest.mark.slow
+async def test_the_setup_form_shows_the_model_size_before_a_run(isolated_dirs, monkeypatch):
+    """The issue's model size (hidden_size=8192): the form says how many parameters and how many GB per
+    step before anything is started."""
+    from workbench.tui.app import WorkbenchApp
+
+    monkeypatch.setattr("workbench.tui.setup.list_devices", lambda: [])
+    app = WorkbenchApp(runs_root=isolated_dirs / "runs", keys_file=isolated_dirs / "no-keys.toml")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        estimate = screen.query_one("#estimate")
+        assert not estimate.display  # nothing until the model is changed
+        hidden = screen.query_one("#p-model-hidden_size")
+        hidden.value = "8192"
+        deadline = time.monotonic() + 30
+        while not estimate.display and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        text = str(estimate.render())
+    count = int(text.split("model: ")[1].split(" parameters")[0].replace(",", ""))
+    assert count > 200_000_000 and "GB per step" in text  # the default architecture, a GRU: 203 million

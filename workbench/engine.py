@@ -203,6 +203,27 @@ def trial_step(task: Task, examples: Any, model: nn.Module, device: torch.device
         model.zero_grad(set_to_none=True)
 
 
+def estimate_setup(config: RunConfig, registry: Registry | None = None) -> tuple[int, int] | None:
+    """What the app's setup form shows before a run: the parameters of ``config``'s model, built on
+    the meta device (no memory, no time) for its task kind's small synthetic dataset, so a vocabulary's
+    share is left out; and the bytes per step its weights, gradients and optimiser state take. None when
+    the kind has no synthetic data or the architecture cannot be built on the meta device."""
+    registry = registry or get_registry()
+    try:
+        task_cls = task_class(registry.dataset(config.dataset).task)
+        data = task_cls.synthetic_data()
+        if data is None:
+            return None
+        task = task_cls.from_data(data)
+        with torch.device("meta"):
+            model = build_model(config, task, registry)
+    except Exception:  # a plugin that cannot build on the meta device: no estimate, nothing else
+        return None
+    parameters = count_parameters(model)
+    options = TrainOptions.from_config(config.train)
+    return parameters, estimate_step_bytes(parameters, options.optimizer, 0, 0, {})
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
