@@ -48,6 +48,11 @@ TRAIN_PARAMS: list[Param] = [
     Param("precision", str, "fp32", "arithmetic of the training forward pass: fp32, bf16 autocast (about 2x "
           "faster on CPUs with AVX-512 BF16/AMX and on recent GPUs; weights and evaluation stay fp32), or auto "
           "(bf16 where the device has fast bf16, else fp32)", choices=("fp32", "bf16", "auto")),
+    Param("max_tokens", int, 2000, "longest example fed to the model, in tokens (characters for character "
+          "datasets); longer ones are cut and the run says how many (0 = no limit: memory then grows with the "
+          "longest line in the data)", min=0, max=10_000_000),
+    Param("allow_large", bool, False, "start even when the estimated memory per step exceeds the memory "
+          "available (the run may be killed by the system)"),
 ]
 
 TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)

@@ -38,6 +38,7 @@ from workbench.events import (
 )
 from workbench.model_check import check_first_batch
 from workbench.registry import Registry, get_registry, plugin_code
+from workbench.resources import available_memory_bytes, estimate_step_bytes, format_bytes
 from workbench.runs import (
     EventWriter,
     Run,
@@ -51,9 +52,14 @@ from workbench.runs import (
 from workbench.settings import current as current_settings
 from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
-from workbench.training import EarlyStopping, TrainOptions
+from workbench.training import EarlyStopping, LossWatch, StopWatchdog, TrainOptions
 
 EventCallback = Callable[[Event], None]
+
+#: How long a step may go on after a stop request (or the time limit) before it is interrupted.
+STOP_GRACE_SECONDS = 5.0
+STOP_REQUESTED = "stop requested"
+TIME_LIMIT = "time limit"
 
 
 def choose_threads(requested: int) -> int:
@@ -199,6 +205,64 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def device_memory_bytes(device: torch.device) -> int | None:
+    """Memory free for a new run on ``device`` (None when it cannot be told)."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    if device.type == "cpu":
+        return available_memory_bytes()
+    return None
+
+
+def trial_step(task: Task, examples: Any, model: nn.Module, device: torch.device, autocast: Any) -> None:
+    """One forward and backward pass of the real model on two examples under ``autocast``, so a
+    precision the hardware cannot run (bf16 on a CPU without it: oneDNN has no kernel) fails here,
+    before the run starts, rather than at its first step. Leaves no gradients and no trace in the
+    random state."""
+    batch = next(iter(task.batches(examples[:2], 2, False))).to(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            with autocast:
+                output = task.loss(model, batch)
+            loss = output[0] if isinstance(output, tuple) else output
+            loss.backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+def estimate_setup(config: RunConfig, registry: Registry | None = None) -> tuple[int, int] | None:
+    """What the app's setup form shows before a run: the parameters of ``config``'s model, built on
+    the meta device (no memory, no time) for its task kind's small synthetic dataset, so a vocabulary's
+    share is left out; and the bytes per step its weights, gradients and optimiser state take. None when
+    the kind has no synthetic data or the architecture cannot be built on the meta device."""
+    registry = registry or get_registry()
+    try:
+        task_cls = task_class(registry.dataset(config.dataset).task)
+        data = task_cls.synthetic_data()
+        if data is None:
+            return None
+        task = task_cls.from_data(data)
+        with torch.device("meta"):
+            model = build_model(config, task, registry)
+    except Exception:  # a plugin that cannot build on the meta device: no estimate, nothing else
+        return None
+    parameters = count_parameters(model)
+    options = TrainOptions.from_config(config.train)
+    return parameters, estimate_step_bytes(parameters, options.optimizer, 0, 0, {})
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def hardware_name(device: torch.device) -> str:
+    return "CPU" if device.type == "cpu" else f"GPU ({device})" if device.type == "cuda" else str(device)
+
+
 @dataclass
 class TrainResult:
     run: Run
@@ -298,6 +362,10 @@ class Training:
     dataset_info: dict[str, Any]
     #: The context of each training forward pass (bf16 autocast or nothing).
     autocast: Any
+    #: The arithmetic the forward pass runs in ("fp32" or "bf16"), after the trial step.
+    precision: str = "fp32"
+    #: The estimated peak memory of one training step, in bytes.
+    memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
     params: list[nn.Parameter] = field(default_factory=list)
 
@@ -367,6 +435,11 @@ class Trainer:
         self._last_control_check = 0.0
         self._last_download = 0.0
         self._started_at: float | None = None
+        self._deadline: float | None = None
+        self._watchdog: StopWatchdog | None = None
+        self._loss_watch = LossWatch()
+        #: Seconds a step may go on after a stop request before it is interrupted.
+        self.stop_grace = STOP_GRACE_SECONDS
 
     @property
     def options(self) -> TrainOptions:
@@ -480,12 +553,46 @@ class Trainer:
         self._started_at = time.time()
         progress.started = time.monotonic()
 
-        # the epoch loop
-        state, message = self._epoch_loop(t, options, progress, stopper)
+        # the epoch loop; a watchdog ends a step that outlasts a stop request by more than a few seconds
+        with StopWatchdog(self._stop_reason, grace=self.stop_grace) as watchdog:
+            self._watchdog = watchdog
+            try:
+                state, message = self._epoch_loop(t, options, progress, stopper)
+            except KeyboardInterrupt:
+                if watchdog.fired is None:
+                    raise
+                state, message = self._forced_stop(watchdog.fired)
+            finally:
+                self._watchdog = None
+        if self._loss_watch.warning:
+            message = f"{message}; {self._loss_watch.warning}" if message else self._loss_watch.warning
 
-        # final evaluation with the best weights, and the results
-        test_metrics, valid_metrics = self._final_evaluation(t, options, progress.last_valid)
+        # final evaluation with the best weights (not after a forced stop: it would be as slow), and the results
+        if watchdog.fired is None:
+            test_metrics, valid_metrics = self._final_evaluation(t, options, progress.last_valid)
+        else:
+            test_metrics, valid_metrics = {}, progress.last_valid
         return self._finish(progress, stopper, state, message, test_metrics, valid_metrics)
+
+    def _stop_reason(self) -> str | None:
+        """Why the run should stop now (asked by the watchdog thread), or None."""
+        if self.should_stop() or self.run.read_control() == "stop":
+            return STOP_REQUESTED
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            return TIME_LIMIT
+        return None
+
+    def _forced_stop(self, reason: str) -> tuple[str, str]:
+        """The state and message of a run whose slow step the watchdog interrupted."""
+        detail = (f"the step in progress was abandoned after {self.stop_grace:g} s; the checkpoint of the last "
+                  "finished epoch is kept")
+        if reason == TIME_LIMIT:
+            return "finished", f"stopped at the time limit of {self.options.max_minutes} minutes: {detail}"
+        return "stopped", f"stopped on request: {detail}"
+
+    def _arm(self, armed: bool) -> None:
+        if self._watchdog is not None:
+            self._watchdog.arm(armed)
 
     def _resume_payload(self) -> dict[str, Any] | None:
         if self.resume_run is None:
@@ -509,22 +616,73 @@ class Trainer:
             _check_model_size(config, task, self.registry, resume["model_state"], last)
         else:
             task = task_cls.from_data(data)
-        encoded = task.encode(data)
+        encoded, longest = self._cut_long(task, task.encode(data), options.max_tokens)
         train_set = encoded["train"][: options.limit] if options.limit else encoded["train"]
         if not train_set:
             raise DataError(f"dataset {config.dataset!r} has no usable training examples")
 
         task.prepare_training(train_set, config.train)
-        model = build_model(config, task, self.registry).to(self.device)
+        model = build_model(config, task, self.registry)
+        sequence_length = int(getattr(train_set, "seq_len", 0) or longest)
+        memory = self._check_memory(count_parameters(model), options, sequence_length)
+        model = model.to(self.device)
         arch = self.registry.named(self.registry.architecture(config.arch))
         check_first_batch(task, model, train_set, self.device, arch)  # before a step: fail fast, naming the plugin
+        precision = self._trial_precision(task, train_set, model, options.precision)
         optimizer = make_optimizer(model, options)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
             optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
-            autocast=mixed_precision(options.precision, self.device),
+            autocast=mixed_precision(precision, self.device), precision=precision, memory_estimate=memory,
         )
+
+    def _cut_long(self, task: Task, encoded: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], int]:
+        """Every split cut to ``max_tokens`` per example (saying how many were cut); the longest
+        example length the model will see."""
+        result: dict[str, Any] = {}
+        cut: dict[str, int] = {}
+        longest = 0
+        for split, examples in encoded.items():
+            result[split], cut[split], split_longest = task.cut_long(examples, max_tokens)
+            longest = max(longest, split_longest)
+        if sum(cut.values()):
+            counts = ", ".join(f"{count:,} {split}" for split, count in cut.items() if count)
+            self.emit(StatusEvent(message=(
+                f"cut {plural(sum(cut.values()), 'example')} longer than max_tokens={max_tokens:,} ({counts}; the longest "
+                f"had {longest:,} tokens); raise train.max_tokens to keep more of them")))
+        return result, min(longest, max_tokens) if max_tokens else longest
+
+    def _check_memory(self, parameters: int, options: TrainOptions, sequence_length: int) -> int:
+        """The estimated memory per step; refuses a run that needs more than the device has free,
+        unless ``train.allow_large`` is set."""
+        estimate = estimate_step_bytes(parameters, options.optimizer, options.batch_size, sequence_length,
+                                       self.config.model)
+        available = device_memory_bytes(self.device)
+        if available is not None and estimate > available and not options.allow_large:
+            raise WorkbenchError(
+                f"this run needs about {format_bytes(estimate)} per training step ({parameters:,} parameters, "
+                f"batch_size {options.batch_size} x {sequence_length:,} tokens) but only {format_bytes(available)} "
+                f"is free on {hardware_name(self.device)}; lower model.hidden_size, batch_size or max_tokens, "
+                "or set train.allow_large=true to start anyway")
+        return estimate
+
+    def _trial_precision(self, task: Task, train_set: Any, model: nn.Module, requested: str) -> str:
+        """The precision the run trains in: bf16 only after a trial step shows the hardware runs it
+        (``auto`` falls back to fp32; an explicit ``bf16`` that fails is a one-line error)."""
+        precision = resolve_precision(requested, self.device)
+        if precision != "bf16":
+            return precision
+        try:
+            trial_step(task, train_set, model, self.device, mixed_precision("bf16", self.device))
+        except (RuntimeError, NotImplementedError, WorkbenchError) as exc:
+            if requested == "auto":
+                self.emit(StatusEvent(message="precision=auto: bf16 failed a trial step here, training in fp32"))
+                return "fp32"
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise WorkbenchError(f"precision=bf16 is not supported on this {hardware_name(self.device)} "
+                                 f"({reason}); use precision=fp32") from None
+        return "bf16"
 
     def _restore(self, t: Training, payload: dict[str, Any], progress: RunProgress, stopper: EarlyStopping) -> None:
         """Continue where ``payload`` (a ``last.pt``) left off: weights, optimiser, schedule, counters, RNG."""
@@ -559,8 +717,9 @@ class Trainer:
             main_metric=t.task.main_metric,
             device=str(self.device),
             threads=threads,
-            precision=resolve_precision(options.precision, self.device),
+            precision=t.precision,
             parameters=count_parameters(t.model),
+            memory_estimate=t.memory_estimate,
             sizes={"train": len(t.train_set), "valid": len(t.valid_set), "test": len(t.test_set)},
             steps_per_epoch=math.ceil(len(t.train_set) / options.batch_size),
             dataset_info=t.dataset_info,
@@ -573,9 +732,13 @@ class Trainer:
                     stopper: EarlyStopping) -> tuple[str, str]:
         """Train epochs until done, stopped or out of patience; the run's state and message."""
         deadline = (time.monotonic() + options.max_minutes * 60) if options.max_minutes else None
+        self._deadline = deadline
         for epoch in range(progress.start_epoch, options.epochs + 1):
             # train one epoch (cut short by a stop request or the time limit)
+            self._arm(True)
             trained = self._run_epoch(t, options, epoch, progress, deadline)
+            if trained.stopped and self._watchdog is not None:
+                self._watchdog.acknowledge()
             progress.train_seconds += trained.seconds
             progress.samples_seen += trained.samples
 
@@ -595,6 +758,7 @@ class Trainer:
             )
             progress.history.append(summary.history_entry())
             payload = self._checkpoint_payload(t, summary, progress, stopper)
+            self._arm(False)  # never interrupt a checkpoint write
             save_checkpoint(self.run.checkpoint_path("last"), payload)
             if improved:
                 save_checkpoint(self.run.checkpoint_path("best"), payload)
@@ -628,8 +792,14 @@ class Trainer:
             units = batch.units or batch.size
             totals.add(loss, correct, batch.size, units)
             window.add(loss, grad_norm, correct, batch.size, units)
+            if step == 1 and epoch == progress.start_epoch:
+                self._loss_watch.update(float(loss))  # the reference: the loss before any learning
             if step % options.log_every == 0 or step == steps:
-                self.emit(self._step_event(t, options, window, totals, epoch, step, steps, progress.global_step))
+                event = self._step_event(t, options, window, totals, epoch, step, steps, progress.global_step)
+                self.emit(event)
+                warning = self._loss_watch.update(event.loss)
+                if warning is not None:
+                    self.emit(StatusEvent(message=warning))
             if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
                                 stopped=True)

@@ -212,6 +212,8 @@ class StartEvent(BaseEvent):
     workbench_version: str
     #: The task kind's :attr:`~workbench.tasks.base.Task.headline_metrics` (empty in version 0).
     headline_metrics: tuple[str, ...] = _missing_as(())
+    #: The estimated peak memory of one training step, in bytes (None in runs written before it existed).
+    memory_estimate: int | None = _missing_as(None)
     events_version: int = field(default=EVENTS_VERSION, metadata={"fallback": 0})
 
     @classmethod

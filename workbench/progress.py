@@ -9,17 +9,10 @@ from typing import TextIO
 
 from workbench import events as ev
 from workbench.events import format_duration, format_epoch
+from workbench.resources import format_bytes
 from workbench.terminal import printable
 
 __all__ = ["ConsoleProgress", "format_bytes", "format_duration"]
-
-
-def format_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"
 
 
 class ConsoleProgress:
@@ -83,10 +76,11 @@ class ConsoleProgress:
         self.headline_metrics = event.headline_metrics
         sizes, config = event.sizes, event.config
         resumed = f", resumed at epoch {event.resumed_at_epoch}" if event.resumed_at_epoch else ""
+        memory = f" (~{format_bytes(event.memory_estimate)} per step)" if event.memory_estimate else ""
         self._write_line(
             f"run {event.run}: {config.get('dataset')} / {config.get('arch')} on {event.device} "
             f"({event.threads} threads{', bf16 autocast' if event.precision == 'bf16' else ''}), "
-            f"{event.parameters:,} parameters; "
+            f"{event.parameters:,} parameters{memory}; "
             f"train {sizes.get('train', 0):,}, valid {sizes.get('valid', 0):,}, test {sizes.get('test', 0):,}{resumed}"
         )
 

@@ -71,6 +71,13 @@ class Task(ABC):
     def encode(self, data: Any) -> dict[str, Sequence[Any]]:
         """Encode the dataset's splits: {"train": [...], "valid": [...], "test": [...]}."""
 
+    def cut_long(self, examples: Sequence[Any], max_tokens: int) -> tuple[Sequence[Any], int, int]:
+        """``examples`` with every sequence cut to ``max_tokens`` tokens, how many were cut, and the
+        longest length before cutting, so memory is bounded by a setting rather than by the longest
+        line in the data. Kinds whose examples are bounded by construction (language-model windows
+        of ``seq_len``) return them as they are."""
+        return examples, 0, 0
+
     # -- training ----------------------------------------------------------------------------
     @abstractmethod
     def batches(

@@ -110,6 +110,16 @@ class ClassificationTask(Task):
             result[split_name] = encoded
         return result
 
+    def cut_long(self, examples: Sequence[Encoded], max_tokens: int) -> tuple[Sequence[Encoded], int, int]:
+        """Longer texts keep the part ``truncate`` names (their start or their end), as ``max_length`` does."""
+        longest = max((len(ids) for ids, _ in examples), default=0)
+        if not max_tokens or longest <= max_tokens:
+            return examples, 0, longest
+        keep_end = self.truncate == "end"
+        cut = sum(1 for ids, _ in examples if len(ids) > max_tokens)
+        return [((ids[-max_tokens:] if keep_end else ids[:max_tokens]) if len(ids) > max_tokens else ids, label)
+                for ids, label in examples], cut, longest
+
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[Batch]:

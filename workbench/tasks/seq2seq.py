@@ -125,6 +125,16 @@ class Seq2SeqTask(Task):
             result[split_name] = encoded
         return result
 
+    def cut_long(self, examples: Sequence[Encoded], max_tokens: int) -> tuple[Sequence[Encoded], int, int]:
+        """A longer pair keeps the first ``max_tokens`` tokens of each side."""
+        longest = max((max(len(e[0]), len(e[1])) for e in examples), default=0)
+        if not max_tokens or longest <= max_tokens:
+            return examples, 0, longest
+        m = max_tokens
+        cut = sum(1 for e in examples if max(len(e[0]), len(e[1])) > m)
+        return [(src[:m], tgt[:m], src_tokens[:m], tgt_tokens[:m])
+                for src, tgt, src_tokens, tgt_tokens in examples], cut, longest
+
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[Batch]:

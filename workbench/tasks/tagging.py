@@ -132,6 +132,15 @@ class TaggingTask(Task):
             result[split_name] = encoded
         return result
 
+    def cut_long(self, examples: Sequence[Encoded], max_tokens: int) -> tuple[Sequence[Encoded], int, int]:
+        """A longer sentence keeps its first ``max_tokens`` words (and their tags)."""
+        longest = max((len(e[0]) for e in examples), default=0)
+        if not max_tokens or longest <= max_tokens:
+            return examples, 0, longest
+        cut = sum(1 for e in examples if len(e[0]) > max_tokens)
+        return [(ids[:max_tokens], chars[:max_tokens], tags[:max_tokens]) if len(ids) > max_tokens
+                else (ids, chars, tags) for ids, chars, tags in examples], cut, longest
+
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[Batch]:

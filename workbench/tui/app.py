@@ -228,13 +228,31 @@ class WorkbenchApp(App[int]):
             return
         from workbench.tui.modals import ConfirmScreen
 
+        if run.read_control() == "stop":  # asked already and still running: offer to force it
+            self.push_screen(ConfirmScreen(
+                f"Run {run.id} was asked to stop and is still running. Force it to stop now? Its process is "
+                "killed: the step in progress is lost, the checkpoint of the last finished epoch is kept."),
+                partial(self._force_stop, run))
+            return
+
         def answer(yes: bool | None) -> None:
             if yes:
                 run.request("stop")
-                self.notify(f"asked {run.id} to stop after this step (checkpoints are kept)")
+                self.notify(f"asked {run.id} to stop after this step (checkpoints are kept); press s again to "
+                            "force it")
 
         self.push_screen(ConfirmScreen(f"Stop run {run.id}? It finishes the current step and keeps its checkpoints."),
                          answer)
+
+    def _force_stop(self, run: Run, yes: bool | None) -> None:
+        from workbench.tui.launch import force_stop
+
+        if not yes:
+            return
+        if force_stop(run):
+            self.notify(f"{run.id} was forced to stop (the last finished epoch's checkpoint is kept)")
+        else:
+            self.notify(f"{run.id} has no live training process to stop", severity="warning")
 
     # -- models (torch, on worker threads) -------------------------------------------------
     def load_model(self, path: Path) -> Any:

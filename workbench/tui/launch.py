@@ -7,6 +7,8 @@ run like any other run: through the run directory, never through a pipe.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from workbench.config import RunConfig
-from workbench.runs import Run, new_run
+from workbench.runs import Run, new_run, pid_alive
 
 SETUP_FILE = "setup.toml"
 LOG_FILE = "train.log"
@@ -70,3 +72,23 @@ def start_training(config: RunConfig, runs_root: Path) -> Launched:
         close_fds=True,
     )
     return Launched(run, process, log)
+
+
+FORCED_MESSAGE = "forced to stop from the app; the checkpoint of the last finished epoch is kept"
+
+
+def force_stop(run: Run) -> bool:
+    """End a run's training process now (SIGKILL), for a step that will not finish: the engine's own
+    stop (the control file, then an interrupt between torch operations) cannot end a single torch
+    operation of minutes. Checkpoints are written atomically, so the last one stays intact; the
+    status says what happened. False when no live training process is known."""
+    status = run.status()
+    pid = status.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not pid_alive(pid):
+        return False
+    try:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    except (ProcessLookupError, PermissionError):
+        return False
+    run.write_status(state="stopped", pid=None, message=FORCED_MESSAGE)
+    return True

@@ -183,6 +183,8 @@ class MonitorScreen(Screen[None]):
             return
         p = monitor.progress()
         parts = [f"[b]{monitor.state.upper()}[/b]"]
+        if monitor.active and monitor.run.read_control() == "stop":
+            parts = ["[b]STOPPING...[/b] (s again: force)"]
         if p["epochs"]:
             parts.append(f"epoch {p['epoch']}/{p['epochs']}")
         if p["steps"]:

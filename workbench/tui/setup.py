@@ -75,6 +75,7 @@ class SetupScreen(Screen[None]):
     SetupScreen .prow Input { width: 1fr; }
     SetupScreen #hint { height: auto; min-height: 2; max-height: 4; }
     SetupScreen #hint.-error { color: $error; text-style: bold; }
+    SetupScreen #estimate { height: 1; color: $text-muted; display: none; }
     """
 
     BINDINGS = [
@@ -93,6 +94,7 @@ class SetupScreen(Screen[None]):
         self.edited: dict[str, str] = {}
         self.params: dict[str, Param] = {}
         self._building = False
+        self._estimate_timer: Any = None
 
     @property
     def wb(self) -> WorkbenchApp:
@@ -117,6 +119,7 @@ class SetupScreen(Screen[None]):
                 yield Static(id="description")
                 yield VerticalScroll(id="form")
                 yield Static("", id="hint")
+                yield Static("", id="estimate")
         yield footer()
 
     def on_mount(self) -> None:
@@ -296,6 +299,41 @@ class SetupScreen(Screen[None]):
                 self.edited[key] = event.value
         if self.app.focused is event.input:
             self._show_hint(event.input, event.validation_result)
+        if key.startswith("model.") or key in ("train.optimizer", "train.batch_size"):
+            self._estimate_soon()
+
+    # -- the size of the model (a meta-device build in torch: off the UI thread) -----------
+    def _estimate_soon(self) -> None:
+        """Estimate once typing pauses (each change would otherwise build a model)."""
+        if self._estimate_timer is not None:
+            self._estimate_timer.stop()
+        self._estimate_timer = self.set_timer(0.4, self._start_estimate)
+
+    def _start_estimate(self) -> None:
+        try:
+            config = self.build_config(focus_errors=False)
+        except WorkbenchError:
+            return
+        self.estimate(config)
+
+    @work(thread=True, exclusive=True, group="estimate")
+    def estimate(self, config: RunConfig) -> None:
+        from workbench.engine import estimate_setup
+        from workbench.resources import format_bytes
+
+        found = estimate_setup(config, self.wb.registry)
+        if found is None:
+            text = ""
+        else:
+            parameters, weights = found
+            text = (f"model: {parameters:,} parameters (without the vocabulary's share); ~{format_bytes(weights)} "
+                    "per step for weights, gradients and optimizer state, plus activations")
+        self.app.call_from_thread(self._show_estimate, text)
+
+    def _show_estimate(self, text: str) -> None:
+        widget = self.query_one("#estimate", Static)
+        widget.update(Text(text))
+        widget.display = bool(text)
 
     @on(Input.Submitted, "#form Input")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -323,7 +361,7 @@ class SetupScreen(Screen[None]):
         elif key == "run.data_dir":
             hint.update("[b]data_dir[/b]: folder or file with the dataset; empty downloads it into the cache")
 
-    def build_config(self) -> RunConfig:
+    def build_config(self, focus_errors: bool = True) -> RunConfig:
         """The validated setup, or a WorkbenchError naming the first bad field (which gets focus)."""
         if not self.dataset:
             raise WorkbenchError("choose a dataset first")
@@ -337,7 +375,8 @@ class SetupScreen(Screen[None]):
                 continue
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
-                widget.focus()
+                if focus_errors:
+                    widget.focus()
                 raise ParamError(result.failure_descriptions[0])
             namespace, name = key.split(".", 1)
             if namespace == "run":
