@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,9 +35,6 @@ METADATA_FILE = "model.json"
 ONNX_INSTALL = "pip install onnx onnxruntime (or pip install 'seq-workbench[export]')"
 #: The outputs :func:`verify_export` reports against; below it, an export counts as faithful.
 TOLERANCE = 1e-4
-
-#: Architectures that cannot be exported, with the reason (shown as the one-line error).
-UNEXPORTABLE: dict[str, str] = {}
 
 #: The axes of each input a task kind's batches carry, in words (also written to model.json).
 INPUT_AXES: dict[str, list[str]] = {
@@ -92,25 +88,28 @@ def check_format(fmt: str) -> None:
                 raise WorkbenchError(f"ONNX export needs the {module} package: {ONNX_INSTALL}") from None
 
 
-def check_exportable(loaded: LoadedModel) -> None:
-    arch = loaded.config.arch
-    if arch in UNEXPORTABLE:
-        raise WorkbenchError(f"architecture {arch!r} cannot be exported: {UNEXPORTABLE[arch]}")
-    if loaded.config.model.get("sequence_mode") == "packed":
-        raise WorkbenchError(f"architecture {arch!r} with sequence_mode=packed cannot be exported: packed "
-                             "sequences do not trace to a length-independent graph; retrain with "
-                             "sequence_mode=padded (the same weights layout, usually faster on CPU)")
+def check_exportable(loaded: LoadedModel, fmt: str) -> None:
+    """Refuse, in one line naming the architecture, what is known not to export."""
+    if fmt == "onnx" and loaded.config.model.get("sequence_mode") == "packed":
+        raise WorkbenchError(f"architecture {loaded.config.arch!r} with sequence_mode=packed cannot be exported to "
+                             "ONNX: the ONNX exporter has no packed sequences; use --format torchscript, or "
+                             "retrain with sequence_mode=padded (same results)")
 
 
-def prepare_output(output: Path, force: bool) -> None:
-    """Refuse to mix an export into a folder that holds something else, unless ``force``."""
+def check_output(output: Path, force: bool) -> None:
+    """Refuse, before any work, to mix an export into a folder that holds something else, unless ``force``."""
     if output.exists() and not output.is_dir():
         raise WorkbenchError(f"--output {output} is a file; give a folder")
-    if output.is_dir() and any(output.iterdir()):
-        if not force:
-            raise WorkbenchError(f"--output {output} is not empty; choose a new folder or add --force to replace it")
-        shutil.rmtree(output)
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise WorkbenchError(f"--output {output} is not empty; choose a new folder, or add --force to write the "
+                             "export's files into it (other files there are left alone)")
+
+
+def prepare_output(output: Path) -> None:
+    """Create the folder and clear an earlier export's files (only those: --force never deletes others)."""
     output.mkdir(parents=True, exist_ok=True)
+    for name in (*MODEL_FILES.values(), METADATA_FILE):
+        (output / name).unlink(missing_ok=True)
 
 
 def validation_sample(loaded: LoadedModel, registry: Registry, limit: int, batch_size: int) -> ExportSample:
@@ -181,9 +180,14 @@ def trace(loaded: LoadedModel, sample: ExportSample) -> tuple[torch.jit.ScriptMo
     inputs must be padded to exactly the traced lengths."""
     wrapper = PositionalModel(loaded.model, sample.input_names).eval()
     example = sample.longest()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about Python control flow: checked below
-        traced = torch.jit.trace(wrapper, tuple(example[name] for name in sample.input_names), check_trace=False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python control flow: checked below
+            traced = torch.jit.trace(wrapper, tuple(example[name] for name in sample.input_names),
+                                     check_trace=False)
+    except Exception as exc:  # a plugin model the tracer cannot follow: name it, in one line
+        raise WorkbenchError(f"architecture {loaded.config.arch!r} cannot be exported: tracing its forward "
+                             f"failed ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     probe = shorten(example, 2)
     try:
         with torch.no_grad():
@@ -207,7 +211,7 @@ def torchscript_runner(path: Path, names: list[str]) -> Runner:
 
 
 def onnx_runner(path: Path, names: list[str]) -> Runner:
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}  # unused inputs (lengths in some graphs) are dropped
@@ -303,12 +307,13 @@ def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, verify: bool 
     """Export ``checkpoint`` into ``output`` (model file + model.json); with ``verify``, compare the
     checkpoint and the export on up to ``limit`` validation examples."""
     check_format(fmt)
+    check_output(output, force)
     registry = registry or get_registry()
     loaded = load_trained(checkpoint, registry, device="cpu")
-    check_exportable(loaded)
+    check_exportable(loaded, fmt)
     sample = validation_sample(loaded, registry, limit, batch_size)
     traced, fixed = trace(loaded, sample)
-    prepare_output(output, force)
+    prepare_output(output)
     model_path = output / MODEL_FILES[fmt]
     if fmt == "torchscript":
         traced.save(str(model_path))
