@@ -181,9 +181,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from workbench.export import export_checkpoint
+    from workbench.export import check_format, export_checkpoint
     from workbench.runs import resolve_checkpoint
 
+    check_format(args.format)  # a missing onnxruntime is said before anything else
     path = resolve_checkpoint(args.checkpoint, _runs_root(args))
     result = export_checkpoint(path, args.format, Path(args.output), verify=args.verify, force=args.force,
                               limit=args.limit)
