@@ -97,6 +97,10 @@ def test_every_builtin_architecture_exports_within_tolerance(kind: str, arch: st
     assert info["architecture"] == arch and info["task"] == kind
     assert [i["name"] for i in info["inputs"]] == info["input_order"] == result["input_order"]
     assert info["task_state"]["kind"] == kind
+    task_inputs = {"classification": ["tokens", "lengths"], "language_model": ["tokens", "lengths"],
+                   "seq2seq": ["tokens", "lengths", "target_in"], "tagging": ["tokens", "lengths", "chars"]}[kind]
+    kept = [name for name in task_inputs if name not in info.get("dropped_inputs", [])]
+    assert info["input_order"] == kept  # ONNX lists only the inputs its graph reads
     # a loop written in Python is unrolled: those exports say so and take a fixed length
     unrolled = arch in {"elman", "gru-eq", "gated-lstm", "char-gru-eq", "gru-attention"}
     assert bool(info["fixed_length"]) == unrolled
@@ -182,3 +186,26 @@ def test_unknown_format_is_one_line() -> None:
 
     with pytest.raises(WorkbenchError, match="unknown export format 'tflite'"):
         check_format("tflite")
+
+
+def test_unrolled_model_exports_at_the_length_asked_for(tmp_path: Path) -> None:
+    """Elman's loop is Python: the trace is unrolled, so the export takes exactly --length positions."""
+    import torch
+
+    from workbench.engine import load_trained
+    from workbench.export import export_checkpoint
+
+    checkpoint = train_tiny("classification", "elman", tmp_path)
+    result = export_checkpoint(checkpoint, "torchscript", tmp_path / "out", verify=True, length=16, limit=64)
+    assert result["fixed_length"] == {"tokens": 16} and result["verify"]["max_abs_diff"] < 1e-4
+    info = json.loads((tmp_path / "out" / "model.json").read_text(encoding="utf-8"))
+    assert info["inputs"][0]["shape"] == ["batch", 16] and "exactly" in info["exported"]
+    module = torch.jit.load(str(tmp_path / "out" / "model.pt"))
+    tokens = torch.tensor([[2, 3, 2, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2, 2]])  # 14 real positions
+    lengths = torch.tensor([14])
+    padded = torch.cat([tokens, torch.zeros(1, 2, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        expected = load_trained(checkpoint, device="cpu").model(tokens=tokens, lengths=lengths)
+        assert float((module(padded, lengths) - expected).abs().max()) < 1e-4
+        with pytest.raises(RuntimeError):  # unpadded, the unrolled graph does not fit
+            module(tokens, lengths)

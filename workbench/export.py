@@ -172,30 +172,48 @@ def difference(expected: Tensor, got: Tensor) -> float:
     return float((got.float() - expected.float()).abs().max()) if expected.numel() else 0.0
 
 
-def trace(loaded: LoadedModel, sample: ExportSample) -> tuple[torch.jit.ScriptModule, dict[str, int] | None]:
-    """The traced model and, when its graph is tied to the traced lengths, those lengths.
+@dataclass
+class Traced:
+    """A traced model, the inputs it was traced on, and (for an unrolled time loop) the fixed lengths."""
 
-    Traced on the longest validation batch, then run on that batch padded by a few positions: if it
-    reproduces the eager model there it is length-independent; else the time loop was unrolled and
-    inputs must be padded to exactly the traced lengths."""
-    wrapper = PositionalModel(loaded.model, sample.input_names).eval()
+    module: torch.jit.ScriptModule
+    example: dict[str, Tensor]
+    fixed: dict[str, int] | None
+
+
+def trace(loaded: LoadedModel, sample: ExportSample, length: int = 0) -> Traced:
+    """Trace on the longest validation batch, then run the trace on a shorter one: if it reproduces the
+    eager model there it is length-independent; else the time loop was unrolled, and it is traced
+    again on that batch padded to ``length`` (when longer), the length every input must then have."""
+    names = sample.input_names
     example = sample.longest()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about Python control flow: checked below
-            traced = torch.jit.trace(wrapper, tuple(example[name] for name in sample.input_names),
-                                     check_trace=False)
-    except Exception as exc:  # a plugin model the tracer cannot follow: name it, in one line
-        raise WorkbenchError(f"architecture {loaded.config.arch!r} cannot be exported: tracing its forward "
-                             f"failed ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+    traced = _trace_on(loaded, names, example)
     probe = shorten(example, 2)
     try:
         with torch.no_grad():
-            got = traced(*[probe[name] for name in sample.input_names])
-        dynamic = difference(_eager(loaded.model, sample.input_names, probe), got) < TOLERANCE
+            got = traced(*[probe[name] for name in names])
+        dynamic = difference(_eager(loaded.model, names, probe), got) < TOLERANCE
     except RuntimeError:
         dynamic = False
-    return traced, None if dynamic else time_lengths(example)
+    if dynamic:
+        return Traced(traced, example, None)
+    lengths = {name: max(size, length) for name, size in time_lengths(example).items()}
+    if lengths != time_lengths(example):
+        example = pad_time(example, lengths, loaded.task.model_context().pad_index)
+        traced = _trace_on(loaded, names, example)
+    return Traced(traced, example, lengths)
+
+
+def _trace_on(loaded: LoadedModel, names: list[str], example: dict[str, Tensor]) -> torch.jit.ScriptModule:
+    wrapper = PositionalModel(loaded.model, names).eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python control flow: trace() checks
+            return torch.jit.trace(wrapper, tuple(example[name] for name in names), check_trace=False)
+    except Exception as exc:  # a plugin model the tracer cannot follow: name it, in one line
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise WorkbenchError(f"architecture {loaded.config.arch!r} cannot be exported: tracing its forward "
+                             f"failed ({reason})") from None
 
 
 Runner = Callable[[dict[str, Tensor]], Tensor]
@@ -222,9 +240,8 @@ def onnx_runner(path: Path, names: list[str]) -> Runner:
     return run
 
 
-def export_onnx(loaded: LoadedModel, sample: ExportSample, fixed: dict[str, int] | None, path: Path) -> None:
-    names = sample.input_names
-    example = sample.longest()
+def export_onnx(loaded: LoadedModel, names: list[str], traced: Traced, path: Path) -> None:
+    example, fixed = traced.example, traced.fixed
     dynamic_axes: dict[str, dict[int, str]] = {}
     for name in names:
         axes = INPUT_AXES.get(name, ["batch"] + [f"{name}_axis{i}" for i in range(1, example[name].dim())])
@@ -244,21 +261,21 @@ def verify_export(loaded: LoadedModel, sample: ExportSample, fixed: dict[str, in
                   run: Runner) -> dict[str, Any]:
     """Checkpoint and export on the same validation batches: the largest absolute logit difference."""
     pad_index = loaded.task.model_context().pad_index
-    worst, examples = 0.0, 0
+    worst = 0.0
     batches = sample.batches if fixed is not None else [*sample.batches, shorten(sample.longest(), 2)]
     for inputs in batches:  # a dynamic export is also run on a shorter batch than it was traced on
         expected = _eager(loaded.model, sample.input_names, inputs)
         feed = inputs if fixed is None else pad_time(inputs, fixed, pad_index)
         worst = max(worst, difference(expected, run(feed)))
-        examples += int(next(iter(inputs.values())).size(0))
-    return {"examples": examples, "batches": len(batches), "max_abs_diff": worst,
-            "tolerance": TOLERANCE, "ok": worst < TOLERANCE}
+    examples = sum(int(next(iter(inputs.values())).size(0)) for inputs in sample.batches)
+    return {"examples": examples, "batches": len(sample.batches), "shorter_batch_checked": fixed is None,
+            "max_abs_diff": worst, "tolerance": TOLERANCE, "ok": worst < TOLERANCE}
 
 
 def metadata(loaded: LoadedModel, fmt: str, sample: ExportSample, fixed: dict[str, int] | None) -> dict[str, Any]:
     """What a user needs to build the inputs and read the logits without workbench."""
     context = loaded.task.model_context()
-    example = sample.longest()
+    example = sample.batches[0]
     inputs = []
     for name in sample.input_names:
         axes = INPUT_AXES.get(name, ["batch"] + [f"axis{i}" for i in range(1, example[name].dim())])
@@ -302,34 +319,50 @@ def _what_is_exported(kind: str, fixed: dict[str, int] | None) -> str:
     return what
 
 
+def _drop_unused_inputs(info: dict[str, Any], model_path: Path) -> None:
+    """The ONNX graph leaves out inputs the model never reads (``lengths`` of a language model): list
+    only those a runtime must be fed, and say which were left out."""
+    import onnx
+
+    used = {value.name for value in onnx.load(str(model_path), load_external_data=False).graph.input}
+    info["dropped_inputs"] = [name for name in info["input_order"] if name not in used]
+    info["inputs"] = [entry for entry in info["inputs"] if entry["name"] in used]
+    info["input_order"] = [name for name in info["input_order"] if name in used]
+
+
 def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, verify: bool = False, force: bool = False,
-                      limit: int = 512, batch_size: int = 64, registry: Registry | None = None) -> dict[str, Any]:
+                      limit: int = 512, batch_size: int = 64, length: int = 0,
+                      registry: Registry | None = None) -> dict[str, Any]:
     """Export ``checkpoint`` into ``output`` (model file + model.json); with ``verify``, compare the
-    checkpoint and the export on up to ``limit`` validation examples."""
+    checkpoint and the export on up to ``limit`` validation examples. ``length``: the fixed length of
+    an unrolled export, when longer than the longest validation example."""
     check_format(fmt)
     check_output(output, force)
     registry = registry or get_registry()
     loaded = load_trained(checkpoint, registry, device="cpu")
     check_exportable(loaded, fmt)
     sample = validation_sample(loaded, registry, limit, batch_size)
-    traced, fixed = trace(loaded, sample)
+    traced = trace(loaded, sample, length)
+    fixed = traced.fixed
     prepare_output(output)
     model_path = output / MODEL_FILES[fmt]
     if fmt == "torchscript":
-        traced.save(str(model_path))
+        traced.module.save(str(model_path))
         run = torchscript_runner(model_path, sample.input_names)
     else:
         try:
-            export_onnx(loaded, sample, fixed, model_path)
+            export_onnx(loaded, sample.input_names, traced, model_path)
         except Exception as exc:  # the exporter's errors are many and internal: one line names them
             raise WorkbenchError(f"architecture {loaded.config.arch!r}: ONNX export failed: "
                                  f"{str(exc).splitlines()[0][:200]}") from None
         run = onnx_runner(model_path, sample.input_names)
     info = metadata(loaded, fmt, sample, fixed)
+    if fmt == "onnx":
+        _drop_unused_inputs(info, model_path)
     (output / METADATA_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "format": fmt, "model": str(model_path),
                               "metadata": str(output / METADATA_FILE), "architecture": loaded.config.arch,
-                              "task": loaded.task.kind, "input_order": sample.input_names, "fixed_length": fixed}
+                              "task": loaded.task.kind, "input_order": info["input_order"], "fixed_length": fixed}
     if verify:
         result["verify"] = verify_export(loaded, sample, fixed, run)
     return result
