@@ -215,3 +215,15 @@ def test_unrolled_model_exports_at_the_length_asked_for(tmp_path: Path) -> None:
         assert float((module(padded, lengths) - expected).abs().max()) < 1e-4
         with pytest.raises(RuntimeError):  # unpadded, the unrolled graph does not fit
             module(tokens, lengths)
+
+
+def test_verify_above_tolerance_exits_1_and_keeps_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import workbench.export
+
+    checkpoint = train_tiny("classification", "gru", tmp_path)
+    monkeypatch.setattr(workbench.export, "TOLERANCE", -1.0)  # no difference passes: stands in for a bad export
+    code = main(["export", str(checkpoint), "--format", "torchscript", "--output", str(tmp_path / "out"), "--verify"])
+    out = capsys.readouterr().out
+    assert code == 1 and "ABOVE" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.pt"]

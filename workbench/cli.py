@@ -188,9 +188,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = resolve_checkpoint(args.checkpoint, _runs_root(args))
     result = export_checkpoint(path, args.format, Path(args.output), verify=args.verify, force=args.force,
                               limit=args.limit, length=args.length)
+    status = 1 if "verify" in result and not result["verify"]["ok"] else 0  # exported, but not faithful
     if args.json:
         print_json(result)
-        return 0
+        return status
     print(f"{result['architecture']} ({result['task']}) -> {result['model']} + {result['metadata']}")
     if result["fixed_length"]:
         fixed = ", ".join(f"{name} {length}" for name, length in result["fixed_length"].items())
@@ -200,7 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         verdict = "ok" if check["ok"] else f"ABOVE {check['tolerance']:g}"
         print(f"  verify: max abs logit difference {check['max_abs_diff']:.3g} over {check['examples']} "
               f"validation examples ({verdict})")
-    return 0
+    return status
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
