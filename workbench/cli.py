@@ -187,7 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_format(args.format)  # a missing onnxruntime is said before anything else
     path = resolve_checkpoint(args.checkpoint, _runs_root(args))
     result = export_checkpoint(path, args.format, Path(args.output), verify=args.verify, force=args.force,
-                              limit=args.limit, length=args.length)
+                              limit=args.limit, length=args.length, data_dir=args.data_dir)
     status = 1 if "verify" in result and not result["verify"]["ok"] else 0  # exported, but not faithful
     if args.json:
         print_json(result)
@@ -432,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace what --output already holds")
     p.add_argument("--verify", action="store_true", help="compare checkpoint and export on validation examples")
     p.add_argument("--limit", type=int, default=512, help="validation examples to trace and verify on")
+    p.add_argument("--data-dir", help="where the dataset is now, if it moved since training")
     p.add_argument("--length", type=int, default=0, help="fixed input length of models whose time loop is "
                    "unrolled (default: the longest validation example)")
     common(p)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from workbench.config import RunConfig
 from workbench.engine import LoadedModel, load_dataset, load_trained
 from workbench.errors import WorkbenchError
 from workbench.registry import Registry, get_registry
@@ -33,7 +34,7 @@ FORMATS = ("torchscript", "onnx")
 MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
 METADATA_FILE = "model.json"
 ONNX_INSTALL = "pip install onnx onnxruntime (or pip install 'seq-workbench[export]')"
-#: The outputs :func:`verify_export` reports against; below it, an export counts as faithful.
+#: The largest logit difference below which :func:`verify_export` counts an export as faithful.
 TOLERANCE = 1e-4
 
 #: The axes of each input a task kind's batches carry, in words (also written to model.json).
@@ -112,9 +113,13 @@ def prepare_output(output: Path) -> None:
         (output / name).unlink(missing_ok=True)
 
 
-def validation_sample(loaded: LoadedModel, registry: Registry, limit: int, batch_size: int) -> ExportSample:
+def validation_sample(loaded: LoadedModel, registry: Registry, limit: int, batch_size: int,
+                      data_dir: str | None = None) -> ExportSample:
     """Up to ``limit`` validation examples, batched as the task batches them for evaluation."""
-    data = load_dataset(loaded.config, registry)
+    config = loaded.config
+    if data_dir is not None:  # the data has moved since training (as ``workbench eval --data-dir``)
+        config = RunConfig.from_dict({**config.to_dict(), "data_dir": data_dir})
+    data = load_dataset(config, registry)
     loaded.task.check_data(data)
     splits = loaded.task.encode(data)
     examples: Any = splits.get("valid") or splits.get("test")
@@ -331,7 +336,7 @@ def _drop_unused_inputs(info: dict[str, Any], model_path: Path) -> None:
 
 
 def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, verify: bool = False, force: bool = False,
-                      limit: int = 512, batch_size: int = 64, length: int = 0,
+                      limit: int = 512, batch_size: int = 64, length: int = 0, data_dir: str | None = None,
                       registry: Registry | None = None) -> dict[str, Any]:
     """Export ``checkpoint`` into ``output`` (model file + model.json); with ``verify``, compare the
     checkpoint and the export on up to ``limit`` validation examples. ``length``: the fixed length of
@@ -341,7 +346,7 @@ def export_checkpoint(checkpoint: Path, fmt: str, output: Path, *, verify: bool 
     registry = registry or get_registry()
     loaded = load_trained(checkpoint, registry, device="cpu")
     check_exportable(loaded, fmt)
-    sample = validation_sample(loaded, registry, limit, batch_size)
+    sample = validation_sample(loaded, registry, limit, batch_size, data_dir)
     traced = trace(loaded, sample, length)
     fixed = traced.fixed
     prepare_output(output)
