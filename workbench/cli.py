@@ -190,6 +190,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.export import check_format, export_checkpoint
+    from workbench.runs import resolve_checkpoint
+
+    check_format(args.format)  # a missing onnxruntime is said before anything else
+    path = resolve_checkpoint(args.checkpoint, _runs_root(args))
+    result = export_checkpoint(path, args.format, Path(args.output), verify=args.verify, force=args.force,
+                              limit=args.limit, length=args.length, data_dir=args.data_dir)
+    status = 1 if "verify" in result and not result["verify"]["ok"] else 0  # exported, but not faithful
+    if args.json:
+        print_json(result)
+        return status
+    print(f"{result['architecture']} ({result['task']}) -> {result['model']} + {result['metadata']}")
+    if result["fixed_length"]:
+        fixed = ", ".join(f"{name} {length}" for name, length in result["fixed_length"].items())
+        print(f"  time loop unrolled: pad these inputs to exactly this many positions: {fixed}")
+    if "verify" in result:
+        check = result["verify"]
+        verdict = "ok" if check["ok"] else f"ABOVE {check['tolerance']:g}"
+        print(f"  verify: max abs logit difference {check['max_abs_diff']:.3g} over {check['examples']} "
+              f"validation examples ({verdict})")
+    return status
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.runs import find_run, list_runs
 
@@ -412,6 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=None)
+
+    p = sub.add_parser("export", help="export a checkpoint as TorchScript or ONNX (docs/export.md)")
+    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+    p.add_argument("--output", required=True, metavar="DIR", help="new or empty folder for the model and model.json")
+    p.add_argument("--force", action="store_true", help="replace what --output already holds")
+    p.add_argument("--verify", action="store_true", help="compare checkpoint and export on validation examples")
+    p.add_argument("--limit", type=int, default=512, help="validation examples to trace and verify on")
+    p.add_argument("--data-dir", help="where the dataset is now, if it moved since training")
+    p.add_argument("--length", type=int, default=0, help="fixed input length of models whose time loop is "
+                   "unrolled (default: the longest validation example)")
+    common(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("runs", help="list, show, stop or delete runs")
     p.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete", "stop", "pause", "continue"))
