@@ -531,11 +531,14 @@ def _snap_app(runs_root: Path) -> WorkbenchApp:
     return make_app(runs_root)
 
 
-def test_snapshot_setup_80x24(snap_compare, runs_root):
-    async def settle(pilot):
-        await wait_for(pilot, lambda: pilot.app.screen.query_one("#devices").option_count == 4)
+async def _settle_setup(pilot) -> None:
+    """The setup form with its device list and its model-size line (a worker's result) drawn."""
+    await wait_for(pilot, lambda: pilot.app.screen.query_one("#devices").option_count == 4)
+    await wait_for(pilot, lambda: pilot.app.screen.query_one("#estimate").display, timeout=60)
 
-    assert snap_compare(_snap_app(runs_root), terminal_size=(80, 24), run_before=settle)
+
+def test_snapshot_setup_80x24(snap_compare, runs_root):
+    assert snap_compare(_snap_app(runs_root), terminal_size=(80, 24), run_before=_settle_setup)
 
 
 def test_snapshot_monitor_with_overlay_120x40(snap_compare, runs_root):
@@ -556,7 +559,12 @@ def test_snapshot_monitor_with_overlay_120x40(snap_compare, runs_root):
 
 
 def test_snapshot_help_80x24(snap_compare, runs_root):
-    assert snap_compare(_snap_app(runs_root), terminal_size=(80, 24), press=["f1"])
+    async def settle_then_help(pilot):
+        await _settle_setup(pilot)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ != "SetupScreen")
+
+    assert snap_compare(_snap_app(runs_root), terminal_size=(80, 24), run_before=settle_then_help)
 
 
 def test_opening_the_app_does_not_import_torch():
