@@ -159,8 +159,8 @@ def conllu_documents(draw: st.DrawFn) -> str:
         for number in range(1, draw(st.integers(1, 5)) + 1):
             fields = [str(number), "w", "w", "NOUN", "NN", "_", "0", "root", "_", "_"]
             for _ in range(draw(st.integers(0, 2))):  # a few fields broken or missing
-                position = draw(st.integers(0, 10))
-                if position == 10:
+                position = draw(st.integers(0, len(fields)))
+                if position == len(fields):
                     fields.pop()
                 else:
                     fields[position] = draw(conllu_field)
