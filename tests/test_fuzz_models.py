@@ -91,6 +91,7 @@ texts = st.one_of(
 @given(kind=st.sampled_from(list(KINDS)), text=texts, top_k=st.integers(-3, 10**6))
 @example(kind="classification", text="(())", top_k=0)
 @example(kind="classification", text="(())", top_k=-1)
+@example(kind="seq2seq", text="a b c d", top_k=10**6)
 def test_fuzzed_predict_inputs(loaded, kind, text, top_k):
     model = loaded[kind]
     try:
