@@ -128,7 +128,8 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     return argv
 
 
-@settings(max_examples=fuzz_examples(150))
+@pytest.mark.slow  # a few seconds on a busy 2-core machine
+@settings(max_examples=fuzz_examples(100))
 @given(argv=command_lines())
 @example(argv=["train", "--dataset", "names", "--set", "lr=nan"])
 @example(argv=["runs", "show", "x", "--json"])
@@ -155,7 +156,7 @@ def test_error_lines_carry_no_control_characters(cli, argv, control):
 
 
 # -- --set values ------------------------------------------------------------------------------------
-@settings(max_examples=fuzz_examples(300))
+@settings(max_examples=fuzz_examples(200))
 @given(dataset=st.sampled_from(["names", "brackets", "synthetic-text", "copy-reverse", "tagged-text"]),
        sets=st.lists(assignments, max_size=4))
 @example(dataset="names", sets=["lr=1e309"])
@@ -228,7 +229,8 @@ def setup_documents(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(max_examples=fuzz_examples(250))
+@pytest.mark.slow  # a few seconds on a busy 2-core machine
+@settings(max_examples=fuzz_examples(100))
 @given(document=setup_documents())
 @example(document={"run": {"dataset": "brackets"}, "train": {"lr": float("nan")}})
 @example(document={"run": {"dataset": "brackets"}, "model": {"hidden_size": [32]}})
@@ -244,7 +246,7 @@ def test_fuzzed_setup_files_are_checked_or_refused(registry, tmp_path, document)
         return
 
 
-@settings(max_examples=fuzz_examples(150))
+@settings(max_examples=fuzz_examples(100))
 @given(raw=st.one_of(st.text(max_size=200), st.binary(max_size=200)))
 @example(raw=b"\xff\xfe[run]")
 @example(raw="[run]\ndataset = 'names'\n[run]\n")

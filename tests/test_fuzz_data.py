@@ -101,7 +101,7 @@ def test_fuzzed_names_folders_and_zips(registry, tmp_path, files, zipped):
 
 
 # -- text-folder: one subfolder per class ----------------------------------------------------------
-@settings(max_examples=fuzz_examples(60))
+@settings(max_examples=fuzz_examples(40))
 @given(classes=st.dictionaries(NAME, st.dictionaries(NAME.map(lambda s: f"{s}.txt"), encoded(awkward_text),
                                                       max_size=3), max_size=3),
        splits=st.booleans(), tokenizer=st.sampled_from(["word", "char"]))
@@ -169,7 +169,7 @@ def conllu_documents(draw: st.DrawFn) -> str:
     return "\n".join(out)
 
 
-@settings(max_examples=fuzz_examples(80))
+@settings(max_examples=fuzz_examples(60))
 @given(document=conllu_documents(), column=st.sampled_from(["upos", "xpos"]), name=st.sampled_from(
     ["train.conllu", "en-ud-train.conllu", "x.conllu"]), extra=st.one_of(st.none(), conllu_documents()))
 @example(document="1\tw\tw\tNOUN\tNN\t_\t0\troot\t_\t_\n", column="upos", name="x.conllu", extra=None)
@@ -250,7 +250,7 @@ imdb_member = st.builds(lambda split, label, name: f"aclImdb/{split}/{label}/{na
                                   NAME.map(lambda s: f"{s}.txt")))
 
 
-@settings(max_examples=fuzz_examples(60))
+@settings(max_examples=fuzz_examples(40))
 @given(members=st.dictionaries(imdb_member, encoded(awkward_text), max_size=6), archived=st.booleans())
 @example(members={"aclImdb/train/pos/1_1.txt": b"<br />good", "aclImdb/train/neg/1_1.txt": b"bad",
                   "aclImdb/test/pos/1_1.txt": b"\xff", "aclImdb/test/neg/1_1.txt": b""}, archived=True)

@@ -82,12 +82,13 @@ def refused(exc: WorkbenchError) -> None:
 #: surrogates' neighbours, combining marks, emoji and a long run (a paste of a whole file).
 texts = st.one_of(
     st.sampled_from(["", " ", "\n", "\x00", "\x1b[2J", "\u202e", "\ufeff", "e\u0301", "🙂", "\ud7ff", "<unk>", "<pad>",
-                     "a" * 5000, "()" * 2000, "\t\r\n"]),
+                     "a" * 2000, "()" * 1000, "\t\r\n"]),
     st.text(max_size=80),
     st.text(alphabet=st.characters(codec="ascii"), max_size=20))
 
 
-@settings(max_examples=fuzz_examples(60))
+@pytest.mark.slow  # a few seconds on a busy 2-core machine
+@settings(max_examples=fuzz_examples(30))
 @given(kind=st.sampled_from(list(KINDS)), text=texts, top_k=st.integers(-3, 10**6))
 @example(kind="classification", text="(())", top_k=0)
 @example(kind="classification", text="(())", top_k=-1)
@@ -108,7 +109,7 @@ numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(
                     st.sampled_from([0, 1, 0.5, 1e-300, 100.0, 100.5, -0.0]))
 
 
-@settings(max_examples=fuzz_examples(80))
+@settings(max_examples=fuzz_examples(60))
 @given(prime=texts, length=st.one_of(st.integers(-2, 30), st.integers(-(2**70), 2**70)),
        temperature=numbers, sampling=st.sampled_from(["sample", "greedy", "top-k", "top-p", "beam"]),
        top_k=st.one_of(st.integers(-2, 10**7), numbers), top_p=numbers,

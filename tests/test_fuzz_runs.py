@@ -91,7 +91,7 @@ RUNS_HELPER = ("reading run files of any content is the runs helper's part of is
 
 
 @pytest.mark.xfail(reason=RUNS_HELPER, strict=False)
-@settings(max_examples=fuzz_examples(60))
+@settings(max_examples=fuzz_examples(25))
 @given(status=file_contents(GOOD_STATUS))
 @example(status=b"[]")
 @example(status=b'{"state": "finished", "best": "x"}')
@@ -103,7 +103,7 @@ def test_fuzzed_status_files(tmp_path, capsys, status):
 
 
 @pytest.mark.xfail(reason=RUNS_HELPER, strict=False)
-@settings(max_examples=fuzz_examples(60))
+@settings(max_examples=fuzz_examples(25))
 @given(config=file_contents(GOOD_CONFIG))
 @example(config=b"[]")
 @example(config=b'{"dataset": "names", "train": []}')
@@ -112,14 +112,15 @@ def test_fuzzed_config_files(tmp_path, capsys, config):
     check_listing_and_show(capsys, tmp_path / "runs")
 
 
-@settings(max_examples=fuzz_examples(60))
+@pytest.mark.slow  # a few seconds on a busy 2-core machine
+@settings(max_examples=fuzz_examples(25))
 @given(results=file_contents({"state": "finished", "metrics": {}, "history": []}))
 def test_fuzzed_results_files(tmp_path, capsys, results):
     plant_runs(tmp_path / "runs", {"results.json": results})
     check_listing_and_show(capsys, tmp_path / "runs")
 
 
-@settings(max_examples=fuzz_examples(80))
+@settings(max_examples=fuzz_examples(40))
 @given(events=event_lines())
 @example(events=b'{"event": "start", "main_metric": 5}\n{"event": "epoch", "epoch": "x", "valid": []}\n')
 def test_fuzzed_event_streams(tmp_path, events):
