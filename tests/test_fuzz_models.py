@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from helpers import fuzz_examples
 from workbench.cli import main
 from workbench.config import plan_run
-from workbench.engine import build_model, load_dataset, load_trained
+from workbench.engine import build_model, evaluate_checkpoint, load_dataset, load_trained
 from workbench.errors import WorkbenchError
 from workbench.registry import get_registry
 from workbench.runs import save_checkpoint
@@ -145,6 +145,30 @@ def test_fuzzed_generate_command_lines(checkpoints, capsys, argv):
     assert code in (0, 2) and "Traceback" not in err
     if code == 2:
         assert err.startswith("workbench: error: ") and err.count("\n") == 1, err
+
+
+# -- eval on the user's own files ----------------------------------------------------------------------
+tagged_words = st.builds(lambda word, tag: f"{word}/{tag}", st.sampled_from(["the", "dog", "zebra", "é", "a/b"]),
+                         st.sampled_from(["DT", "NN", "VB", "XX", "nn"]))
+
+
+@pytest.mark.slow  # a few seconds on a busy 2-core machine
+@settings(max_examples=fuzz_examples(15))
+@given(lines=st.lists(st.lists(tagged_words, min_size=1, max_size=4).map(" ".join), max_size=12),
+       split=st.sampled_from(["test", "valid", "train"]))
+@example(lines=["the/DT dog/NN runs/VB"] * 10, split="test")
+@example(lines=["zebra/XX"] * 10, split="test")
+def test_fuzzed_eval_data(loaded, tmp_path, lines, split):
+    """``workbench eval tagger.pt --data-dir FILE``: the tagger's own kind of file, with other words and tags."""
+    path = tmp_path / "mine.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        metrics = evaluate_checkpoint(loaded["tagging"], get_registry(), split, str(path))
+    except WorkbenchError as exc:
+        refused(exc)
+        return
+    assert metrics["count"] > 0
+    event("evaluated")
 
 
 # -- checkpoint metadata ---------------------------------------------------------------------------
