@@ -90,14 +90,18 @@ def assert_documented(code: int | str, out: str, err: str, argv: list[str]) -> N
 
 
 # -- every command's arguments ---------------------------------------------------------------------
-SAFE_NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.:~ é\u202e\x1b", max_size=20)
+#: Names for files, folders and runs: with NUL, escapes, RTL marks and slashes (relative to a scratch folder;
+#: never a leading slash, so a fuzzed `runs delete` can only ever reach runs of its own).
+SAFE_NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.:~ é\u202e\x1b\x00/", max_size=20).filter(
+    lambda s: not s.startswith("/"))
 OPTIONS: dict[str, list[tuple[str, Any]]] = {
     "train": [("--dataset", st.one_of(st.sampled_from(DATASETS), SAFE_NAME)),
               ("--arch", st.one_of(st.sampled_from(ARCHS), SAFE_NAME)),
               ("--device", st.one_of(st.sampled_from(["auto", "cpu", "cuda", "cuda:7", "mps", "cuda:-1", "tpu"]),
                                      SAFE_NAME)),
               ("--set", assignments), ("--data-dir", SAFE_NAME), ("--config", SAFE_NAME),
-              ("--resume", SAFE_NAME), ("--run-dir", SAFE_NAME), ("--quiet", None), ("--json", None)],
+              ("--resume", SAFE_NAME), ("--run-dir", SAFE_NAME), ("--save-config", SAFE_NAME),
+              ("--quiet", None), ("--json", None)],
     "eval": [("--split", st.sampled_from(["test", "valid", "train", "dev"])), ("--device", SAFE_NAME),
              ("--data-dir", SAFE_NAME), ("--json", None)],
     "predict": [("--top-k", values), ("--device", SAFE_NAME), ("--json", None)],
@@ -134,6 +138,12 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 @example(argv=["train", "--dataset", "names", "--set", "lr=nan"])
 @example(argv=["runs", "show", "x", "--json"])
 @example(argv=["generate", "nothing.pt", "--length", "-5"])
+@example(argv=["train", "--dataset", "brackets", "--save-config", "no-such-folder/setup.toml"])
+@example(argv=["train", "--dataset", "brackets", "--save-config", "."])
+@example(argv=["train", "--dataset", "brackets", "--save-config", "a\x00b"])
+@example(argv=["train", "--dataset", "brackets", "--run-dir", "a\x00b"])
+@example(argv=["train", "--config", "a\x00b"])
+@example(argv=["runs", "show", "a\x00b"])
 def test_fuzzed_command_lines_end_in_one_line_or_success(cli, argv):
     code, out, err = cli(argv)
     hypothesis.event(f"exit {code}")
@@ -266,3 +276,9 @@ def test_setup_file_folder_is_one_line(cli, tmp_path):
     (tmp_path / "a-folder.toml").mkdir()
     code, _, err = cli(["train", "--config", "a-folder.toml"])
     assert code == 2 and err.startswith("workbench: error: config file") and err.count("\n") == 1
+
+
+def test_setup_file_name_with_nul_is_one_line():
+    """The app's setup form passes any text as the file name; the OS refuses NUL with a ValueError."""
+    with pytest.raises(WorkbenchError, match="not a usable path"):
+        read_config_file("setup\x00.toml")

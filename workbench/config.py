@@ -120,6 +120,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise WorkbenchError(f"config file {file} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise WorkbenchError(f"config file {file} cannot be read: {exc.strerror}") from None
+    except ValueError:  # a NUL in the name (the app's form passes any text); the OS refuses such a path
+        raise WorkbenchError(f"config file {str(file)!r} is not a usable path") from None
     unknown = set(raw) - {"run", "train", "data", "model"}
     if unknown:
         raise WorkbenchError(f"config file {file}: unknown sections {sorted(unknown)} (use run, train, data, model)")
