@@ -278,6 +278,15 @@ def test_setup_file_folder_is_one_line(cli, tmp_path):
     assert code == 2 and err.startswith("workbench: error: config file") and err.count("\n") == 1
 
 
+def test_run_dir_that_is_a_file_is_one_line(cli, tmp_path):
+    """Found by fuzzing: ``--run-dir FILE`` got as far as the trainer's mkdir (FileExistsError); the file is kept."""
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = cli(["train", "--dataset", "brackets", "--run-dir", "notes.txt"])
+    assert code == 2 and err == f"workbench: error: --run-dir {tmp_path / 'notes.txt'} is a file; choose a new or " \
+        "empty folder\n"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_setup_file_name_with_nul_is_one_line():
     """The app's setup form passes any text as the file name; the OS refuses NUL with a ValueError."""
     with pytest.raises(WorkbenchError, match="not a usable path"):

@@ -292,6 +292,8 @@ def _resumed_config(
 
 def _new_run_folder(run_dir: str | os.PathLike[str]) -> Run:
     run = Run(Path(run_dir).resolve())
+    if run.path.exists() and not run.path.is_dir():
+        raise WorkbenchError(f"--run-dir {run.path} is a file; choose a new or empty folder")
     if run.config_path.exists():
         raise WorkbenchError(f"--run-dir {run.path} already holds a run; choose an empty folder")
     return run
