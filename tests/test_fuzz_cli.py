@@ -211,9 +211,13 @@ def to_toml(document: dict[str, Any]) -> str:
 
 
 scalars = st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=12))
-toml_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                           max_leaves=6)
+
+
+def arrays_and_tables(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3))
+
+
+toml_values = st.recursive(scalars, arrays_and_tables, max_leaves=6)
 SECTION_KEYS = {"run": ["dataset", "arch", "device", "data_dir", "other"],
                 "train": [p.name for p in TRAIN_PARAMS][:8] + ["nope"],
                 "data": ["max_length", "tokenizer", "ascii_only", "valid_fraction", "nope"],
