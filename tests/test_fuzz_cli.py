@@ -132,7 +132,6 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     return argv
 
 
-@pytest.mark.slow  # a few seconds on a busy 2-core machine
 @settings(max_examples=fuzz_examples(100))
 @given(argv=command_lines())
 @example(argv=["train", "--dataset", "names", "--set", "lr=nan"])
@@ -243,7 +242,6 @@ def setup_documents(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@pytest.mark.slow  # a few seconds on a busy 2-core machine
 @settings(max_examples=fuzz_examples(100))
 @given(document=setup_documents())
 @example(document={"run": {"dataset": "brackets"}, "train": {"lr": float("nan")}})

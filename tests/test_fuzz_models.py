@@ -87,7 +87,6 @@ texts = st.one_of(
     st.text(alphabet=st.characters(codec="ascii"), max_size=20))
 
 
-@pytest.mark.slow  # a few seconds on a busy 2-core machine
 @settings(max_examples=fuzz_examples(30))
 @given(kind=st.sampled_from(list(KINDS)), text=texts, top_k=st.integers(-3, 10**6))
 @example(kind="classification", text="(())", top_k=0)
@@ -152,7 +151,6 @@ tagged_words = st.builds(lambda word, tag: f"{word}/{tag}", st.sampled_from(["th
                          st.sampled_from(["DT", "NN", "VB", "XX", "nn"]))
 
 
-@pytest.mark.slow  # a few seconds on a busy 2-core machine
 @settings(max_examples=fuzz_examples(15))
 @given(lines=st.lists(st.lists(tagged_words, min_size=1, max_size=4).map(" ".join), max_size=12),
        split=st.sampled_from(["test", "valid", "train"]))

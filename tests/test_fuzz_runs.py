@@ -112,7 +112,6 @@ def test_fuzzed_config_files(tmp_path, capsys, config):
     check_listing_and_show(capsys, tmp_path / "runs")
 
 
-@pytest.mark.slow  # a few seconds on a busy 2-core machine
 @settings(max_examples=fuzz_examples(25))
 @given(results=file_contents({"state": "finished", "metrics": {}, "history": []}))
 def test_fuzzed_results_files(tmp_path, capsys, results):
