@@ -322,9 +322,11 @@ class Seq2SeqTask(Task):
             "unknown_tokens": sorted(set(self.source.unknown(src))),
         }
         if best["attention"] is not None:
+            # one row per output step: a translation cut at the length limit has no row for <eos>
+            ended = len(best["attention"]) > len(output)
             prediction["alignment"] = {
                 "source": src + [EOS],
-                "target": output + [EOS],
+                "target": output + [EOS] if ended else output,
                 "weights": [[round(w, 4) for w in row] for row in best["attention"]],
             }
         return prediction
