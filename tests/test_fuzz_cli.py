@@ -210,11 +210,15 @@ def to_toml(document: dict[str, Any]) -> str:
     return "\n".join(plain + tables) + "\n"
 
 
-scalars = st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=12))
+scalars = st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=12),
+                    st.sampled_from([[], {}]))
 
 
 def arrays_and_tables(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3))
+    """Non-empty arrays and inline tables of ``inner`` (empty ones are among the scalars: hypothesis wants
+    an extension that makes nothing from nothing)."""
+    return st.one_of(st.lists(inner, min_size=1, max_size=3),
+                     st.dictionaries(st.text(max_size=6), inner, min_size=1, max_size=3))
 
 
 toml_values = st.recursive(scalars, arrays_and_tables, max_leaves=6)
