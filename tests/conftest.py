@@ -64,3 +64,22 @@ def mirror(tmp_path: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- hypothesis profiles (tests/test_fuzz_*.py) ------------------------------------------------
+# "ci" (the default): few examples per target, derandomized and without an example database, so every
+# run of the suite tries the same inputs and the fuzz modules stay within ~20 s on 2 cores.
+# "deep" (HYPOTHESIS_PROFILE=deep): many more random examples, for a long hunt on a free machine.
+# Every fuzz test runs under the autouse isolated_dirs fixture; that is one environment shared by the
+# examples of a test, which is what is wanted, so the function-scoped-fixture health check is off.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is in the test extra; without it the fuzz modules skip themselves
+    pass
+else:
+    _SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("ci", max_examples=50, derandomize=True, database=None, deadline=None,
+                              print_blob=True, suppress_health_check=_SUPPRESSED)
+    settings.register_profile("deep", max_examples=2000, derandomize=False, deadline=None,
+                              print_blob=True, suppress_health_check=_SUPPRESSED)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

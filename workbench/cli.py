@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir, config_file=args.config, resume=args.resume,
                     runs_root=_runs_root(args), run_dir=args.run_dir)
     if args.save_config:
-        Path(args.save_config).write_text(plan.config.to_toml(), encoding="utf-8")
+        _save_setup(Path(args.save_config), plan.config.to_toml())
     lock = plan.begin()  # a resumed run is locked from here: no second process writes it
 
     from workbench.engine import Trainer
@@ -97,6 +97,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         _print_train_summary(result, registry.dataset(plan.config.dataset).task)
     return 0
+
+
+def _save_setup(path: Path, text: str) -> None:
+    """``--save-config FILE``, before the run starts: a folder or an unwritable place is one line."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise WorkbenchError(f"--save-config {path}: cannot write it ({reason}); choose another file") from None
 
 
 def _print_train_summary(result: dict[str, Any], kind: str | None) -> None:
@@ -359,6 +368,14 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
+def _path(text: str) -> str:
+    """A file or folder argument. The OS refuses NUL in a path with a ValueError deep inside whatever opens
+    it first; argparse turns this check into the usual one-line usage error instead."""
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable path (it holds a NUL character)")
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too; keep it short)
         self.exit(EXIT_USAGE, f"workbench: error: {message} (see `{self.prog} --help`)\n")
@@ -383,16 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
                      "With no command, opens the terminal app.", epilog=_variables_help(),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
-    parser.add_argument("--runs-dir", help="where runs are kept (default: $WORKBENCH_RUNS_DIR or ./checkpoints)")
-    parser.add_argument("--plugins-dir", action="append", default=[], metavar="DIR",
+    parser.add_argument("--runs-dir", type=_path,
+                        help="where runs are kept (default: $WORKBENCH_RUNS_DIR or ./checkpoints)")
+    parser.add_argument("--plugins-dir", action="append", type=_path, default=[], metavar="DIR",
                         help="also load every *.py file and package in DIR as a loose plugin (repeatable; "
                         "adds to $WORKBENCH_PLUGINS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        p.add_argument("--runs-dir", default=argparse.SUPPRESS, help="where runs are kept")
-        p.add_argument("--plugins-dir", action="append", default=[], dest="plugins_dir_here", metavar="DIR",
+        p.add_argument("--runs-dir", type=_path, default=argparse.SUPPRESS, help="where runs are kept")
+        p.add_argument("--plugins-dir", type=_path, action="append", default=[], dest="plugins_dir_here",
+                       metavar="DIR",
                        help="load loose plugins from DIR")
 
     p = sub.add_parser("train", help="train a model headless")
@@ -401,11 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --set lr=0.01 --set model.hidden_size=256")
-    p.add_argument("--data-dir", help="folder or file with the dataset (default: $WORKBENCH_DATA_DIR, else download)")
-    p.add_argument("--config", help="TOML setup file (as saved by the app or --save-config)")
-    p.add_argument("--save-config", metavar="FILE", help="write the resolved setup as TOML")
-    p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
-    p.add_argument("--run-dir", metavar="DIR", help="train into this (new or empty) run folder instead of a "
+    p.add_argument("--data-dir", type=_path,
+                   help="folder or file with the dataset (default: $WORKBENCH_DATA_DIR, else download)")
+    p.add_argument("--config", type=_path, help="TOML setup file (as saved by the app or --save-config)")
+    p.add_argument("--save-config", type=_path, metavar="FILE", help="write the resolved setup as TOML")
+    p.add_argument("--resume", type=_path, metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--run-dir", type=_path, metavar="DIR", help="train into this (new or empty) run folder instead of a "
                    "generated one under --runs-dir; the app uses it to know the run before it starts")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     common(p)
@@ -414,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     def checkpoint_command(name: str, help: str, func: Any) -> _Parser:
         """eval, predict and generate: each loads one checkpoint onto a device."""
         p = sub.add_parser(name, help=help)
-        p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+        p.add_argument("checkpoint", type=_path, help="checkpoint file, run directory or run id")
         p.add_argument("--device", default="auto")
         common(p)
         p.set_defaults(func=func)
@@ -422,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = checkpoint_command("eval", "evaluate a checkpoint on a split", cmd_eval)
     p.add_argument("--split", choices=("test", "valid", "train"), default="test")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", type=_path)
 
     p = checkpoint_command("predict", "classify text with a checkpoint", cmd_predict)
     p.add_argument("text", nargs="*", help="inputs (default: lines of standard input)")
@@ -438,13 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
 
     p = sub.add_parser("export", help="export a checkpoint as TorchScript or ONNX (docs/export.md)")
-    p.add_argument("checkpoint", help="checkpoint file, run directory or run id")
+    p.add_argument("checkpoint", type=_path, help="checkpoint file, run directory or run id")
     p.add_argument("--format", required=True, choices=("torchscript", "onnx"))
-    p.add_argument("--output", required=True, metavar="DIR", help="new or empty folder for the model and model.json")
+    p.add_argument("--output", required=True, type=_path, metavar="DIR",
+                   help="new or empty folder for the model and model.json")
     p.add_argument("--force", action="store_true", help="replace what --output already holds")
     p.add_argument("--verify", action="store_true", help="compare checkpoint and export on validation examples")
     p.add_argument("--limit", type=int, default=512, help="validation examples to trace and verify on")
-    p.add_argument("--data-dir", help="where the dataset is now, if it moved since training")
+    p.add_argument("--data-dir", type=_path, help="where the dataset is now, if it moved since training")
     p.add_argument("--length", type=int, default=0, help="fixed input length of models whose time loop is "
                    "unrolled (default: the longest validation example)")
     common(p)
@@ -452,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list, show, stop or delete runs")
     p.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete", "stop", "pause", "continue"))
-    p.add_argument("run", nargs="?", help="run id or directory")
+    p.add_argument("run", nargs="?", type=_path, help="run id or directory")
     common(p)
     p.set_defaults(func=cmd_runs)
 
@@ -461,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also list every dataset and architecture with its parameters")
     p.add_argument("--check", metavar="PLUGIN",
                    help="run the plugin contract test on PLUGIN (entry-point name, module or file); exit 1 on violations")
-    p.add_argument("--data-dir", help="with --check: folder or file with the plugin's dataset")
+    p.add_argument("--data-dir", type=_path, help="with --check: folder or file with the plugin's dataset")
     common(p)
     p.set_defaults(func=cmd_plugins)
 

@@ -152,6 +152,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise WorkbenchError(f"config file {file} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise WorkbenchError(f"config file {file} cannot be read: {exc.strerror}") from None
+    except ValueError:  # a NUL in the name (the app's form passes any text); the OS refuses such a path
+        raise WorkbenchError(f"config file {str(file)!r} is not a usable path") from None
     unknown = set(raw) - {"run", "train", "data", "model"}
     if unknown:
         raise WorkbenchError(f"config file {file}: unknown sections {sorted(unknown)} (use run, train, data, model)")
@@ -389,6 +391,8 @@ def _resumed_config(
 
 def _new_run_folder(run_dir: str | os.PathLike[str]) -> Run:
     run = Run(Path(run_dir).resolve())
+    if run.path.exists() and not run.path.is_dir():
+        raise WorkbenchError(f"--run-dir {run.path} is a file; choose a new or empty folder")
     if lock_held(run):
         raise run.busy_error()
     if run.config_path.exists():

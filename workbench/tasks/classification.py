@@ -198,7 +198,7 @@ class ClassificationTask(Task):
         finally:
             model.train(was_training)
         probs = torch.softmax(logits[0].float(), dim=-1).cpu()
-        k = min(top_k, len(self.classes))
+        k = max(1, min(top_k, len(self.classes)))  # as the language model: at least the best class
         values, indices = probs.topk(k)
         result: dict[str, Any] = {
             "input": text,

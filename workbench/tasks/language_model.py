@@ -338,8 +338,8 @@ class LanguageModelTask(Task):
             raise WorkbenchError(f"top_k must be a positive integer, not {top_k!r}")
         if sampling == "top-p" and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
             raise WorkbenchError(f"top_p must be above 0 and at most 1, not {top_p!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise WorkbenchError(f"seed must be a non-negative integer, not {seed!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+            raise WorkbenchError(f"seed must be an integer from 0 to 2**64 - 1, not {seed!r}")
         check_stateful(model)
         if prime:
             ids = self.encode_prime(prime)
@@ -398,7 +398,10 @@ class Sampler:
         logits = logits.float() + self._mask  # a new tensor: the model's output is left alone
         if self.mode == "greedy":
             return int(logits.argmax())
-        logits = logits / self.temperature
+        # shifted so the likeliest token is at 0 first: a tiny temperature then sends the others to -inf
+        # (the greedy limit) instead of every logit to +-inf and the softmax to NaN; and never divided by
+        # a temperature that float32 rounds to 0
+        logits = (logits - logits.max()) / max(self.temperature, torch.finfo(logits.dtype).tiny)
         if self.mode == "top-k":
             allowed = logits.numel() - len(self.banned)
             values, indices = logits.topk(min(self.top_k, allowed))
@@ -409,7 +412,9 @@ class Sampler:
             probs = torch.softmax(ordered, dim=-1)
             # keep the smallest set of most likely tokens whose mass reaches top_p (always at least one)
             before = probs.cumsum(dim=-1) - probs
-            probs = torch.where(before < self.top_p, probs, torch.zeros_like(probs))
+            keep = before < self.top_p
+            keep[0] = True  # a top_p below float32's smallest number would otherwise keep nothing
+            probs = torch.where(keep, probs, torch.zeros_like(probs))
             pick = torch.multinomial(probs, 1, generator=self.generator)
             return int(indices[pick])
         pick = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator)

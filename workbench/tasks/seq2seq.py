@@ -32,6 +32,8 @@ from workbench.text import BOS, EOS, Vocab, get_normalizer, get_tokenizer
 
 IGNORE = -100
 SPECIALS = (BOS, EOS)
+#: Widest beam `workbench predict --top-k` may ask for (each hypothesis carries its alignment rows).
+MAX_BEAM_WIDTH = 100
 
 # (source ids, target ids, source tokens, target tokens); ids without <bos>/<eos>
 Encoded = tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]
@@ -306,6 +308,8 @@ class Seq2SeqTask(Task):
         """Beam search with width ``top_k`` (1 = greedy); the best translation and its alignment."""
         if not text.strip():
             raise WorkbenchError("nothing to translate: the input is empty")
+        if top_k > MAX_BEAM_WIDTH:  # the beam keeps top_k hypotheses with their alignments: memory grows with it
+            raise WorkbenchError(f"beam width (top_k) must be at most {MAX_BEAM_WIDTH}, not {top_k:,}")
         src = self.tokens(text)
         if not src:
             raise WorkbenchError(f"nothing to translate: {text!r} has no tokens after normalisation")
@@ -328,9 +332,11 @@ class Seq2SeqTask(Task):
             "unknown_tokens": sorted(set(self.source.unknown(src))),
         }
         if best["attention"] is not None:
+            # one row per output step: a translation cut at the length limit has no row for <eos>
+            ended = len(best["attention"]) > len(output)
             prediction["alignment"] = {
                 "source": src + [EOS],
-                "target": output + [EOS],
+                "target": output + [EOS] if ended else output,
                 "weights": [[round(w, 4) for w in row] for row in best["attention"]],
             }
         return prediction
