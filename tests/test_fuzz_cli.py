@@ -152,10 +152,6 @@ def test_fuzzed_command_lines_end_in_one_line_or_success(cli, argv):
 CONTROL = "".join(map(chr, [*range(0, 32), 127, 0x85, 0x2028, 0x2029, 0x1B]))
 
 
-@pytest.mark.xfail(reason="terminal escapes in CLI text output are the security helper's part of issue 11; "
-                   "reproducer: `workbench train $'a\\nb'` prints its error over two lines, and "
-                   "`workbench train $'\\e]0;pwned\\a'` sets the terminal's title (argparse's message echoes "
-                   "the argument raw)", strict=False)
 @settings(max_examples=fuzz_examples(30))
 @given(argv=command_lines(), control=st.sampled_from(CONTROL))
 @example(argv=["train"], control="\x85")

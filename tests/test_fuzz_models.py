@@ -216,8 +216,6 @@ def apply(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     target[path[-1]] = value
 
 
-@pytest.mark.xfail(reason="checkpoint value validation is the security helper's part of issue 11 (see "
-                   "docs/reliability/fuzz.md for the reproducers)", strict=False)
 @settings(max_examples=fuzz_examples(60))
 @given(case=metadata_changes())
 @example(case=("classification", [(("config", "model", "hidden_size"), 40000)]))

@@ -86,11 +86,7 @@ def check_listing_and_show(capsys, root: Path) -> None:
             assert err.startswith("workbench: error: ") and err.count("\n") == 1, err
 
 
-RUNS_HELPER = ("reading run files of any content is the runs helper's part of issue 11 (reproducers in "
-               "docs/reliability/fuzz.md)")
 
-
-@pytest.mark.xfail(reason=RUNS_HELPER, strict=False)
 @settings(max_examples=fuzz_examples(25))
 @given(status=file_contents(GOOD_STATUS))
 @example(status=b"[]")
@@ -102,7 +98,6 @@ def test_fuzzed_status_files(tmp_path, capsys, status):
     check_listing_and_show(capsys, tmp_path / "runs")
 
 
-@pytest.mark.xfail(reason=RUNS_HELPER, strict=False)
 @settings(max_examples=fuzz_examples(25))
 @given(config=file_contents(GOOD_CONFIG))
 @example(config=b"[]")

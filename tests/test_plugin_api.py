@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -198,3 +199,22 @@ def test_param_error_from_build_is_one_clean_line(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr == "workbench: error: hidden_size must be even for bidirectional=true\n"
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run was made
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_as_a_text_file_is_one_line_not_a_hang(tmp_path, capsys, kind):
+    """`--set data.path=/dev/zero` would fill the memory and a FIFO would block for ever."""
+    from workbench.cli import main
+
+    if kind == "fifo":
+        target = tmp_path / "pipe.txt"
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/zero")
+        if not target.exists():
+            pytest.skip("no /dev/zero here")
+    code = main(["train", "--dataset", "text-file", "--set", f"data.path={target}", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{target} is not a regular file" in err

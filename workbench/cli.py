@@ -378,7 +378,8 @@ def _path(text: str) -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too; keep it short)
-        self.exit(EXIT_USAGE, f"workbench: error: {message} (see `{self.prog} --help`)\n")
+        # argparse echoes the offending argument: neutralised and kept on one line like any error
+        self.exit(EXIT_USAGE, f"workbench: error: {printable(message, layout=False)} (see `{self.prog} --help`)\n")
 
 
 def _variables_help(width: int = 80) -> str:

@@ -242,6 +242,8 @@ def read_text(path: Path, encoding: str = "utf-8", hint: str = DEFAULT_DECODE_HI
         raise DataError(f"{path} does not exist")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a text file")
+    if not path.is_file():  # a FIFO would block for ever, /dev/zero would fill the memory
+        raise DataError(f"{path} is not a regular file (a device, pipe or socket); point at a text file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
