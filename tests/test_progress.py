@@ -34,3 +34,15 @@ def test_log_mode_prints_only_whole_lines():
         progress(event)
     assert "\r" not in out.getvalue() and "step 5/9" not in out.getvalue()
     assert format_duration(3725) == "1:02:05"
+
+
+def test_the_start_says_which_file_each_split_came_from():
+    import dataclasses
+
+    files = {"train": "corpus/train.csv", "valid": "corpus/dev.csv", "test": "held out of train"}
+    out = io.StringIO()
+    ConsoleProgress(out, live=False)(dataclasses.replace(START, dataset_info={"files": files}))
+    assert "data: train corpus/train.csv, valid corpus/dev.csv, test held out of train\n" in out.getvalue()
+    quiet = io.StringIO()
+    ConsoleProgress(quiet, live=False)(START)
+    assert "data:" not in quiet.getvalue()

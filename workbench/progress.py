@@ -83,6 +83,9 @@ class ConsoleProgress:
             f"{event.parameters:,} parameters{memory}; "
             f"train {sizes.get('train', 0):,}, valid {sizes.get('valid', 0):,}, test {sizes.get('test', 0):,}{resumed}"
         )
+        files = event.dataset_info.get("files")
+        if isinstance(files, dict) and files:  # where each split came from, for datasets that say it
+            self._write_line("data: " + ", ".join(f"{split} {where}" for split, where in files.items()))
 
     def _download(self, event: ev.DownloadEvent) -> None:
         total, done = event.total, event.done
