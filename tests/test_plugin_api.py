@@ -189,6 +189,7 @@ def workbench_architectures():
 '''
 
 
+@pytest.mark.slow
 def test_param_error_from_build_is_one_clean_line(tmp_path):
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "evenonly.py").write_text(textwrap.dedent(PLUGIN))

@@ -196,6 +196,7 @@ async def test_setup_offers_fitting_architectures_defaults_and_validates_as_you_
         assert screen.build_config().model["nonlinearity"] == "tanh"
 
 
+@pytest.mark.slow
 async def test_setup_fields_with_fixed_values_step_with_up_and_down(runs_root):
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -223,6 +224,7 @@ async def test_setup_fields_with_fixed_values_step_with_up_and_down(runs_root):
         assert lr.value == "0.003"
 
 
+@pytest.mark.slow
 async def test_setup_saves_and_loads_the_toml_that_workbench_train_reads(runs_root, tmp_path):
     from workbench.config import read_config_file
 
@@ -339,6 +341,7 @@ async def test_attach_to_a_run_started_on_the_command_line_pause_resume_stop(run
             process.kill()
 
 
+@pytest.mark.slow
 async def test_runs_browser_compare_delete_and_a_failed_run(runs_root):
     write_run(runs_root, "20260101-000000-names-gru", epochs=4)
     write_run(runs_root, "20260101-000100-names-gru", epochs=6)
@@ -383,6 +386,7 @@ async def test_a_run_that_cannot_start_reports_why(runs_root, tmp_path):
         assert not run.path.exists()  # the engine removes a run that failed while preparing
 
 
+@pytest.mark.slow
 async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
     keys = tmp_path / "keys.toml"
     keys.write_text('[keys]\n"monitor.view" = "w"\n"runs.delete" = "ctrl+enter"\n"nope.action" = "z"\n')
@@ -474,6 +478,7 @@ def toy_loaded(tmp_path: Path, delay: float = 0.0):
     return LoadedModel(model, ToyTask(delay), config, {"epoch": 1}, torch.device("cpu"), tmp_path / "toy.pt")
 
 
+@pytest.mark.slow
 async def test_generate_streams_and_stops(runs_root, tmp_path):
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
