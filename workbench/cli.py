@@ -407,14 +407,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also load every *.py file and package in DIR as a loose plugin (repeatable; "
                         "adds to $WORKBENCH_PLUGINS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_train(sub)
+    _add_checkpoint_commands(sub)
+    _add_export(sub)
+    _add_listings(sub)
+    return parser
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        p.add_argument("--runs-dir", type=_path, default=argparse.SUPPRESS, help="where runs are kept")
-        p.add_argument("--plugins-dir", type=_path, action="append", default=[], dest="plugins_dir_here",
-                       metavar="DIR",
-                       help="load loose plugins from DIR")
 
+def _common(p: argparse.ArgumentParser) -> None:
+    """The options every command takes."""
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--runs-dir", type=_path, default=argparse.SUPPRESS, help="where runs are kept")
+    p.add_argument("--plugins-dir", type=_path, action="append", default=[], dest="plugins_dir_here",
+                   metavar="DIR", help="load loose plugins from DIR")
+
+
+def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model headless")
     p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
     p.add_argument("--arch", help="architecture (default: the dataset's recommendation)")
@@ -429,15 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=_path, metavar="DIR", help="train into this (new or empty) run folder instead of a "
                    "generated one under --runs-dir; the app uses it to know the run before it starts")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_train)
 
+
+def _add_checkpoint_commands(sub: Any) -> None:
+    """eval, predict and generate: each loads one checkpoint onto a device."""
+
     def checkpoint_command(name: str, help: str, func: Any) -> _Parser:
-        """eval, predict and generate: each loads one checkpoint onto a device."""
         p = sub.add_parser(name, help=help)
         p.add_argument("checkpoint", type=_path, help="checkpoint file, run directory or run id")
         p.add_argument("--device", default="auto")
-        common(p)
+        _common(p)
         p.set_defaults(func=func)
         return p
 
@@ -458,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=None)
 
+
+def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="export a checkpoint as TorchScript or ONNX (docs/export.md)")
     p.add_argument("checkpoint", type=_path, help="checkpoint file, run directory or run id")
     p.add_argument("--format", required=True, choices=("torchscript", "onnx"))
@@ -469,13 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=_path, help="where the dataset is now, if it moved since training")
     p.add_argument("--length", type=int, default=0, help="fixed input length of models whose time loop is "
                    "unrolled (default: the longest validation example)")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_export)
 
+
+def _add_listings(sub: Any) -> None:
+    """runs, plugins and devices: what there is and what state it is in."""
     p = sub.add_parser("runs", help="list, show, stop or delete runs")
     p.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete", "stop", "pause", "continue"))
     p.add_argument("run", nargs="?", type=_path, help="run id or directory")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("plugins", help="list plugins, their datasets and architectures, and load errors")
@@ -484,13 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="PLUGIN",
                    help="run the plugin contract test on PLUGIN (entry-point name, module or file); exit 1 on violations")
     p.add_argument("--data-dir", type=_path, help="with --check: folder or file with the plugin's dataset")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("devices", help="list devices and whether they can be used")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_devices)
-    return parser
 
 
 def use_plugin_dirs(folders: list[str]) -> None:
