@@ -326,8 +326,8 @@ class SetupScreen(Screen[None]):
             text = ""
         else:
             parameters, weights = found
-            text = (f"model: {parameters:,} parameters (without the vocabulary's share); ~{format_bytes(weights)} "
-                    "per step for weights, gradients and optimizer state, plus activations")
+            # short enough for the form's column at 80x24; docs/tui.md says what is counted
+            text = f"model: {parameters:,} parameters, ~{format_bytes(weights)}/step"
         self.app.call_from_thread(self._show_estimate, text)
 
     def _show_estimate(self, text: str) -> None:
