@@ -33,7 +33,7 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.data import (
     decode_text,
@@ -46,6 +46,7 @@ from workbench.data import (
     verify_checksums,
 )
 from workbench.errors import DataError, ParamError, WorkbenchError
+from workbench.events import EndEvent, EpochEvent, Event, StartEvent, StatusEvent, StepEvent
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
 from workbench.text import get_normalizer, get_tokenizer, unicode_to_ascii
@@ -55,12 +56,20 @@ __all__ = [
     "ClassificationData",
     "DataError",
     "DatasetSpec",
+    "EndEvent",
+    "EpochEvent",
+    "Event",
+    "EventSink",
+    "EventSinkSpec",
     "LanguageModelData",
     "LoadContext",
     "ModelContext",
     "Param",
     "ParamError",
     "Seq2SeqData",
+    "StartEvent",
+    "StatusEvent",
+    "StepEvent",
     "TASK_KINDS",
     "TaggingData",
     "WorkbenchError",
@@ -264,4 +273,29 @@ class ArchitectureSpec:
         if bad or not self.tasks:
             raise ValueError(f"architecture {self.name!r}: tasks must be a non-empty subset of {TASK_KINDS}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "params", tuple(self.params))
+
+
+class EventSink(Protocol):
+    """What an event sink's ``create`` returns: called with every event of a run, in order (the
+    :class:`StartEvent` first, the :class:`EndEvent` last); ``close()``, when it has one, is called
+    once at the end, also when the run fails."""
+
+    def __call__(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class EventSinkSpec:
+    """A receiver of run events a plugin provides (a tracker, a file format), chosen per run with
+    ``--set sinks=NAME[,NAME...]``."""
+
+    name: str
+    description: str
+    #: ``create(run_dir, options) -> sink``: called when the run starts; ``run_dir`` is the run's
+    #: folder (or the ``--output`` folder of ``workbench runs export``).
+    create: Callable[[Path, dict[str, Any]], EventSink] | str
+    #: The sink's options, passed to ``create`` as ``options`` (their defaults).
+    params: Sequence[Param] = ()
+
+    def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))

@@ -254,6 +254,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         else:
             say(json.dumps(_clean(info), indent=2, default=_json_default))
         return 0
+    if args.action == "export":
+        return _export_run(args, run)
     if args.action == "delete":
         run.delete()
         message = f"deleted {run.id}"
@@ -269,6 +271,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print_json({"run": run.id, "action": args.action, "ok": True})
     else:
         say(message)
+    return 0
+
+
+def _export_run(args: argparse.Namespace, run: Any) -> int:
+    """``workbench runs export RUN --format SINK``: a finished run's events through an event sink."""
+    from workbench.events import ACTIVE_STATES
+    from workbench.registry import get_registry
+    from workbench.sinks import replay
+
+    if not args.format:
+        raise WorkbenchError("`workbench runs export` needs --format (csv, or a sink `workbench plugins` lists)")
+    registry = get_registry()
+    registry.sink(args.format)
+    if run.status().get("state") in ACTIVE_STATES:
+        raise WorkbenchError(f"run {run.id} is still training; export it when it has ended")
+    output = Path(args.output).expanduser() if args.output else run.path
+    problems = replay(registry, [args.format], run.events(), output)
+    if problems:
+        raise WorkbenchError(problems[0])
+    if args.json:
+        print_json({"run": run.id, "action": "export", "format": args.format, "output": str(output), "ok": True})
+    else:
+        say(f"exported {run.id} as {args.format} into {output}")
     return 0
 
 
@@ -290,6 +315,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                                      "plugin": registry.architecture_owner[name],
                                      "params": [p.to_dict() for p in s.params]}
                               for name, s in sorted(registry.architectures.items())},
+            "sinks": {name: {"description": s.description, "plugin": registry.sink_owner[name],
+                             "params": [p.to_dict() for p in s.params]}
+                      for name, s in sorted(registry.sinks.items())},
             "errors": [{"plugin": p.name, "error": e} for p, e in registry.errors],
             "train_params": [p.to_dict() for p in TRAIN_PARAMS],
         })
@@ -310,7 +338,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if plugin.architectures:
             shown = ", ".join(f"{n} ({', '.join(registry.architectures[n].tasks)})" for n in plugin.architectures)
             say(f"  architectures: {shown}")
-        if not (plugin.datasets or plugin.architectures or plugin.errors or plugin.disabled):
+        if plugin.sinks:
+            say(f"  event sinks: {', '.join(plugin.sinks)}")
+        if not (plugin.datasets or plugin.architectures or plugin.sinks or plugin.errors or plugin.disabled):
             say("  registers nothing")
         for error in plugin.errors:
             say(f"  ERROR: {error}")
@@ -323,6 +353,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for name, arch in sorted(registry.architectures.items()):
             say(f"  {name:<16} {','.join(arch.tasks):<15} {arch.description}")
             _print_params(arch.params)
+        say("event sinks (--set sinks=NAME,...):")
+        for name, sink in sorted(registry.sinks.items()):
+            say(f"  {name:<16} {sink.description}")
+            _print_params(sink.params)
         say("training parameters (every run):")
         _print_params(TRAIN_PARAMS)
     return 0
@@ -488,9 +522,13 @@ def _add_export(sub: Any) -> None:
 
 def _add_listings(sub: Any) -> None:
     """runs, plugins and devices: what there is and what state it is in."""
-    p = sub.add_parser("runs", help="list, show, stop or delete runs")
-    p.add_argument("action", nargs="?", default="list", choices=("list", "show", "delete", "stop", "pause", "continue"))
+    p = sub.add_parser("runs", help="list, show, stop, delete or export runs")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=("list", "show", "delete", "stop", "pause", "continue", "export"))
     p.add_argument("run", nargs="?", type=_path, help="run id or directory")
+    p.add_argument("--format", metavar="SINK", help="export: the event sink to replay events.jsonl through "
+                   "(csv, or any other sink `workbench plugins` lists)")
+    p.add_argument("--output", type=_path, metavar="DIR", help="export: write here (default: the run's folder)")
     _common(p)
     p.set_defaults(func=cmd_runs)
 

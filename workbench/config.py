@@ -53,6 +53,8 @@ TRAIN_PARAMS: list[Param] = [
           "longest line in the data)", min=0, max=10_000_000),
     Param("allow_large", bool, False, "start even when the estimated memory per step exceeds the memory "
           "available (the run may be killed by the system)"),
+    Param("sinks", str, "", "event sinks that receive the run's events as they happen, comma-separated "
+          "(e.g. csv: metrics.csv and steps.csv in the run folder; see `workbench plugins`)"),
 ]
 
 TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
@@ -61,7 +63,7 @@ TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
 #: and schedule. Every other train value (optimizer, schedule, step_size, gamma, seed, class_weight,
 #: limit, and any added later) is fixed: the restored state would silently overrule it or not fit.
 RESUME_CHANGEABLE = ("epochs", "lr", "momentum", "weight_decay", "clip_grad_norm", "patience", "max_minutes",
-                     "log_every", "threads", "top_k", "batch_size", "precision")
+                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks")
 
 
 def resume_refusal(run_id: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
@@ -226,6 +228,9 @@ def resolve_config(
     for namespace, items in route_assignments(assignments, groups).items():
         layered[namespace].update(items)
     resolved = {ns: groups[ns].resolve(layered[ns]) for ns in groups}
+    from workbench.sinks import check_sink_names
+
+    check_sink_names(registry, resolved["train"].get("sinks", ""))
     from workbench.devices import validate_device_name
 
     return RunConfig(

@@ -50,6 +50,7 @@ from workbench.runs import (
     save_checkpoint,
 )
 from workbench.settings import current as current_settings
+from workbench.sinks import EventSinks, sink_names
 from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
 from workbench.training import EarlyStopping, LossWatch, StopWatchdog, TrainOptions
@@ -432,6 +433,7 @@ class Trainer:
         else:
             self.run = new_run(runs_root or current_settings().runs_dir, config.dataset, config.arch)
         self._events: EventWriter | None = None
+        self._sinks: EventSinks | None = None
         self._last_control_check = 0.0
         self._last_download = 0.0
         self._started_at: float | None = None
@@ -453,6 +455,9 @@ class Trainer:
             self._events.write(event)
         if self.on_event is not None:
             self.on_event(event)
+        if self._sinks is not None:
+            for problem in self._sinks.send(event):  # a failing sink is dropped; the run goes on
+                self.emit(StatusEvent(message=problem))
 
     def _poll_control(self, force: bool = False) -> str | None:
         """"stop", or None; blocks while paused. Checks the control file at most a few times a second."""
@@ -526,12 +531,21 @@ class Trainer:
                 self.emit(EndEvent(state=state, message=message))
             raise
         finally:
+            self._close_sinks()
             if self._events is not None:
                 self._events.close()
             self._events = None
 
+    def _close_sinks(self) -> None:
+        sinks, self._sinks = self._sinks, None
+        if sinks is not None:
+            for problem in sinks.close():
+                with contextlib.suppress(WorkbenchError):
+                    self.emit(StatusEvent(message=problem))
+
     def _train(self) -> TrainResult:
         options = self.options
+        self._sinks = EventSinks(self.registry, sink_names(options.sinks), self.run.path)
         threads = configure_threads(options.threads)
         generator = seed_everything(options.seed)
 

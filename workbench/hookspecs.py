@@ -25,6 +25,11 @@ def workbench_architectures():  # -> list[ArchitectureSpec]
     """Return the architectures this plugin provides, as a list of :class:`workbench.api.ArchitectureSpec`."""
 
 
+@hookspec
+def workbench_event_sinks():  # -> list[EventSinkSpec]
+    """Return the event sinks this plugin provides, as a list of :class:`workbench.api.EventSinkSpec`."""
+
+
 def hook_names() -> list[str]:
     """The names of every hook above (what a plugin may implement), in declaration order."""
     return [name for name, obj in globals().items() if callable(obj) and hasattr(obj, f"{PROJECT_NAME}_spec")]

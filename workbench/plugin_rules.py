@@ -14,7 +14,7 @@ import importlib.util
 import re
 from collections.abc import Iterable
 
-from workbench.api import ArchitectureSpec, DatasetSpec
+from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec
 from workbench.params import Param
 
 #: Dataset and architecture names: typed on the command line and used in run folder names.
@@ -72,10 +72,12 @@ def target_problem(target: object, what: str) -> str | None:
     return None
 
 
-def spec_problems(spec: DatasetSpec | ArchitectureSpec) -> list[str]:
+def spec_problems(spec: DatasetSpec | ArchitectureSpec | EventSinkSpec) -> list[str]:
     """Every rule above applied to one spec, each problem prefixed with what it is about
     (``dataset 'x': ...``), as ``workbench plugins`` and the contract report show it."""
-    kind, target, what = ("dataset", spec.load, "load") if isinstance(spec, DatasetSpec) else \
-        ("architecture", spec.build, "build")
+    kind, target, what = (
+        ("dataset", spec.load, "load") if isinstance(spec, DatasetSpec)
+        else ("event sink", spec.create, "create") if isinstance(spec, EventSinkSpec)
+        else ("architecture", spec.build, "build"))
     found = [spec_name_problem(spec.name), *param_problems(spec.params), target_problem(target, what)]
     return [f"{kind} {spec.name!r}: {problem}" for problem in found if problem]

@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from workbench import hookspecs, settings
-from workbench.api import ArchitectureSpec, DatasetSpec, resolve_callable
+from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec, resolve_callable
 from workbench.errors import PluginError, WorkbenchError
 from workbench.plugin_rules import spec_problems
 
@@ -113,6 +113,8 @@ class PluginInfo:
     builtin: bool
     datasets: list[str] = field(default_factory=list)
     architectures: list[str] = field(default_factory=list)
+    #: The event sinks it provides (hook ``workbench_event_sinks``).
+    sinks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Skipped because of WORKBENCH_DISABLE_PLUGINS / WORKBENCH_PLUGINS.
     disabled: bool = False
@@ -134,6 +136,7 @@ class PluginInfo:
             "disabled": self.disabled,
             "datasets": self.datasets,
             "architectures": self.architectures,
+            "sinks": self.sinks,
             "errors": self.errors,
         }
 
@@ -202,7 +205,7 @@ def _is_plain_function(plugin: object, name: str) -> bool:
 
 
 class Registry:
-    """The datasets and architectures all loaded plugins provide."""
+    """The datasets, architectures and event sinks all loaded plugins provide."""
 
     def __init__(self, strict: bool | None = None) -> None:
         now = settings.current()
@@ -212,6 +215,8 @@ class Registry:
         self.architectures: dict[str, ArchitectureSpec] = {}
         self.dataset_owner: dict[str, str] = {}
         self.architecture_owner: dict[str, str] = {}
+        self.sinks: dict[str, EventSinkSpec] = {}
+        self.sink_owner: dict[str, str] = {}
         self.manager = PluginManager()
         if now.trace_plugins:
             self.manager.add_hookcall_monitoring(_trace_before, _trace_after)
@@ -384,6 +389,7 @@ class Registry:
         for hook_name, kind, expected in (
             ("workbench_datasets", "dataset", DatasetSpec),
             ("workbench_architectures", "architecture", ArchitectureSpec),
+            ("workbench_event_sinks", "event sink", EventSinkSpec),
         ):
             try:
                 call = functools.partial(self.manager.call_one, hook_name, plugin)
@@ -408,21 +414,25 @@ class Registry:
                         continue
                     self._add_spec(kind, spec, info)
 
-    def _add_spec(self, kind: str, spec: DatasetSpec | ArchitectureSpec, info: PluginInfo) -> None:
+    def _add_spec(self, kind: str, spec: DatasetSpec | ArchitectureSpec | EventSinkSpec, info: PluginInfo) -> None:
         """Record one spec, unless it breaks a registration rule or its name is taken."""
         problems = spec_problems(spec)
         for problem in problems:
             self._fail(info, problem)
         if problems:
             return
-        table: dict[str, Any] = self.datasets if kind == "dataset" else self.architectures
-        owners = self.dataset_owner if kind == "dataset" else self.architecture_owner
+        places: dict[str, tuple[dict[str, Any], dict[str, str], list[str]]] = {
+            "dataset": (self.datasets, self.dataset_owner, info.datasets),
+            "architecture": (self.architectures, self.architecture_owner, info.architectures),
+            "event sink": (self.sinks, self.sink_owner, info.sinks),
+        }
+        table, owners, names = places[kind]
         if spec.name in table:
             self._fail(info, f"{kind} {spec.name!r} is already provided by plugin {owners[spec.name]!r}")
             return
         table[spec.name] = spec
         owners[spec.name] = info.name
-        (info.datasets if kind == "dataset" else info.architectures).append(spec.name)
+        names.append(spec.name)
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
         info.errors.append(message)
@@ -452,9 +462,18 @@ class Registry:
                 f"{self._broken_note()}"
             ) from None
 
+    def sink(self, name: str) -> EventSinkSpec:
+        try:
+            return self.sinks[name]
+        except KeyError:
+            raise WorkbenchError(
+                f"unknown event sink {name!r}; available: {', '.join(sorted(self.sinks)) or 'none'}"
+                f"{self._broken_note()} (see `workbench plugins`)"
+            ) from None
+
     def _broken_note(self) -> str:
         """Which plugins failed to load, for a missing name that one of them may have provided."""
-        broken = [p.name for p in self.plugins if p.errors and not (p.datasets or p.architectures)]
+        broken = [p.name for p in self.plugins if p.errors and not (p.datasets or p.architectures or p.sinks)]
         return f"; plugins that failed to load: {', '.join(broken)}" if broken else ""
 
     def architectures_for(self, task: str) -> list[ArchitectureSpec]:
@@ -540,7 +559,7 @@ def _summarize(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_summarize(item) for item in value) + "]"
     name = getattr(value, "name", None)
-    if isinstance(name, str) and isinstance(value, (DatasetSpec, ArchitectureSpec)):
+    if isinstance(name, str) and isinstance(value, (DatasetSpec, ArchitectureSpec, EventSinkSpec)):
         return f"{type(value).__name__}({name!r})"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

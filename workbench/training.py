@@ -43,6 +43,7 @@ class TrainOptions:
     precision: str
     max_tokens: int
     allow_large: bool
+    sinks: str
 
     @classmethod
     def from_config(cls, train: Mapping[str, Any]) -> TrainOptions:
