@@ -63,7 +63,7 @@ def test_every_hook_has_a_section_in_the_docs():
 def test_every_spec_field_and_task_kind_is_documented():
     text = DOCS.read_text(encoding="utf-8")
     for cls in (api.DatasetSpec, api.ArchitectureSpec, api.LoadContext, api.ModelContext, api.ClassificationData,
-                api.Param):
+                api.Param, api.EventSinkSpec):
         for f in dataclasses.fields(cls):
             assert f"`{f.name}`" in text, f"docs/plugins.md does not describe {cls.__name__}.{f.name}"
     headings = "\n".join(markdown_headings(text))
@@ -347,7 +347,7 @@ def test_misnamed_hooks_are_reported():
 
     info = Registry(strict=False).register_module(Typo)
     assert info.errors == ["workbench_dataset is not a workbench hook (known hooks: workbench_datasets, "
-                           "workbench_architectures); a typo? It is ignored"]
+                           "workbench_architectures, workbench_event_sinks); a typo? It is ignored"]
 
 
 
