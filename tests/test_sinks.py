@@ -104,7 +104,7 @@ def test_the_csv_sink_writes_one_row_per_epoch_and_export_writes_the_same(sunk_r
     epochs = [e for e in run.events() if e.kind == "epoch"]
     rows = csv_rows(run.path / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [e.epoch for e in epochs] == [1, 2]
-    for row, event in zip(rows, epochs):
+    for row, event in zip(rows, epochs, strict=True):
         assert float(row["valid_loss"]) == event.valid["loss"]
         assert float(row["valid_accuracy"]) == event.valid["accuracy"]
         assert float(row["train_loss"]) == event.train["loss"] and float(row["lr"]) == event.lr
@@ -155,3 +155,10 @@ def test_export_of_a_run_without_events_is_one_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "workbench: error: the run has no start event in its events.jsonl: nothing to export"]
+
+
+def test_the_contract_check_accepts_a_plugin_that_only_provides_sinks():
+    out = subprocess.run([sys.executable, "-m", "workbench", "plugins", "--check", "sinks"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout
+    assert "registers no" not in out.stdout

@@ -266,9 +266,10 @@ class _Checker:
             else:
                 report.warn("plugin", "not checked whether importing the plugin imports torch: it could not be "
                             "imported by name in a fresh interpreter")
-        if not info.datasets and not info.architectures and not info.errors:
-            report.fail("plugin", "registers no dataset and no architecture: implement workbench_datasets() "
-                        "and/or workbench_architectures(), each decorated with @hookimpl and returning a list")
+        if not info.datasets and not info.architectures and not info.sinks and not info.errors:
+            report.fail("plugin", "registers no dataset, architecture or event sink: implement workbench_datasets(), "
+                        "workbench_architectures() and/or workbench_event_sinks(), each decorated with @hookimpl "
+                        "and returning a list")
         datasets = [self.registry.datasets[n] for n in info.datasets]
         architectures = [self.registry.architectures[n] for n in info.architectures]
         for spec in datasets:
