@@ -1,4 +1,6 @@
-"""The built-in event sinks: ``csv`` writes a run's epochs and step windows as spreadsheets.
+"""The built-in event sinks: ``csv`` writes a run's epochs and step windows as spreadsheets;
+``tensorboard`` (in :mod:`workbench_plugins.tensorboard_sink`, imported only when used) writes
+TensorBoard event files.
 
 ``--set sinks=csv`` while training, or ``workbench runs export RUN --format csv`` afterwards (the
 same sink fed from ``events.jsonl``), writes into the folder:
@@ -32,7 +34,14 @@ def workbench_event_sinks() -> list[EventSinkSpec]:
             description="metrics.csv (one row per epoch) and steps.csv (one row per logged step window) in "
             "the run folder",
             create=create,
-        )
+        ),
+        EventSinkSpec(
+            name="tensorboard",
+            description="TensorBoard event files in the run folder's tensorboard/ (needs the tensorboard "
+            "package: pip install tensorboard)",
+            create="workbench_plugins.tensorboard_sink:create",
+            requires={"tensorboard": "tensorboard"},
+        ),
     ]
 
 

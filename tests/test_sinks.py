@@ -17,7 +17,7 @@ from workbench.config import resolve_config
 from workbench.engine import Trainer
 from workbench.errors import WorkbenchError
 from workbench.registry import Registry
-from workbench.sinks import sink_names
+from workbench.sinks import check_sink_names, replay, sink_names
 
 #: What the recording sink saw, by the run folder it was created for.
 RECORDED: dict[Path, list] = {}
@@ -119,13 +119,13 @@ def test_the_csv_sink_writes_one_row_per_epoch_and_export_writes_the_same(sunk_r
 
 
 def test_an_unknown_sink_is_one_line_before_the_run(shared_data):
-    with pytest.raises(WorkbenchError, match=r"^unknown event sink 'nope'; available: csv, explodes, recorder"):
+    with pytest.raises(WorkbenchError, match=r"^unknown event sink 'nope'; available: csv, explodes, recorder, tensorboard"):
         resolve_config(plugin_registry(), "names", None, "cpu", ["sinks=csv,nope"], data_dir=str(shared_data))
     out = subprocess.run([sys.executable, "-m", "workbench", "train", "--dataset", "names", "--set", "sinks=nope"],
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "workbench: error: unknown event sink 'nope'; available: csv (see `workbench plugins`)"]
+        "workbench: error: unknown event sink 'nope'; available: csv, tensorboard (see `workbench plugins`)"]
 
 
 def test_sink_names_and_the_plugin_listing():
@@ -133,7 +133,7 @@ def test_sink_names_and_the_plugin_listing():
     registry = plugin_registry()
     assert registry.sink_owner["csv"] == "sinks" and registry.sinks["recorder"].description
     out = subprocess.run([sys.executable, "-m", "workbench", "plugins"], capture_output=True, text=True, check=True)
-    assert "  event sinks: csv" in out.stdout.splitlines()
+    assert "  event sinks: csv, tensorboard" in out.stdout.splitlines()
 
 
 def test_a_sink_spec_with_a_bad_create_is_reported_and_skipped():
@@ -162,3 +162,29 @@ def test_the_contract_check_accepts_a_plugin_that_only_provides_sinks():
                          text=True)
     assert out.returncode == 0, out.stdout
     assert "registers no" not in out.stdout
+
+
+@pytest.mark.slow
+def test_the_tensorboard_sink_writes_each_epochs_metrics(sunk_run, tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard sink needs the optional tensorboard package")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = sunk_run.run
+    assert replay(plugin_registry(), ["tensorboard"], run.events(), tmp_path) == []
+    files = EventAccumulator(str(tmp_path / "tensorboard"))
+    files.Reload()
+    epochs = [e for e in run.events() if e.kind == "epoch"]
+    scalars = files.Scalars("valid/loss")
+    assert [s.step for s in scalars] == [1, 2]
+    assert [s.value for s in scalars] == pytest.approx([e.valid["loss"] for e in epochs], rel=1e-6)
+    steps = [e for e in run.events() if e.kind == "step"]
+    assert [s.step for s in files.Scalars("step/loss")] == [e.global_step for e in steps]
+    assert "test/accuracy" in files.Tags()["scalars"]
+
+
+def test_a_sink_whose_package_is_missing_is_refused_before_the_run(monkeypatch):
+    registry = plugin_registry()
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    with pytest.raises(WorkbenchError, match=r"^event sink 'tensorboard' needs tensorboard: pip install tensorboard$"):
+        check_sink_names(registry, "csv,tensorboard")
+    check_sink_names(registry, "csv")

@@ -296,6 +296,10 @@ class EventSinkSpec:
     create: Callable[[Path, dict[str, Any]], EventSink] | str
     #: The sink's options, passed to ``create`` as ``options`` (their defaults).
     params: Sequence[Param] = ()
+    #: Packages the sink needs, as ``{import name: what to pip install}``; a run asking for the sink
+    #: without them is refused before it starts, with the ``pip install`` line to type.
+    requires: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "requires", dict(self.requires))

@@ -13,6 +13,7 @@ run's ``events.jsonl`` through the same class. No torch here.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,24 @@ def sink_names(value: str) -> list[str]:
 
 
 def check_sink_names(registry: Registry, value: str) -> None:
-    """Raise a one-line :class:`WorkbenchError` for the first name no plugin provides."""
+    """Raise a one-line :class:`WorkbenchError` for the first name no plugin provides, or whose
+    sink needs a package that is not installed."""
     for name in sink_names(value):
-        registry.sink(name)
+        check_sink(registry.sink(name))
+
+
+def check_sink(spec: EventSinkSpec) -> None:
+    """Refuse a sink whose ``requires`` are not importable here, naming what to install."""
+    missing = [package for module, package in spec.requires.items() if not _importable(module)]
+    if missing:
+        raise WorkbenchError(f"event sink {spec.name!r} needs {', '.join(missing)}: pip install {' '.join(missing)}")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _describe(exc: BaseException) -> str:
@@ -43,6 +59,8 @@ class EventSinks:
 
     def __init__(self, registry: Registry, names: Iterable[str], run_dir: Path) -> None:
         self.specs: list[EventSinkSpec] = [registry.sink(name) for name in names]
+        for spec in self.specs:
+            check_sink(spec)
         self.run_dir = run_dir
         self.active: list[tuple[str, EventSink]] = []
         self.opened = False
