@@ -43,6 +43,7 @@ def load(**params):
 def test_the_plugin_passes_the_workbench_contract():
     report = assert_plugin_contract("example")
     assert report.datasets == ["majority"] and report.architectures == ["meanpool"]
+    assert "notes" in plugin.workbench_event_sinks()[0].name
 
 
 def test_labels_are_the_unique_most_frequent_letter():
@@ -95,10 +96,13 @@ def test_listed_trained_and_used_from_the_cli():
     assert listing["datasets"]["majority"]["default_arch"] == "meanpool"
 
     result = workbench("train", "--dataset", "majority", "--set", "data.size=1500", "--set", "epochs=4",
-                       "--set", "threads=1", "--json")
+                       "--set", "threads=1", "--set", "sinks=notes", "--json")
     assert result.returncode == 0, result.stderr
     trained = json.loads(result.stdout)
     assert trained["state"] == "finished"
+    notes = (Path(trained["run_dir"]) / "notes.txt").read_text().splitlines()
+    assert notes[0].endswith(": majority with meanpool") and notes[-1].startswith("finished")
+    assert [line.split(":")[0] for line in notes[1:-1]] == [f"epoch {n}/4" for n in range(1, len(notes) - 1)]
     assert trained["metrics"]["accuracy"] > 0.4  # guessing among 5 letters scores 0.2
 
     predicted = workbench("predict", trained["run"], "aaaab", "ddddee", "--json")

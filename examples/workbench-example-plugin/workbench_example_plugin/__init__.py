@@ -7,7 +7,7 @@ it lists plugins, so it only builds descriptions. The loader and the model are n
 
 from __future__ import annotations
 
-from workbench.api import ArchitectureSpec, DatasetSpec, Param, hookimpl
+from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec, Param, hookimpl
 
 __version__ = "0.1.0"
 
@@ -50,5 +50,17 @@ def workbench_architectures() -> list[ArchitectureSpec]:
                 Param("hidden_size", int, 64, "MLP hidden layer size (0 = a single linear layer)", min=0, max=8192),
                 Param("dropout", float, 0.0, "dropout before the output layer", min=0.0, max=0.9),
             ],
+        )
+    ]
+
+
+@hookimpl
+def workbench_event_sinks() -> list[EventSinkSpec]:
+    return [
+        EventSinkSpec(
+            name="notes",
+            description="notes.txt in the run folder: one readable line per epoch (--set sinks=notes)",
+            create="workbench_example_plugin.sink:create",
+            params=[Param("metric", str, "", "the validation metric to note (empty: the run's main metric)")],
         )
     ]
