@@ -445,30 +445,22 @@ class Registry:
         return [(p, e) for p in self.plugins for e in p.errors]
 
     def dataset(self, name: str) -> DatasetSpec:
-        try:
-            return self.datasets[name]
-        except KeyError:
-            raise WorkbenchError(
-                f"unknown dataset {name!r}; available: {', '.join(sorted(self.datasets)) or 'none'}"
-                f"{self._broken_note()} (see `workbench plugins`)"
-            ) from None
+        return self._lookup(self.datasets, "dataset", name)
 
     def architecture(self, name: str) -> ArchitectureSpec:
-        try:
-            return self.architectures[name]
-        except KeyError:
-            raise WorkbenchError(
-                f"unknown architecture {name!r}; available: {', '.join(sorted(self.architectures)) or 'none'}"
-                f"{self._broken_note()}"
-            ) from None
+        return self._lookup(self.architectures, "architecture", name, see_plugins=False)
 
     def sink(self, name: str) -> EventSinkSpec:
+        return self._lookup(self.sinks, "event sink", name)
+
+    def _lookup(self, table: dict[str, Any], kind: str, name: str, see_plugins: bool = True) -> Any:
+        """``table[name]``, or an error listing what there is and which plugins failed to load."""
         try:
-            return self.sinks[name]
+            return table[name]
         except KeyError:
             raise WorkbenchError(
-                f"unknown event sink {name!r}; available: {', '.join(sorted(self.sinks)) or 'none'}"
-                f"{self._broken_note()} (see `workbench plugins`)"
+                f"unknown {kind} {name!r}; available: {', '.join(sorted(table)) or 'none'}"
+                f"{self._broken_note()}{' (see `workbench plugins`)' if see_plugins else ''}"
             ) from None
 
     def _broken_note(self) -> str:
