@@ -283,6 +283,7 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
         launched = app.launched[monitor.id]
         assert launched.process.pid and (monitor.run.path / "train.log").exists()
         await wait_for(pilot, lambda: monitor.state == "finished", timeout=90)
+        await wait_for(pilot, lambda: monitor.end is not None, timeout=10)  # the monitor reads events on its timer
         assert monitor.step_x and len(monitor.epochs) == 1 and monitor.test_metrics()["accuracy"] > 0.3
         # the status line repaints on the monitor's next refresh, which a loaded machine can delay
         await wait_for(pilot, lambda: "FINISHED" in str(app.screen.query_one("#status").render()), timeout=10)

@@ -908,9 +908,10 @@ class Trainer:
             message=message, history=progress.history,
         )
         atomic_write_json(run.results_path, result.to_dict())
-        run.write_status(state=state, pid=None, message=message, epoch=result.epochs_completed)
+        # the end event first: a follower that sees the final state in status.json finds it already written
         self.emit(EndEvent(state=state, message=message, test=test, valid=valid, best_epoch=stopper.best_epoch,
                            checkpoint=str(result.checkpoint)))
+        run.write_status(state=state, pid=None, message=message, epoch=result.epochs_completed)
         return result
 
 
