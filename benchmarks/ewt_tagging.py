@@ -1,7 +1,7 @@
 """UD English EWT UPOS tagging: train for at most N minutes on one CPU thread, print test figures.
 
 Run it through the shared CPU slot:
-    /work/notes/cpu-slot python benchmarks/ewt_tagging.py --data-dir /work/shared/data [--minutes 10]
+    python benchmarks/ewt_tagging.py --data-dir ../shared/data [--minutes 10]
 Extra ``--set key=value`` options go to the run (e.g. --set model.num_layers=2).
 """
 

@@ -1,7 +1,7 @@
 """The LSTM gate ablation: every combination of input, forget and output gates, measured.
 
 Run (single-threaded, holding one CPU slot):
-    /work/notes/cpu-slot python benchmarks/gate_ablation.py --data-dir /work/shared/data [--dataset rt-polarity]
+    python benchmarks/gate_ablation.py --data-dir ../shared/data [--dataset rt-polarity]
         [--seeds 0 1 2] [--peephole] [--set key=value ...]
 
 Trains arch gated-lstm once per gate combination and seed (the seed changes initialisation and

@@ -1,7 +1,7 @@
 """IMDB sentiment without pretrained embeddings, trained from scratch on the CPU.
 
 Run (holding one CPU slot; add a second `cpu-slot` and --set threads=2 to take both cores):
-    /work/notes/cpu-slot python benchmarks/imdb.py --data-dir /work/shared/data [--set key=value ...]
+    python benchmarks/imdb.py --data-dir ../shared/data [--set key=value ...]
 
 Uses the imdb dataset's defaults (lstm-attention, its max_minutes limit) plus --set, and prints the
 training time, epochs and the test accuracy of the best-validation checkpoint, then a JSON summary.

@@ -1,7 +1,7 @@
 """Tiny Shakespeare: validation loss after the dataset's default training (5 minutes), then the speed
 of character generation from the trained model.
 
-    /work/notes/cpu-slot python benchmarks/tinyshakespeare.py --data-dir ../shared/data --set threads=1
+    python benchmarks/tinyshakespeare.py --data-dir ../shared/data --set threads=1
 
 Extra ``--set key=value`` arguments override the defaults as in ``workbench train``. Prints the
 validation metrics of the best checkpoint and characters generated per second (stepwise, the way

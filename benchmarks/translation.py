@@ -2,7 +2,7 @@
 number of minutes on one CPU thread; prints held-out corpus BLEU-4 and the course's probe sentences.
 
 Run it through the shared CPU slot:
-    /work/notes/cpu-slot python benchmarks/translation.py --data-dir /work/shared/data [--minutes 8]
+    python benchmarks/translation.py --data-dir ../shared/data [--minutes 8]
 Extra ``--set key=value`` options go to both runs (dataset and model parameters alike).
 """
 

@@ -16,7 +16,7 @@ Latency is measured from just before ``tmux send-keys`` until the repainted text
 output stream (``tmux pipe-pane``), so it includes tmux delivering the key.
 
 usage: python benchmarks/tui_throughput.py [--reps 3] [--epochs 8] [--data-dir DIR]
-Run it holding both cores: /work/notes/cpu-slot /work/notes/cpu-slot python benchmarks/tui_throughput.py
+Run it holding both cores: python benchmarks/tui_throughput.py
 """
 
 from __future__ import annotations
