@@ -297,6 +297,103 @@ def _export_run(args: argparse.Namespace, run: Any) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``workbench sweep``: plan (or reopen) a sweep, run its cells detached, print the table (docs/sweep.md)."""
+    from workbench import sweep as sw
+
+    root = _runs_root(args)
+    if args.action == "list":
+        found = [{"name": s.name, "dataset": s.dataset, "runs": len(s.cells), "folder": str(s.folder)}
+                 for s in sw.list_sweeps(root)]
+        if args.json:
+            print_json({"sweeps": found})
+        for item in [] if args.json else found:
+            say(f"{item['name']:<40} {item['dataset']:<14} {item['runs']} runs")
+        if not found and not args.json:
+            say(f"no sweeps under {sw.sweeps_root(root)}")
+        return 0
+    if args.action == "run" and not args.resume:
+        sweep, resumed = _plan_sweep(args, root)
+    else:
+        name = args.resume or args.sweep
+        if not name:
+            raise WorkbenchError(f"`workbench sweep {args.action}` needs a sweep name (see `workbench sweep list`)")
+        sweep, resumed = sw.load_sweep(name, root), True
+    if args.action == "stop":
+        asked = sw.stop_sweep(sweep)
+        if args.json:
+            print_json({"sweep": sweep.name, "stopped": asked})
+        else:
+            say(f"asked {len(asked)} run(s) of sweep {sweep.name} to stop")
+        return 0
+    if args.action == "run":
+        _run_sweep(args, sweep, resumed)
+    report = sw.summarize(sweep)
+    if args.action == "status" and not args.json:
+        say(sw.render_matrix(sweep) + "\n")
+    elif args.action != "status":
+        sw.write_tables(report)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        say(sw.render_text(report))
+    return 0
+
+
+def _plan_sweep(args: argparse.Namespace, root: Path) -> Any:
+    from workbench import sweep as sw
+    from workbench.registry import get_registry
+
+    if args.parallel is not None and not 1 <= args.parallel <= 256:
+        raise WorkbenchError(f"--parallel {args.parallel}: give 1 to 256 runs at once")
+    planned = sw.plan_sweep(get_registry(), name=args.name, runs_root=root, axes=sw.parse_grid(args.grid),
+                            seeds=sw.parse_seeds(args.seeds), dataset=args.dataset, arch=args.arch,
+                            device=args.device, assignments=args.set, config_file=args.config,
+                            data_dir=args.data_dir, command=" ".join(["workbench", *sys.argv[1:]]))
+    sw.check_size(planned, args.yes)
+    sweep, resumed = sw.open_or_plan(planned)
+    if not resumed:
+        sweep.save()
+    return sweep, resumed
+
+
+def _run_sweep(args: argparse.Namespace, sweep: Any, resumed: bool) -> None:
+    """Schedule the cells; Ctrl-C or SIGTERM ends this process, not the runs (they are detached)."""
+    import time
+
+    from workbench import sweep as sw
+
+    slots = sw.machine_slots(sweep.cells[0].config.get("device", "auto"), args.parallel)
+    total = len(sweep.cells)
+
+    def notify(what: str, cell: Any) -> None:
+        if not args.json:
+            done = sum(sw.cell_state(sweep, c) in ("finished", "stopped", "failed") for c in sweep.cells)
+            extra = f": {cell.message}" if cell.message and what not in ("started", "resumed") else ""
+            say(f"{time.strftime('%H:%M:%S')} {what:<11} {sweep.label(cell.configuration)} seed {cell.seed} "
+                f"(run {cell.run}; {done}/{total} done){extra}")
+
+    stop = {"signal": 0}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["signal"] = signum
+
+    if not args.json:
+        say(f"sweep {sweep.name} ({'resumed' if resumed else 'new'}): {len(sweep.configurations)} configurations x "
+            f"{len(sweep.seeds)} seeds in {sweep.folder}; {slots.count} at once ({slots.reason})")
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        scheduler = sw.Scheduler(sweep, sw.DetachedLauncher(), slots, notify=notify, retry_failed=args.retry_failed)
+        scheduler.run(should_stop=lambda: stop["signal"] != 0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop["signal"]:
+        raise WorkbenchError(f"sweep {sweep.name} interrupted; its {len(scheduler.running)} running run(s) go on "
+                             f"detached: `workbench sweep --resume {sweep.name}` continues, `workbench sweep stop "
+                             f"{sweep.name}` stops them")
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from workbench.config import TRAIN_PARAMS
     from workbench.registry import get_registry
@@ -445,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint_commands(sub)
     _add_export(sub)
     _add_listings(sub)
+    _add_sweep(sub)
     return parser
 
 
@@ -544,6 +642,29 @@ def _add_listings(sub: Any) -> None:
     p = sub.add_parser("devices", help="list devices and whether they can be used")
     _common(p)
     p.set_defaults(func=cmd_devices)
+
+
+def _add_sweep(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="train a grid of configurations over seeds; mean and spread per configuration")
+    p.add_argument("action", nargs="?", default="run", choices=("run", "status", "report", "stop", "list"),
+                   help="run (default) a sweep; status, report (writes sweep.md/csv) or stop one by name; list them")
+    p.add_argument("sweep", nargs="?", help="the sweep's name (status, report, stop)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a parameter (any --set key, or arch) and its values; repeat for more axes")
+    p.add_argument("--seeds", metavar="N|S1,S2", help="number of seeds (0..N-1) or a list of seeds (default 3)")
+    p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
+    p.add_argument("--arch", help="architecture, unless the grid has arch")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter for every run")
+    p.add_argument("--config", type=_path, help="TOML setup file every run starts from")
+    p.add_argument("--data-dir", type=_path, help="folder or file with the dataset")
+    p.add_argument("--name", help="the sweep's folder under RUNS/sweeps (default: dataset and grid keys)")
+    p.add_argument("--resume", metavar="NAME", help="continue sweep NAME (the same command again does too)")
+    p.add_argument("--parallel", type=int, metavar="N", help="runs at once (default: one per free core, or per GPU)")
+    p.add_argument("--yes", action="store_true", help=f"start grids of more than {100} runs")
+    p.add_argument("--retry-failed", action="store_true", help="start failed cells again")
+    _common(p)
+    p.set_defaults(func=cmd_sweep)
 
 
 def use_plugin_dirs(folders: list[str]) -> None:
