@@ -47,7 +47,7 @@ LOWER_IS_BETTER = frozenset({"loss", "perplexity", "bits_per_char"})
 #: The rule that marks a difference as inside the seed spread (printed under every table).
 SPREAD_RULE = ("≈ = inside the seed spread: the difference between this configuration's mean and the best "
                "one's is no larger than the larger of the two standard deviations (sample sd over seeds, n-1); "
-               "such a difference is not resolved by these seeds")
+               "such a difference is not resolved by these seeds; a row without a mark differs by more")
 DONE_STATES = ("finished", "stopped")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SEED_KEYS = ("seed", "train.seed")
@@ -747,7 +747,8 @@ def matrix(sweep: Sweep) -> list[tuple[str, list[str]]]:
             elif state in ("running", "paused"):
                 run = sweep.run_of(cell)
                 status = run.status() if run else {}
-                texts.append(f"{state} {status.get('epoch') or 0}/{status.get('epochs') or '?'}")
+                texts.append(f"{'run' if state == 'running' else state} {status.get('epoch') or 0}/"
+                             f"{status.get('epochs') or '?'}")
             else:
                 texts.append(state)
         rows.append((sweep.label(index), texts))

@@ -37,6 +37,7 @@ SCREEN_PATHS: dict[str, tuple[str, str]] = {
     "runs": ("Runs", "workbench.tui.runs_screen:RunsScreen"),
     "predict": ("Predict", "workbench.tui.predict:PredictScreen"),
     "generate": ("Generate", "workbench.tui.generate:GenerateScreen"),
+    "sweep": ("Sweep", "workbench.tui.sweep_screen:SweepScreen"),
 }
 
 
@@ -62,6 +63,7 @@ class WorkbenchApp(App[int]):
         Binding("f4", "mode('runs')", "Runs", id="app.runs", show=False),
         Binding("f5", "mode('predict')", "Predict", id="app.predict", show=False),
         Binding("f6", "mode('generate')", "Generate", id="app.generate", show=False),
+        Binding("f7", "mode('sweep')", "Sweep", id="app.sweep", show=False),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False),
     ]
 
