@@ -326,8 +326,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         else:
             say(f"asked {len(asked)} run(s) of sweep {sweep.name} to stop")
         return 0
-    if args.action == "run":
-        _run_sweep(args, sweep, resumed)
+    if args.action == "run" and not _run_sweep(args, sweep, resumed):
+        return 130
     report = sw.summarize(sweep)
     if args.action == "status" and not args.json:
         say(sw.render_matrix(sweep) + "\n")
@@ -357,8 +357,9 @@ def _plan_sweep(args: argparse.Namespace, root: Path) -> Any:
     return sweep, resumed
 
 
-def _run_sweep(args: argparse.Namespace, sweep: Any, resumed: bool) -> None:
-    """Schedule the cells; Ctrl-C or SIGTERM ends this process, not the runs (they are detached)."""
+def _run_sweep(args: argparse.Namespace, sweep: Any, resumed: bool) -> bool:
+    """Schedule the cells; Ctrl-C or SIGTERM ends this process, not the runs (they are detached).
+    False when interrupted."""
     import time
 
     from workbench import sweep as sw
@@ -389,9 +390,11 @@ def _run_sweep(args: argparse.Namespace, sweep: Any, resumed: bool) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if stop["signal"]:
-        raise WorkbenchError(f"sweep {sweep.name} interrupted; its {len(scheduler.running)} running run(s) go on "
-                             f"detached: `workbench sweep --resume {sweep.name}` continues, `workbench sweep stop "
-                             f"{sweep.name}` stops them")
+        sys.stderr.write(f"workbench: sweep {sweep.name} interrupted; its {len(scheduler.running)} running run(s) "
+                         f"go on detached: `workbench sweep --resume {sweep.name}` continues, `workbench sweep stop "
+                         f"{sweep.name}` stops them\n")
+        return False
+    return True
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
