@@ -311,11 +311,23 @@ def cell_state(sweep: Sweep, cell: Cell) -> str:
     if not run.path.is_dir():
         return "failed" if cell.state == "failed" else "pending"  # failed while preparing: the folder is gone
     state = str(run.status().get("state"))
-    if state in ("unknown", "interrupted") and cell.pid is not None and pid_alive(cell.pid):
+    if state in ("unknown", "interrupted") and launched_alive(cell.pid, run):
         return "starting"  # launched, still importing: no lock or status yet
     if state == "unknown":
         return "interrupted"
     return state
+
+
+def launched_alive(pid: int | None, run: Run) -> bool:
+    """Whether the process a sweep started for ``run`` still lives (it may not hold the run's lock
+    yet: it is still importing). Where /proc shows command lines, a recycled pid does not count."""
+    if pid is None or not pid_alive(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): the pid is all there is
+    return run.id.encode() in command
 
 
 def cell_result(sweep: Sweep, cell: Cell) -> dict[str, Any] | None:
@@ -353,7 +365,7 @@ class Adopted:
     pid: int | None
 
     def finished(self) -> int | None:
-        return None if self.run.trainer_alive(self.pid) or pid_alive(self.pid) else 0
+        return None if self.run.trainer_alive() or launched_alive(self.pid, self.run) else 0
 
     def output(self, limit: int = 4000) -> str:
         return ""
