@@ -7,6 +7,10 @@ Run (single-threaded, holding one CPU slot):
 Trains arch gated-lstm once per gate combination and seed (the seed changes initialisation and
 shuffling; the data split stays fixed) and prints the mean test accuracy of each combination next to
 the accuracies reported in the lecture (SST), then a JSON summary.
+
+The table in docs/sentiment.md is now measured with `workbench sweep` over 5 seeds, with the same
+settings as DEFAULTS below (the command is in docs/sentiment.md and docs/sweep.md); this script
+stays as the in-process variant (no detached runs) and for the peephole rows.
 """
 
 from __future__ import annotations
