@@ -313,3 +313,21 @@ def test_a_killed_sweep_resumes_without_training_a_cell_twice(tmp_path: Path) ->
     assert overlap(runs) == 1
     markdown = (tmp_path / "runs" / "sweeps" / "k" / "sweep.md").read_text()
     assert "| epochs=1 | 1/1 |" in markdown and "| epochs=30 | 1/1 |" in markdown
+
+
+def test_list_and_stop_from_the_cli(registry, tmp_path: Path) -> None:
+    from workbench.runs import RunLock
+
+    sweep = hand_sweep(registry, tmp_path / "runs", {"0.01": [0.80, 0.82, 0.84]})
+    training = Run(tmp_path / "runs" / sweep.cells[2].run)
+    lock = RunLock.acquire(training)  # a live trainer
+    atomic_write_json(training.status_path, {"state": "running", "epoch": 1})
+    sweep.save()
+    try:
+        code, out, _ = sweep_cli(tmp_path, "list", "--json")
+        assert code == 0 and json.loads(out)["sweeps"][0]["name"] == "hand"
+        code, out, err = sweep_cli(tmp_path, "stop", "hand")
+        assert code == 0 and "asked 1 run(s)" in out, err
+        assert training.read_control() == "stop" and Run(tmp_path / "runs" / sweep.cells[0].run).read_control() is None
+    finally:
+        lock.release()
