@@ -331,3 +331,37 @@ def test_list_and_stop_from_the_cli(registry, tmp_path: Path) -> None:
         assert training.read_control() == "stop" and Run(tmp_path / "runs" / sweep.cells[0].run).read_control() is None
     finally:
         lock.release()
+
+
+def test_a_run_killed_while_the_sweep_runs_is_resumed_once(registry, tmp_path: Path) -> None:
+    """A run whose process dies (out of memory, killed) with a checkpoint is resumed from it, once."""
+
+    @dataclass
+    class Dying(FakeLauncher):
+        resumed: list[str] = field(default_factory=list)
+
+        def start(self, config: RunConfig, runs_root: Path) -> FakeHandle:
+            handle = super().start(config, runs_root)
+            if len(self.started) == 1:  # the first run dies after its first checkpoint
+                handle.finished = lambda: self._die(handle)  # type: ignore[method-assign]
+            return handle
+
+        def _die(self, handle: FakeHandle) -> int:
+            self.live.remove(handle) if handle in self.live else None
+            atomic_write_json(handle.run.config_path, handle.config.to_dict())
+            atomic_write_json(handle.run.status_path, {"state": "running", "pid": 2**22 + 7})
+            handle.run.checkpoint_path("last").write_bytes(b"checkpoint")
+            return -9
+
+        def resume(self, run: Run) -> FakeHandle:
+            self.resumed.append(run.id)
+            handle = FakeHandle(run, RunConfig.from_dict(run.config()), self)
+            self.live.append(handle)
+            return handle
+
+    sweep = sw.plan_sweep(registry, name="s", runs_root=tmp_path, axes=sw.parse_grid(["lr=0.01,0.02"]),
+                          seeds=[0], dataset="brackets", arch="gru")
+    launcher = Dying()
+    sw.Scheduler(sweep, launcher, sw.Slots(1, threads=1), poll_seconds=0).run()
+    assert len(launcher.started) == 2 and launcher.resumed == [sweep.cells[0].run]
+    assert [cell.state for cell in sweep.cells] == ["finished", "finished"]

@@ -448,6 +448,8 @@ class Scheduler:
         self.retry_failed = retry_failed
         self.running: dict[int, tuple[Handle, int]] = {}  # cell index -> (handle, slot)
         self.peak = 0
+        self.retry: list[int] = []  # cells whose run died (killed, out of memory): resumed once more
+        self._retried: set[int] = set()
 
     def todo(self) -> list[int]:
         """Cells to start or resume, after adopting the runs of a previous sweep process still training."""
@@ -473,6 +475,7 @@ class Scheduler:
         pending = self.todo()
         while pending or self.running:
             self._settle()
+            pending[:0], self.retry = self.retry, []
             while pending and len(self.running) < self.slots.count and not should_stop():
                 self._launch(pending.pop(0))
             self.peak = max(self.peak, len(self.running))
@@ -519,6 +522,9 @@ class Scheduler:
                 cell.message = str(status.get("message") or "")
             if hasattr(handle, "close"):
                 handle.close()
+            if cell.state == "interrupted" and index not in self._retried:
+                self._retried.add(index)  # its process was killed: once more from its checkpoint
+                self.retry.append(index)
             self.sweep.save()
             self.notify(cell.state, cell)
 
