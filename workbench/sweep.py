@@ -214,7 +214,7 @@ def plan_sweep(registry: Registry, *, name: str | None, runs_root: Path, axes: S
     cells: list[Cell] = []
     seen: dict[str, str] = {}
     for index, values in enumerate(configurations):
-        label = " ".join(f"{k}={v}" for k, v in values.items()) or "the configuration"
+        label = " ".join(f"{k}={v}" for k, v in values.items())
         grid_sets = [f"{key}={value}" for key, value in values.items() if key != "arch"]
         for seed in seeds:
             try:
@@ -222,7 +222,7 @@ def plan_sweep(registry: Registry, *, name: str | None, runs_root: Path, axes: S
                                 assignments=[*assignments, *grid_sets, f"seed={seed}"], config_file=config_file,
                                 data_dir=data_dir)
             except WorkbenchError as exc:
-                raise type(exc)(f"{label}: {exc}") from None
+                raise type(exc)(f"{label}: {exc}" if label else str(exc)) from None
             cells.append(Cell(index, seed, plan.config.to_dict()))
         key = repr(_comparable(cells[-1].config))
         if key in seen:
