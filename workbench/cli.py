@@ -371,6 +371,10 @@ def _run_sweep(args: argparse.Namespace, sweep: Any, resumed: bool) -> bool:
         if not args.json:
             done = sum(sw.cell_state(sweep, c) in ("finished", "stopped", "failed") for c in sweep.cells)
             extra = f": {cell.message}" if cell.message and what not in ("started", "resumed") else ""
+            result = sw.cell_result(sweep, cell) if what in ("finished", "stopped") else None
+            main = (sw.headline_metrics(sweep.kind) or ("loss",))[0]
+            if result and isinstance(result.get(main), (int, float)):
+                extra = f" {main} {result[main]:.4f}{extra}"
             say(f"{time.strftime('%H:%M:%S')} {what:<11} {sweep.label(cell.configuration)} seed {cell.seed} "
                 f"(run {cell.run}; {done}/{total} done){extra}")
 
