@@ -189,7 +189,7 @@ def find_layers(model: nn.Module, steppers: dict[type, _PluginStepper],
     layers: list[TracedLayer] = []
     for name, module in model.named_modules():
         kind = _kind_of(module, steppers)
-        if kind is None or any(name.startswith(prefix) for prefix in exclude):
+        if kind is None or excluded(name, exclude):
             continue
         stepper = next((s for c, s in steppers.items() if isinstance(module, c)), None)
         gates = stepper.gates if stepper else CELL_GATES[kind]
@@ -209,6 +209,11 @@ def find_layers(model: nn.Module, steppers: dict[type, _PluginStepper],
         prefix = f"{layer.module}: " if len({x.module.split('.')[0] for x in layers}) > 1 else ""
         layer.label = f"{prefix}{layer.cell.upper()} {layer.label}"
     return layers
+
+
+def excluded(name: str, exclude: Sequence[str]) -> bool:
+    """Whether module ``name`` is one of ``exclude`` or inside one of them."""
+    return any(name == part or name.startswith(part + ".") for part in exclude)
 
 
 def _label(layer: int, backward: bool) -> str:
@@ -416,7 +421,7 @@ def _like(original: Any, outputs: Tensor, final: Any, x: Any, batch_first: bool)
 class Reader:
     """How one task kind turns the text into tokens and a prefix of them into a prediction."""
 
-    #: Module name prefixes the inspector does not step (a tagger's per-word character encoder).
+    #: Modules the inspector does not step, with what they contain (a tagger's per-word character encoder).
     exclude: tuple[str, ...] = ()
     #: Whether :meth:`objective` exists (saliency needs a differentiable score).
     differentiable = True
@@ -491,7 +496,7 @@ class LanguageModelReader(Reader):
 
 
 class TaggingReader(Reader):
-    exclude = ("chars.",)
+    exclude = ("chars",)
 
     def __init__(self, task: Any, model: nn.Module, device: torch.device, top_k: int, text: str) -> None:
         from workbench.tasks.tagging import split_words
@@ -526,7 +531,7 @@ class TranslationReader(Reader):
         self.tokens = task.tokens(text)
         self.unknown = sorted(set(task.source.unknown(self.tokens)))
         self.ids = task.source.encode(self.tokens)
-        self.exclude = tuple(name + "." for name, _ in model.named_children() if name != "encoder")
+        self.exclude = tuple(name for name, _ in model.named_children() if name != "encoder")
         self.best: dict[str, Any] = {}
 
     def forward(self, count: int) -> Tensor:
@@ -696,7 +701,7 @@ def _saliency(reader: Reader, model: nn.Module, notes: list[str]) -> list[float]
 
     handles = [m.register_forward_hook(capture) for name, m in model.named_modules()
                if isinstance(m, nn.Embedding) or type(m).__name__ == "TokenInput"
-               if not any(name.startswith(p) for p in reader.exclude)]
+               if not excluded(name, reader.exclude)]
     try:
         score = reader.objective(reader.forward(count))
     finally:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 LEVELS = " ▁▂▃▄▅▆▇█"
 PLAY_SECONDS = 0.6
+#: Steps of gate history drawn next to each gate (the latest ones).
+HISTORY = 12
 
 
 def level(fraction: float) -> str:
@@ -208,8 +210,11 @@ class InspectScreen(ModelScreen):
     def internals_view(self, result: Inspection, width: int) -> Text:
         if not result.layers:
             return Text("\n".join(result.notes) or "internals are not available for this architecture")
-        lines: list[Text] = []
-        strip_width = max(8, width - 22)
+        history = min(HISTORY, len(result.steps))
+        strip_width = max(8, width - 14 - history)
+        units = "each unit at this step" + (f" (first {strip_width})" if any(
+            layer.hidden_size > strip_width for layer in result.layers) else "")
+        lines = [Text(f"{'':11}{units:<{strip_width + 2}}mean per step", style="dim")]
         for position, layer in enumerate(result.layers):
             lines.extend(self._layer_lines(result, layer, position, strip_width))
         lines.extend(Text(f"note: {note}", style="dim") for note in result.notes)
@@ -220,25 +225,22 @@ class InspectScreen(ModelScreen):
         hidden = entry["hidden"]
         scale = max((abs(v) for s in result.steps for v in s["layers"][position]["hidden"]), default=1.0)
         selected = position == self.chosen_layer
-        marker = "▶ " if selected else "  "
-        title = Text(f"{marker}{layer.index} {printable(layer.label, layout=False)} ({layer.hidden_size} units)  "
-                     f"{gate_summary(layer, entry)}", style="bold" if selected else "")
+        title = Text(f"{'▶ ' if selected else '  '}{layer.index} {printable(layer.label, layout=False)} "
+                     f"({layer.hidden_size} units)  {gate_summary(layer, entry)}", style="bold" if selected else "")
         lines = [title, Text(f"  hidden  |{shade_strip(hidden[:width], scale)}|")]
         if selected and hidden:
             unit = min(self.unit, len(hidden) - 1)
             if unit < width:
                 lines.append(Text(f"  unit {unit:<3}{' ' * unit}^ {hidden[unit]:+.3f}"))
+        shown = result.steps[max(0, self.step + 1 - HISTORY): self.step + 1]
         for gate in layer.gates:
             if gate in entry["gates"]:
-                history = "".join(level(sum(s["layers"][position]["gates"][gate]) / max(1, len(hidden)))
-                                  for s in result.steps[: self.step + 1])
-                lines.append(Text(f"  {gate[:7]:<7} |{shade_strip(entry['gates'][gate][:width], 1.0)}| "
-                                  f"mean so far {history}"[: width + 40]))
-        for state in layer.states:
-            values = entry["states"].get(state)
-            if values and state == "cell":
-                cell_scale = max(abs(v) for v in values) or 1.0
-                lines.append(Text(f"  {state[:7]:<7} |{shade_strip(values[:width], cell_scale)}| ±{cell_scale:.2f}"))
+                means = "".join(level(sum(s["layers"][position]["gates"][gate]) / max(1, len(hidden))) for s in shown)
+                lines.append(Text(f"  {gate[:7]:<7} |{shade_strip(entry['gates'][gate][:width], 1.0)}| {means}"))
+        cell = entry["states"].get("cell")
+        if cell:
+            cell_scale = max(abs(v) for v in cell) or 1.0
+            lines.append(Text(f"  cell    |{shade_strip(cell[:width], cell_scale)}| ±{cell_scale:.1f}"))
         return lines
 
     # -- keys --------------------------------------------------------------------------------
