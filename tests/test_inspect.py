@@ -275,3 +275,42 @@ def test_inspect_text_view_and_bad_input_each_give_one_line(names_lstm, tmp_path
         assert len(lines) == 1 and lines[0].startswith("workbench: error: ") and message in lines[0], lines
     assert main(["inspect", str(names_lstm), "Dost0evsky", "--allow-unknown", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_tokens"] == ["0"]
+
+
+@pytest.mark.slow
+def test_taggers_translators_and_language_models_are_read_their_own_way(registry):
+    """A tagger: tags of every word so far, its per-word character encoder not stepped; a translation
+    model: the encoder stepped, the alignment per prefix, no saliency; a language model: the next
+    character, and a greedy continuation that an intervention changes."""
+    from workbench.tasks.seq2seq import Seq2SeqTask
+    from workbench.tasks.tagging import TaggingTask
+
+    torch.manual_seed(0)
+    tagging = TaggingTask.from_data(TaggingTask.synthetic_data())
+    tagger = build_model(resolve_config(registry, "ud-ewt", "char-bilstm-tagger", "cpu", ["model.hidden_size=8"]),
+                         tagging, registry).eval()
+    words = TaggingTask.synthetic_data().train[0][0][:3]
+    tagged = inspect_model(tagger, tagging, " ".join(words))
+    assert [len(s["prediction"]["tags"]) for s in tagged.steps] == [1, 2, 3]
+    assert all(not layer.module.startswith("chars") for layer in tagged.layers) and tagged.layers
+    assert tagged.steps[-1]["prediction"]["tags"] == tagging.predict(tagger, " ".join(words), torch.device("cpu"))["tags"]
+
+    translation = Seq2SeqTask.from_data(Seq2SeqTask.synthetic_data())
+    translator = build_model(resolve_config(registry, "copy-reverse", "gru-attention", "cpu", ["model.hidden_size=8"]),
+                             translation, registry).eval()
+    result = inspect_model(translator, translation, "d a c")
+    assert [layer.module for layer in result.layers] == ["encoder.layers.0"] and result.saliency is None
+    assert len(result.steps[1]["prediction"]["alignment"]["source"]) == 3  # "d a" and the end marker
+
+    text = "the quick brown fox jumps over the lazy dog " * 3
+    language = LanguageModelTask.from_data(LanguageModelData(text, seq_len=8))
+    model = build_model(resolve_config(registry, "synthetic-text", "char-gru", "cpu", ["model.hidden_size=8"]),
+                        language, registry).eval()
+    plain = inspect_model(model, language, "the q", generate=12)
+    assert set(plain.steps[-1]["prediction"]) == {"next"} and len(plain.continuation["text"]) == 12
+    expected = language.predict(model, "the q", torch.device("cpu"))["next"]
+    assert [e["char"] for e in plain.steps[-1]["prediction"]["next"]] == [e["char"] for e in expected]
+    zeroed = inspect_model(model, language, "the q", generate=12,
+                           interventions=[parse_unit(f"1:{u}@1") for u in range(8)])
+    assert zeroed.continuation["baseline"] == plain.continuation["text"]
+    assert zeroed.continuation["text"] != plain.continuation["text"]
