@@ -314,3 +314,22 @@ def test_taggers_translators_and_language_models_are_read_their_own_way(registry
                            interventions=[parse_unit(f"1:{u}@1") for u in range(8)])
     assert zeroed.continuation["baseline"] == plain.continuation["text"]
     assert zeroed.continuation["text"] != plain.continuation["text"]
+
+
+def test_another_thread_using_the_model_meanwhile_sees_no_intervention(registry):
+    """The app shares one loaded model between screens: a predict on another thread while an
+    inspection with interventions runs gets the untouched model's answer."""
+    import threading
+
+    model, task = classifier(registry, "lstm")
+    expected = task.predict(model, "abcab", torch.device("cpu"))
+    steppers = plugin_steppers(registry)
+    reader = make_reader(task, model, torch.device("cpu"), 3, "abcab")
+    tracer = Tracer(model, find_layers(model, steppers), steppers)
+    seen: list = []
+    with torch.no_grad(), tracer.active([Intervention("gate", 1, 0.0, gate="forget")]):
+        assert reader.summarise(reader.forward(5), 5)["top"] != expected["top"]  # this thread: intervened
+        other = threading.Thread(target=lambda: seen.append(task.predict(model, "abcab", torch.device("cpu"))))
+        other.start()
+        other.join()
+    assert seen[0]["top"] == expected["top"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -371,10 +372,14 @@ class Tracer:
             held = self.plan.setdefault(layer.module, (module, []))[1]
             held.extend(_directions_for(module, [layer], steppers))
         self.run = _Run((), record=False)
+        self.owner = threading.get_ident()
 
     @contextmanager
     def active(self, interventions: Sequence[Intervention] = (), record: bool = False) -> Iterator[_Run]:
+        """Hooks on for the calling thread only: the app shares a loaded model between screens, and
+        another thread's ``predict`` must not see this pass's interventions."""
         self.run = _Run(interventions, record)
+        self.owner = threading.get_ident()
         handles = [module.register_forward_hook(self._hook(directions), with_kwargs=True)
                    for module, directions in self.plan.values()]
         try:
@@ -385,6 +390,8 @@ class Tracer:
 
     def _hook(self, directions: list[_Direction]) -> Callable[..., Any]:
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+            if threading.get_ident() != self.owner:
+                return None
             x = args[0] if args else kwargs.get("input", kwargs.get("x"))
             packed = isinstance(x, PackedSequence)
             data = x.data if isinstance(x, PackedSequence) else x
@@ -692,8 +699,10 @@ def _saliency(reader: Reader, model: nn.Module, notes: list[str]) -> list[float]
         return None
     leaves: list[Tensor] = []
 
+    owner = threading.get_ident()
+
     def capture(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        if isinstance(output, Tensor) and output.dim() == 3 and output.shape[:2] == (1, count):
+        if threading.get_ident() == owner and isinstance(output, Tensor) and output.dim() == 3 and output.shape[:2] == (1, count):
             leaf = output.detach().float().requires_grad_()
             leaves.append(leaf)
             return leaf.to(output.dtype)
