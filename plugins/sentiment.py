@@ -4,7 +4,7 @@ outputs and the LSTM with selectable gates."""
 
 from __future__ import annotations
 
-from workbench.api import ArchitectureSpec, DatasetSpec, Param, hookimpl, recurrent_params
+from workbench.api import ArchitectureSpec, DatasetSpec, InspectorSpec, Param, hookimpl, recurrent_params
 
 _DATA = "workbench_plugins.sentiment_data"
 _FILES = "workbench_plugins.textfiles_data"
@@ -176,4 +176,13 @@ def workbench_architectures() -> list[ArchitectureSpec]:
                 Param("peephole", bool, False, "gates also read the cell state (peephole connections)"),
             ],
         ),
+    ]
+
+
+@hookimpl
+def workbench_inspectors() -> list[InspectorSpec]:
+    """The gated LSTM steps in Python already: offer its gates to ``workbench inspect``."""
+    return [
+        InspectorSpec(name="gated-lstm", layer=f"{_MODELS}:GatedLSTMLayer", step=f"{_MODELS}:inspect_step",
+                      gates=("input", "forget", "output"), states=("candidate", "cell")),
     ]

@@ -101,29 +101,49 @@ class GatedLSTMLayer(nn.Module):
         mask = lengths_mask(lengths.to(x.device), max_len).unsqueeze(-1)
         h = x.new_zeros(batch, size)
         c = x.new_zeros(batch, size)
-        peep = self.peephole
         outputs = []
         for t in range(max_len):
-            z = projected[:, t] + F.linear(h, self.weight_hh)
-            parts = dict(zip(self.blocks, z.split(size, dim=-1), strict=True))
-            g = torch.tanh(parts["g"])
-            if "i" in parts:
-                i = torch.sigmoid(parts["i"] + peep["i"] * c if "i" in peep else parts["i"])
-                g = i * g
-            if "f" in parts:
-                f = torch.sigmoid(parts["f"] + peep["f"] * c if "f" in peep else parts["f"])
-                new_c = f * c + g
-            else:
-                new_c = c + g
-            new_h = torch.tanh(new_c)
-            if "o" in parts:
-                o = torch.sigmoid(parts["o"] + peep["o"] * new_c if "o" in peep else parts["o"])
-                new_h = o * new_h
+            step = self.equations(projected[:, t], h, c)
             step_mask = mask[:, t]
-            h = torch.where(step_mask, new_h, h)
-            c = torch.where(step_mask, new_c, c)
+            h = torch.where(step_mask, step["hidden"], h)
+            c = torch.where(step_mask, step["cell"], c)
             outputs.append(h)
         return torch.stack(outputs, dim=1)
+
+    def equations(self, projected: Tensor, h: Tensor, c: Tensor,
+                  force: dict[str, float] | None = None) -> dict[str, Tensor]:
+        """One step from ``projected`` = ``W x + b`` [B, rows]: every present gate, the candidate,
+        the cell and the hidden state, by name; ``force`` fixes present gates (the inspector's interventions)."""
+        force = force or {}
+        peep = self.peephole
+        z = projected + F.linear(h, self.weight_hh)
+        parts = dict(zip(self.blocks, z.split(self.hidden_size, dim=-1), strict=True))
+        named: dict[str, Tensor] = {"candidate": torch.tanh(parts["g"])}
+
+        def gate(key: str, name: str, cell: Tensor) -> Tensor:
+            value = torch.sigmoid(parts[key] + peep[key] * cell if key in peep else parts[key])
+            value = torch.full_like(value, force[name]) if name in force else value
+            named[name] = value
+            return value
+
+        written = gate("i", "input", c) * named["candidate"] if "i" in parts else named["candidate"]
+        new_c = gate("f", "forget", c) * c + written if "f" in parts else c + written
+        new_h = torch.tanh(new_c)
+        if "o" in parts:
+            new_h = gate("o", "output", new_c) * new_h
+        named.update(cell=new_c, hidden=new_h)
+        return named
+
+
+def inspect_step(layer: GatedLSTMLayer, x: Tensor, h: Tensor | None, carry: Any,
+                 force: dict[str, float]) -> tuple[Tensor, Any, dict[str, Tensor]]:
+    """``workbench inspect``'s step for :class:`GatedLSTMLayer` (hook ``workbench_inspectors``):
+    the same equations as ``forward``, one token at a time; ``carry`` is the cell state."""
+    zeros = x.new_zeros(x.size(0), layer.hidden_size)
+    named = layer.equations(F.linear(x, layer.weight_ih, layer.bias), zeros if h is None else h,
+                            zeros if carry is None else carry, force)
+    hidden, cell = named.pop("hidden"), named["cell"]
+    return hidden, cell, named
 
 
 class GatedLSTMClassifier(nn.Module):

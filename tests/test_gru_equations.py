@@ -76,3 +76,21 @@ def test_gru_eq_classifier_trains_on_names(registry, shared_data):
                             data_dir=str(shared_data))
     result = train(config, registry=registry)
     assert result.metrics["accuracy"] > 0.5  # the majority class alone is ~0.47
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_equation_lstm_matches_nn_lstm(layers):
+    from workbench.nn import EquationLSTM
+
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(5, 7, num_layers=layers, batch_first=True)
+    ours = EquationLSTM(5, 7, num_layers=layers)
+    ours.load_state_dict(reference.state_dict())  # same names and layout
+    x = torch.randn(3, 11, 5)
+    state = (torch.randn(layers, 3, 7), torch.randn(layers, 3, 7))
+    for initial in (None, state):
+        expected_out, (expected_h, expected_c) = reference(x, initial)
+        out, (h, c) = ours(x, initial)
+        assert (out - expected_out).abs().max() < 1e-5
+        assert (h - expected_h).abs().max() < 1e-5
+        assert (c - expected_c).abs().max() < 1e-5

@@ -347,7 +347,7 @@ def test_misnamed_hooks_are_reported():
 
     info = Registry(strict=False).register_module(Typo)
     assert info.errors == ["workbench_dataset is not a workbench hook (known hooks: workbench_datasets, "
-                           "workbench_architectures, workbench_event_sinks); a typo? It is ignored"]
+                           "workbench_architectures, workbench_event_sinks, workbench_inspectors); a typo? It is ignored"]
 
 
 

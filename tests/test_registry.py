@@ -211,7 +211,7 @@ def test_unknown_hooks_are_rejected_by_pluggy_and_cost_only_that_function():
     registry = Registry(strict=False)
     first = registry.register_module(_MarkedTypo)
     assert first.errors == ["workbench_dataset is not a workbench hook (known hooks: workbench_datasets, "
-                            "workbench_architectures, workbench_event_sinks); a typo? It is ignored"]
+                            "workbench_architectures, workbench_event_sinks, workbench_inspectors); a typo? It is ignored"]
     assert first.architectures == ["typo-arch"]  # its real hook still counts
     second = registry.register_module(_OtherTypo)  # found although the first typo came before it
     assert second.errors and second.errors[0].startswith("workbench_architecture is not a workbench hook")

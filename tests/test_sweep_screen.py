@@ -1,4 +1,4 @@
-"""The app's Sweep screen (F7): the configuration x seed matrix from the sweep folder, live, at 80x24;
+"""The app's Sweep screen (F8): the configuration x seed matrix from the sweep folder, live, at 80x24;
 stopping one run of a sweep; writing the table; switching sweeps."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ async def test_the_matrix_fills_in_and_a_run_can_be_stopped(registry, tmp_path: 
     sweep = make_sweep(registry, root, "lrs", {"0.01": [0.80, 0.82, 0.84], "0.02": [0.70, 0.75, None]})
     app = WorkbenchApp(runs_root=root, keys_file=tmp_path / "no-keys.toml")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
+        await pilot.press("f8")
         assert app.current_mode == "sweep"
         rows = table_text(app)
         assert rows[0][:4] == ["lr=0.01", "0.8000", "0.8200", "0.8400"] and rows[0][-2:] == ["0.8200±0.0200", "best"]
@@ -90,7 +90,7 @@ async def test_no_sweep_says_how_to_start_one_and_sweeps_can_be_switched(registr
     root = tmp_path / "runs"
     app = WorkbenchApp(runs_root=root, keys_file=tmp_path / "no-keys.toml")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7", "s", "w")  # nothing to stop or write: a warning each, no traceback
+        await pilot.press("f8", "s", "w")  # nothing to stop or write: a warning each, no traceback
         assert "workbench sweep --dataset" in str(app.screen.query_one("#sweep-detail").render())
         make_sweep(registry, root, "first", {"0.01": [0.8, 0.8, 0.8]})
         make_sweep(registry, root, "second", {"0.03": [0.5, 0.6, 0.7]})

@@ -61,6 +61,7 @@ __all__ = [
     "Event",
     "EventSink",
     "EventSinkSpec",
+    "InspectorSpec",
     "LanguageModelData",
     "LoadContext",
     "ModelContext",
@@ -303,3 +304,30 @@ class EventSinkSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
         object.__setattr__(self, "requires", dict(self.requires))
+
+
+@dataclass(frozen=True)
+class InspectorSpec:
+    """How ``workbench inspect`` steps one recurrent layer type of a plugin's architecture, so its
+    internal states (gates, memory) show next to the built-in LSTM's and GRU's.
+
+    ``layer`` names the layer class (``"package.module:Class"`` or the class); every module of that
+    class in a model is stepped instead of run whole. The layer must be called with the sequence
+    ``x`` [batch, time, features] as its first argument and return its outputs [batch, time, hidden]
+    (the :class:`workbench.nn.RecurrentStack` direction contract). ``step`` (``"module:function"``
+    or the function) is called once per token as ``step(layer, x_t, h, carry, force)`` with ``x_t``
+    [1, features], ``h`` the previous output [1, hidden] (None at the start; the inspector may have
+    clamped units of it), ``carry`` whatever the previous call returned (None at the start) and
+    ``force`` a dict of gate name -> value to fix that gate at; it returns ``(h, carry, internals)``
+    with ``internals`` a dict of name -> [1, hidden] tensors. ``gates`` and ``states`` list which
+    internals are gates (fractions 0..1, forcible) and which are other states (shown as values)."""
+
+    name: str
+    layer: type | str
+    step: Callable[..., Any] | str
+    gates: Sequence[str] = ()
+    states: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gates", tuple(self.gates))
+        object.__setattr__(self, "states", tuple(self.states))

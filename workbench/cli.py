@@ -170,6 +170,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from workbench.inspect import inspect_checkpoint, parse_gate, parse_unit, render_text
+    from workbench.runs import resolve_checkpoint
+
+    interventions = [*(parse_unit(u) for u in args.zero_unit), *(parse_unit(u) for u in args.clamp_unit),
+                     *(parse_gate(g) for g in args.force_gate)]
+    if args.top < 1:
+        raise WorkbenchError(f"--top must be at least 1, not {args.top}")
+    path = resolve_checkpoint(args.checkpoint, _runs_root(args))
+    result = inspect_checkpoint(path, args.text, top_k=args.top, interventions=interventions,
+                                allow_unknown=args.allow_unknown, generate=args.generate)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        say(render_text(result))
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from workbench.engine import load_trained
     from workbench.registry import get_registry
@@ -550,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_listings(sub)
     _add_sweep(sub)
+    _add_inspect(sub)
     return parser
 
 
@@ -623,6 +642,26 @@ def _add_export(sub: Any) -> None:
                    "unrolled (default: the longest validation example)")
     _common(p)
     p.set_defaults(func=cmd_export)
+
+
+def _add_inspect(sub: Any) -> None:
+    p = sub.add_parser("inspect", help="step a checkpoint through a text token by token: predictions, states, "
+                       "gates, saliency, interventions (docs/inspect.md)")
+    p.add_argument("checkpoint", type=_path, help="checkpoint file, run directory or run id")
+    p.add_argument("text", help="the input, e.g. a surname")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="predictions shown per step")
+    p.add_argument("--zero-unit", action="append", default=[], metavar="LAYER:UNIT@STEP",
+                   help="zero hidden unit UNIT of layer LAYER from token STEP on (repeatable)")
+    p.add_argument("--clamp-unit", action="append", default=[], metavar="LAYER:UNIT=VALUE@STEP",
+                   help="hold a hidden unit at VALUE from token STEP on (repeatable)")
+    p.add_argument("--force-gate", action="append", default=[], metavar="[LAYER:]GATE=VALUE@STEP",
+                   help="fix a gate from token STEP on, e.g. forget=1@3 or update=0@2 (repeatable)")
+    p.add_argument("--generate", type=int, default=0, metavar="N",
+                   help="language models: also continue the text greedily by N characters")
+    p.add_argument("--allow-unknown", action="store_true", help="inspect even if the text has tokens the model "
+                   "never saw (they are read as <unk>)")
+    _common(p)
+    p.set_defaults(func=cmd_inspect)
 
 
 def _add_listings(sub: Any) -> None:

@@ -30,6 +30,12 @@ def workbench_event_sinks():  # -> list[EventSinkSpec]
     """Return the event sinks this plugin provides, as a list of :class:`workbench.api.EventSinkSpec`."""
 
 
+@hookspec
+def workbench_inspectors():  # -> list[InspectorSpec]
+    """Return step functions for this plugin's recurrent layer types, as a list of
+    :class:`workbench.api.InspectorSpec` (optional: ``workbench inspect`` shows their gates and states)."""
+
+
 def hook_names() -> list[str]:
     """The names of every hook above (what a plugin may implement), in declaration order."""
     return [name for name, obj in globals().items() if callable(obj) and hasattr(obj, f"{PROJECT_NAME}_spec")]

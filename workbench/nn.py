@@ -27,12 +27,15 @@ __all__ = [
     "CELLS",
     "ElmanLayer",
     "EquationGRU",
+    "EquationLSTM",
     "RecurrentStack",
     "SEQUENCE_MODES",
     "SequenceEncoder",
     "TokenInput",
+    "gru_equations",
     "last_step",
     "lengths_mask",
+    "lstm_equations",
     "reverse_padded",
 ]
 
@@ -59,6 +62,51 @@ def last_step(outputs: Tensor, lengths: Tensor) -> Tensor:
     """The output at each sequence's last real position: [B, T, H] -> [B, H]."""
     index = (lengths.to(outputs.device) - 1).clamp(min=0)
     return outputs[torch.arange(outputs.size(0), device=outputs.device), index]
+
+
+def gru_equations(from_input: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+                  force: dict[str, float] | None = None) -> dict[str, Tensor]:
+    """One GRU step from its equations, every intermediate named (what the inspector shows).
+
+    ``from_input`` is ``W_i x + b_i`` for this step ([B, 3H], nn.GRU's r, z, n order), ``h`` the
+    previous state. ``force`` fixes a gate to a value (``{"update": 0.0}``: the state is replaced by
+    the candidate each step) for interventions. Returns reset, update, candidate and hidden."""
+    i_r, i_z, i_n = from_input.chunk(3, dim=-1)
+    h_r, h_z, h_n = F.linear(h, weight_hh, bias_hh).chunk(3, dim=-1)
+    reset = torch.sigmoid(i_r + h_r)
+    update = torch.sigmoid(i_z + h_z)
+    if force:
+        reset = torch.full_like(reset, force["reset"]) if "reset" in force else reset
+        update = torch.full_like(update, force["update"]) if "update" in force else update
+    candidate = torch.tanh(i_n + reset * h_n)
+    hidden = (1 - update) * candidate + update * h
+    return {"reset": reset, "update": update, "candidate": candidate, "hidden": hidden}
+
+
+def lstm_equations(from_input: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+                   force: dict[str, float] | None = None) -> dict[str, Tensor]:
+    """One LSTM step from its equations, every intermediate named::
+
+        i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)    input gate
+        f = sigmoid(W_if x + b_if + W_hf h + b_hf)    forget gate
+        g = tanh(W_ig x + b_ig + W_hg h + b_hg)       cell candidate
+        o = sigmoid(W_io x + b_io + W_ho h + b_ho)    output gate
+        c' = f * c + i * g,  h' = o * tanh(c')
+
+    ``from_input`` is ``W_i x + b_i`` for this step ([B, 4H], nn.LSTM's i, f, g, o order). ``force``
+    fixes gates (``{"forget": 1.0}``: the cell keeps everything). Returns input, forget, candidate,
+    output, cell and hidden."""
+    z = from_input + F.linear(h, weight_hh, bias_hh)
+    i_z, f_z, g_z, o_z = z.chunk(4, dim=-1)
+    gates = {"input": torch.sigmoid(i_z), "forget": torch.sigmoid(f_z), "output": torch.sigmoid(o_z)}
+    for name, value in (force or {}).items():
+        if name in gates:
+            gates[name] = torch.full_like(gates[name], value)
+    candidate = torch.tanh(g_z)
+    cell = gates["forget"] * c + gates["input"] * candidate
+    hidden = gates["output"] * torch.tanh(cell)
+    return {"input": gates["input"], "forget": gates["forget"], "candidate": candidate, "output": gates["output"],
+            "cell": cell, "hidden": hidden}
 
 
 class ElmanLayer(nn.Module):
@@ -149,17 +197,61 @@ class EquationGRU(nn.Module):
             h = state[layer]
             outputs = []
             for t in range(max_len):
-                i_r, i_z, i_n = from_input[:, t].chunk(3, dim=-1)
-                h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
-                reset = torch.sigmoid(i_r + h_r)
-                update = torch.sigmoid(i_z + h_z)
-                candidate = torch.tanh(i_n + reset * h_n)
-                new_h = (1 - update) * candidate + update * h
+                new_h = gru_equations(from_input[:, t], h, w_hh, b_hh)["hidden"]
                 h = new_h if mask is None else torch.where(mask[:, t], new_h, h)
                 outputs.append(h)
             layer_input = torch.stack(outputs, dim=1)
             final_states.append(h)
         return layer_input, torch.stack(final_states, dim=0)
+
+
+class EquationLSTM(nn.Module):
+    """A multi-layer LSTM written out from its gate equations (:func:`lstm_equations`), the LSTM's
+    counterpart of :class:`EquationGRU`: parameters named and laid out as in
+    ``nn.LSTM(batch_first=True)``, so a state dict loads into either, and ``state`` is ``(h, c)``,
+    each [layers, B, H]. The inspector runs trained LSTM weights through these equations; training
+    keeps nn.LSTM's fused kernels."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        for layer in range(num_layers):
+            size_in = input_size if layer == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, size_in)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, hidden_size)))
+            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size)))
+            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(4 * hidden_size)))
+        bound = 1.0 / hidden_size**0.5
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``x`` [B, T, D] -> (outputs [B, T, H], (h, c) each [layers, B, H])."""
+        batch, max_len, _ = x.shape
+        if state is None:
+            zeros = x.new_zeros(self.num_layers, batch, self.hidden_size)
+            state = (zeros, zeros)
+        finals_h, finals_c = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+            from_input = F.linear(layer_input, getattr(self, f"weight_ih_l{layer}"), getattr(self, f"bias_ih_l{layer}"))
+            w_hh, b_hh = getattr(self, f"weight_hh_l{layer}"), getattr(self, f"bias_hh_l{layer}")
+            h, c = state[0][layer], state[1][layer]
+            outputs = []
+            for t in range(max_len):
+                step = lstm_equations(from_input[:, t], h, c, w_hh, b_hh)
+                h, c = step["hidden"], step["cell"]
+                outputs.append(h)
+            layer_input = torch.stack(outputs, dim=1)
+            finals_h.append(h)
+            finals_c.append(c)
+        return layer_input, (torch.stack(finals_h), torch.stack(finals_c))
 
 
 class _TorchLayer(nn.Module):

@@ -14,7 +14,7 @@ import importlib.util
 import re
 from collections.abc import Iterable
 
-from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec
+from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec, InspectorSpec
 from workbench.params import Param
 
 #: Dataset and architecture names: typed on the command line and used in run folder names.
@@ -72,9 +72,13 @@ def target_problem(target: object, what: str) -> str | None:
     return None
 
 
-def spec_problems(spec: DatasetSpec | ArchitectureSpec | EventSinkSpec) -> list[str]:
+def spec_problems(spec: DatasetSpec | ArchitectureSpec | EventSinkSpec | InspectorSpec) -> list[str]:
     """Every rule above applied to one spec, each problem prefixed with what it is about
     (``dataset 'x': ...``), as ``workbench plugins`` and the contract report show it."""
+    if isinstance(spec, InspectorSpec):
+        layer = target_problem(spec.layer, "layer") if isinstance(spec.layer, str) else None  # else a class
+        found = [spec_name_problem(spec.name), layer, target_problem(spec.step, "step")]
+        return [f"inspector {spec.name!r}: {problem}" for problem in found if problem]
     kind, target, what = (
         ("dataset", spec.load, "load") if isinstance(spec, DatasetSpec)
         else ("event sink", spec.create, "create") if isinstance(spec, EventSinkSpec)

@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from workbench import hookspecs, settings
-from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec, resolve_callable
+from workbench.api import ArchitectureSpec, DatasetSpec, EventSinkSpec, InspectorSpec, resolve_callable
 from workbench.errors import PluginError, WorkbenchError
 from workbench.plugin_rules import spec_problems
 
@@ -115,6 +115,8 @@ class PluginInfo:
     architectures: list[str] = field(default_factory=list)
     #: The event sinks it provides (hook ``workbench_event_sinks``).
     sinks: list[str] = field(default_factory=list)
+    #: The layer step functions it offers the inspector (hook ``workbench_inspectors``).
+    inspectors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Skipped because of WORKBENCH_DISABLE_PLUGINS / WORKBENCH_PLUGINS.
     disabled: bool = False
@@ -137,6 +139,7 @@ class PluginInfo:
             "datasets": self.datasets,
             "architectures": self.architectures,
             "sinks": self.sinks,
+            "inspectors": self.inspectors,
             "errors": self.errors,
         }
 
@@ -217,6 +220,8 @@ class Registry:
         self.architecture_owner: dict[str, str] = {}
         self.sinks: dict[str, EventSinkSpec] = {}
         self.sink_owner: dict[str, str] = {}
+        self.inspectors: dict[str, InspectorSpec] = {}
+        self.inspector_owner: dict[str, str] = {}
         self.manager = PluginManager()
         if now.trace_plugins:
             self.manager.add_hookcall_monitoring(_trace_before, _trace_after)
@@ -390,6 +395,7 @@ class Registry:
             ("workbench_datasets", "dataset", DatasetSpec),
             ("workbench_architectures", "architecture", ArchitectureSpec),
             ("workbench_event_sinks", "event sink", EventSinkSpec),
+            ("workbench_inspectors", "inspector", InspectorSpec),
         ):
             try:
                 call = functools.partial(self.manager.call_one, hook_name, plugin)
@@ -414,7 +420,8 @@ class Registry:
                         continue
                     self._add_spec(kind, spec, info)
 
-    def _add_spec(self, kind: str, spec: DatasetSpec | ArchitectureSpec | EventSinkSpec, info: PluginInfo) -> None:
+    def _add_spec(self, kind: str, spec: DatasetSpec | ArchitectureSpec | EventSinkSpec | InspectorSpec,
+                  info: PluginInfo) -> None:
         """Record one spec, unless it breaks a registration rule or its name is taken."""
         problems = spec_problems(spec)
         for problem in problems:
@@ -425,6 +432,7 @@ class Registry:
             "dataset": (self.datasets, self.dataset_owner, info.datasets),
             "architecture": (self.architectures, self.architecture_owner, info.architectures),
             "event sink": (self.sinks, self.sink_owner, info.sinks),
+            "inspector": (self.inspectors, self.inspector_owner, info.inspectors),
         }
         table, owners, names = places[kind]
         if spec.name in table:

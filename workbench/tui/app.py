@@ -37,6 +37,7 @@ SCREEN_PATHS: dict[str, tuple[str, str]] = {
     "runs": ("Runs", "workbench.tui.runs_screen:RunsScreen"),
     "predict": ("Predict", "workbench.tui.predict:PredictScreen"),
     "generate": ("Generate", "workbench.tui.generate:GenerateScreen"),
+    "inspect": ("Inspect", "workbench.tui.inspect_screen:InspectScreen"),
     "sweep": ("Sweep", "workbench.tui.sweep_screen:SweepScreen"),
 }
 
@@ -63,7 +64,8 @@ class WorkbenchApp(App[int]):
         Binding("f4", "mode('runs')", "Runs", id="app.runs", show=False),
         Binding("f5", "mode('predict')", "Predict", id="app.predict", show=False),
         Binding("f6", "mode('generate')", "Generate", id="app.generate", show=False),
-        Binding("f7", "mode('sweep')", "Sweep", id="app.sweep", show=False),
+        Binding("f7", "mode('inspect')", "Inspect", id="app.inspect", show=False),
+        Binding("f8", "mode('sweep')", "Sweep", id="app.sweep", show=False),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False),
     ]
 
@@ -307,6 +309,9 @@ class WorkbenchApp(App[int]):
 
     def open_generate(self, run: Run | None = None) -> None:
         self._open_model_screen("generate", run)
+
+    def open_inspect(self, run: Run | None = None) -> None:
+        self._open_model_screen("inspect", run)
 
     # -- actions, help and the command palette ---------------------------------------------
     def action_mode(self, mode: str) -> None:

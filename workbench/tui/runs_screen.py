@@ -42,6 +42,7 @@ class RunsScreen(Screen[None]):
         Binding("enter,o", "open", "Watch", id="runs.open"),
         Binding("p", "predict", "Predict", id="runs.predict"),
         Binding("g", "generate", "Generate", id="runs.generate"),
+        Binding("i", "inspect", "Inspect", id="runs.inspect"),
         Binding("c", "compare", "Compare", id="runs.compare"),
         Binding("space", "pause", "Pause/resume", id="runs.pause"),
         Binding("s", "stop", "Stop", id="runs.stop"),
@@ -184,6 +185,11 @@ class RunsScreen(Screen[None]):
         run = self.selected()
         if run is not None:
             self.wb.open_generate(run)
+
+    def action_inspect(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.wb.open_inspect(run)
 
     def action_compare(self) -> None:
         run = self.selected()
