@@ -92,7 +92,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
-def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., None] | None = None) -> Any:
+def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., None] | None = None,
+                 status: Callable[[str], None] | None = None) -> Any:
     spec = registry.dataset(config.dataset)
     settings = current_settings()
     context = LoadContext(
@@ -101,6 +102,7 @@ def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., 
         mirror=settings.data_mirror,
         progress=progress,
         seed=int(TrainOptions.from_config(config.train).seed),
+        status=status,
     )
     loader = registry.plugin_function(spec)
     with plugin_code(f"{registry.named(spec)} while loading"):
@@ -620,7 +622,8 @@ class Trainer:
                  resume: dict[str, Any] | None) -> Training:
         config = self.config
         self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
-        data = load_dataset(config, self.registry, progress=self._download_progress)
+        data = load_dataset(config, self.registry, progress=self._download_progress,
+                            status=lambda message: self.emit(StatusEvent(phase="prepare", message=message)))
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume is not None:
             last = self.run.checkpoint_path("last")

@@ -1,0 +1,444 @@
+"""Character corpora tokenised once into a memory-mapped cache of small integers.
+
+A language-model corpus used to be read whole into a ``str``, then a list of characters and two
+tensors of int64 ids: about 16 bytes of memory per character before the first step. Here a UTF-8
+text file is decoded in chunks, twice (its alphabet, then its ids), into
+``<cache>/tokens/<name>-<key>.bin``: one uint8, uint16 or uint32 per character, as nanoGPT's
+``prepare.py`` writes ``train.bin``, with a JSON description next to it. Training windows are sliced
+from the memory map on demand, so memory does not grow with the corpus, and a later run with the
+same file opens the map instead of reading the text.
+
+The ids index the file's *alphabet* (its distinct characters in code-point order), not a model's
+vocabulary: a task maps them through a small table, so a checkpoint's vocabulary reads the same
+cache. A cache whose description, size, sampled contents or source file do not match is rebuilt
+(with one status line), never trusted.
+
+No torch here, and numpy is imported when used: ``workbench.api`` re-exports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from workbench.data import DEFAULT_DECODE_HINT, require_text_file, sha256_file
+from workbench.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Bump when the layout of the .bin or its description changes: older caches are then rebuilt.
+CACHE_VERSION = 1
+#: How text becomes ids; part of the cache key, so a new tokenisation never reads an old cache.
+TOKENIZER = {"tokenizer": "char", "newlines": "\\r\\n and \\r become \\n", "bom": "dropped"}
+#: Bytes read from the source per chunk: memory while tokenising is a few times this, whatever the size.
+READ_BYTES = 1 << 22
+#: Blocks of the .bin (and of the source) hashed to tell a damaged or foreign file in constant time.
+SAMPLED_BLOCKS = 32
+SAMPLE_BYTES = 1 << 16
+#: Characters counted per chunk when building a vocabulary from a slice of the map.
+COUNT_CHUNK = 1 << 24
+
+Status = Callable[[str], None]
+
+
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+# -- reading the text in chunks ------------------------------------------------------------------
+def _utf8_cut(raw: bytes) -> int:
+    """Where ``raw`` may be cut without splitting a UTF-8 character: before an incomplete last one."""
+    for back in range(1, min(4, len(raw)) + 1):
+        byte = raw[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): does its character end inside raw?
+            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return len(raw) - back if need > back else len(raw)
+    return len(raw)
+
+
+def iter_text(path: Path, digest: Any = None, chunk_bytes: int = READ_BYTES) -> Iterator[str]:
+    """The UTF-8 text of ``path`` in pieces, with Unix newlines and without a byte-order mark, as
+    :func:`workbench.data.read_text` would read it whole, and with its errors (file, line, byte).
+    ``digest`` (a hashlib object) is fed every byte read."""
+    require_text_file(path)
+    offset = newlines = 0
+    carry = b""
+    held_cr = False
+    started = False
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    with handle:
+        while True:
+            try:
+                block = handle.read(chunk_bytes)
+            except OSError as exc:
+                raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+            if digest is not None:
+                digest.update(block)
+            final = not block
+            raw = carry + block
+            if (offset == 0 and raw.startswith((b"\xff\xfe", b"\xfe\xff"))) or b"\x00" in raw:
+                raise DataError(f"{path}: not UTF-8 text (it holds NUL bytes or a UTF-16 mark: a UTF-16 or binary "
+                                f"file?); {DEFAULT_DECODE_HINT}")
+            cut = len(raw) if final else _utf8_cut(raw)
+            piece, carry = raw[:cut], raw[cut:]
+            try:
+                text = piece.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = newlines + piece[: exc.start].count(b"\n") + 1
+                tail = " (the file ends in the middle of a character: truncated?)" if final and exc.end >= len(piece) else ""
+                raise DataError(f"{path}:{line}: not UTF-8 text (byte {offset + exc.start}: {exc.reason}){tail}; "
+                                f"{DEFAULT_DECODE_HINT}") from None
+            offset += len(piece)
+            newlines += piece.count(b"\n")
+            if held_cr:
+                text = "\r" + text
+            held_cr = not final and text.endswith("\r")  # its \n may start the next piece
+            if held_cr:
+                text = text[:-1]
+            if not started and text:
+                text = text.removeprefix("\ufeff").removeprefix("\ufeff")  # utf-8-sig, then one more, as read_text
+                started = True
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            if text:
+                yield text
+            if final:
+                return
+
+
+def _code_points(text: str) -> np.ndarray:
+    return _numpy().frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+# -- building ------------------------------------------------------------------------------------
+def _scan_alphabet(path: Path) -> tuple[np.ndarray, int, str]:
+    """The file's distinct code points (sorted), its length in characters and its sha256."""
+    np = _numpy()
+    basic = np.zeros(1 << 16, dtype=np.int64)
+    astral: set[int] = set()
+    length = 0
+    digest = hashlib.sha256()
+    for text in iter_text(path, digest):
+        points = _code_points(text)
+        length += len(points)
+        small = points[points < (1 << 16)]
+        basic += np.bincount(small, minlength=1 << 16)
+        if len(small) != len(points):
+            astral.update(int(p) for p in np.unique(points[points >= (1 << 16)]))
+    alphabet = np.concatenate([np.flatnonzero(basic), np.array(sorted(astral), dtype=np.int64)]).astype(np.uint32)
+    return alphabet, length, digest.hexdigest()
+
+
+def id_dtype(alphabet_size: int) -> str:
+    """The smallest unsigned integer type that holds every id."""
+    return "uint8" if alphabet_size <= 1 << 8 else "uint16" if alphabet_size <= 1 << 16 else "uint32"
+
+
+def _write_ids(path: Path, alphabet: np.ndarray, dtype: str, out: IO[bytes]) -> int:
+    """Writes the file's characters as alphabet ids to ``out``; the number written."""
+    np = _numpy()
+    if int(alphabet[-1]) < 1 << 16:
+        lookup = np.zeros(1 << 16, dtype=dtype)
+        lookup[alphabet] = np.arange(len(alphabet), dtype=dtype)
+        to_ids: Callable[[Any], Any] = lambda points: lookup[points]  # noqa: E731
+    else:
+        to_ids = lambda points: np.searchsorted(alphabet, points).astype(dtype)  # noqa: E731
+    written = 0
+    for text in iter_text(path):
+        ids = to_ids(_code_points(text))
+        out.write(ids.tobytes())
+        written += len(ids)
+    return written
+
+
+def _sampled_digest(path: Path | None, handle: IO[bytes] | None = None) -> str:
+    """A hash of the size and of ``SAMPLED_BLOCKS`` evenly spread blocks of a file (first and last
+    included): a truncated, foreign or rewritten file differs, in constant time."""
+    own = handle is None
+    file = open(path, "rb") if own else handle  # type: ignore[arg-type]
+    assert file is not None
+    try:
+        size = os.fstat(file.fileno()).st_size
+        digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+        span = max(size - SAMPLE_BYTES, 0)
+        for block in range(SAMPLED_BLOCKS):
+            file.seek(span * block // (SAMPLED_BLOCKS - 1))
+            digest.update(file.read(SAMPLE_BYTES))
+        return digest.hexdigest()
+    finally:
+        if own:
+            file.close()
+
+
+def _source_identity(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sampled": _sampled_digest(path)}
+
+
+# -- the corpus ----------------------------------------------------------------------------------
+class CharCorpus:
+    """A text file as one array of alphabet ids (a memory map), with its alphabet and description."""
+
+    def __init__(self, ids: np.ndarray, description: dict[str, Any], bin_path: Path | None,
+                 describe_path: Path | None) -> None:
+        self.ids = ids
+        self.description = description
+        self.alphabet: list[str] = list(description["alphabet"])
+        #: The cache file, or None when it lives in an unlinked temporary file (unwritable cache folder).
+        self.bin_path = bin_path
+        self._describe_path = describe_path
+        self._points = _numpy().array([ord(c) for c in self.alphabet], dtype="<u4")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (for worker processes) by its cache file, which the copy maps anew, not by value."""
+        if self.bin_path is None or self._describe_path is None:
+            return (CharCorpus, (self.ids, self.description, None, None))
+        return (_reopen, (self.bin_path, self._describe_path))
+
+    @property
+    def sha256(self) -> str:
+        return str(self.description["source"].get("sha256", ""))
+
+    def text(self, start: int = 0, stop: int | None = None) -> CorpusText:
+        return CorpusText(self, start, len(self) if stop is None else stop)
+
+    def decode(self, start: int, stop: int) -> str:
+        return self._points[self.ids[start:stop]].astype("<u4").tobytes().decode("utf-32-le")
+
+    def split(self, valid_fraction: float, test_fraction: float, where: str) -> tuple[CorpusText, ...]:
+        """train | valid | test, contiguous and in order (see :func:`split_sizes`)."""
+        n_train, n_valid, _ = split_sizes(len(self), valid_fraction, test_fraction, where)
+        return self.text(0, n_train), self.text(n_train, n_train + n_valid), self.text(n_train + n_valid)
+
+    def counts(self, start: int, stop: int) -> np.ndarray:
+        """How often each alphabet id occurs in ``[start, stop)``; remembered in the cache's
+        description, so a later run builds its vocabulary without reading the corpus."""
+        np = _numpy()
+        key = f"{start}:{stop}"
+        known = self.description.setdefault("counts", {})
+        if key in known and len(known[key]) == len(self.alphabet):
+            return np.asarray(known[key], dtype=np.int64)
+        total = np.zeros(len(self.alphabet), dtype=np.int64)
+        for begin in range(start, stop, COUNT_CHUNK):
+            chunk = np.asarray(self.ids[begin : min(begin + COUNT_CHUNK, stop)])
+            if len(chunk) and int(chunk.max()) >= len(self.alphabet):
+                raise DataError(f"the token cache {self.bin_path} is damaged (ids beyond its alphabet); delete it")
+            total += np.bincount(chunk, minlength=len(self.alphabet))
+        if self._describe_path is not None:
+            known[key] = total.tolist()
+            _atomic_json(self._describe_path, self.description, quiet=True)
+        return total
+
+
+class CorpusText:
+    """A stretch of a :class:`CharCorpus` that reads like a string (``len``, indexing and slicing
+    give characters, ``str()`` the whole text) without holding it: ``ids`` is a view of the map."""
+
+    def __init__(self, corpus: CharCorpus, start: int, stop: int) -> None:
+        self.corpus = corpus
+        self.start = start
+        self.stop = max(start, stop)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Alphabet ids of this stretch (a view of the memory map)."""
+        return self.corpus.ids[self.start : self.stop]
+
+    @property
+    def alphabet(self) -> list[str]:
+        return self.corpus.alphabet
+
+    def char_counts(self) -> dict[str, int]:
+        """Each character that occurs here and how often."""
+        counts = self.corpus.counts(self.start, self.stop)
+        return {self.alphabet[i]: int(c) for i, c in enumerate(counts.tolist()) if c}
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int | slice) -> str:
+        if isinstance(index, slice):
+            begin, end, step = index.indices(len(self))
+            if step != 1:
+                return str(self)[index]
+            return self.corpus.decode(self.start + begin, self.start + max(begin, end))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("corpus index out of range")
+        return self.alphabet[int(self.corpus.ids[self.start + index])]
+
+    def __iter__(self) -> Iterator[str]:
+        for begin in range(0, len(self), COUNT_CHUNK):
+            yield from self[begin : begin + COUNT_CHUNK]
+
+    def __str__(self) -> str:
+        return self[:]
+
+    def __repr__(self) -> str:
+        return f"CorpusText({len(self):,} characters of {self.corpus.bin_path or 'a temporary cache'})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (str, CorpusText)):
+            return len(self) == len(other) and str(self) == str(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def split_sizes(n: int, valid_fraction: float, test_fraction: float, where: str) -> tuple[int, int, int]:
+    """Characters in train, valid and test of a text of ``n`` (valid and test rounded, train the rest)."""
+    n_valid = int(round(n * valid_fraction))
+    n_test = int(round(n * test_fraction))
+    n_train = n - n_valid - n_test
+    if n_train < 2:
+        raise DataError(f"{where} has {n:,} characters: too few to hold out {valid_fraction:g} for validation "
+                        f"and {test_fraction:g} for testing")
+    return n_train, n_valid, n_test
+
+
+# -- the cache -----------------------------------------------------------------------------------
+def cache_paths(source: Path, cache_dir: Path) -> tuple[Path, Path]:
+    """The .bin and .json of ``source``'s cache: one per file and tokenisation."""
+    key = hashlib.sha256(json.dumps([str(source.resolve()), TOKENIZER, CACHE_VERSION]).encode()).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.stem)[:40] or "corpus"
+    folder = cache_dir / "tokens"
+    return folder / f"{stem}-{key}.bin", folder / f"{stem}-{key}.json"
+
+
+def char_corpus(path: Path, cache_dir: Path, status: Status | None = None) -> CharCorpus:
+    """The corpus of the UTF-8 text file ``path``, from the cache in ``cache_dir/tokens`` or
+    tokenised into it now (streamed: memory does not grow with the file). A missing, unreadable,
+    empty, blank or non-UTF-8 file is a :class:`DataError` naming it."""
+    say = status or (lambda message: None)
+    require_text_file(path)
+    bin_path, describe_path = cache_paths(path, cache_dir)
+    source = _source_identity(path)
+    reason = "missing"
+    if describe_path.exists() or bin_path.exists():
+        corpus, reason = _open_cached(bin_path, describe_path, source)
+        if corpus is not None:
+            return corpus
+        say(f"the token cache of {path} is {reason}: tokenising it again")
+    return _build(path, source, bin_path, describe_path, say)
+
+
+def _reopen(bin_path: Path, describe_path: Path) -> CharCorpus:
+    description = json.loads(describe_path.read_text(encoding="utf-8"))
+    ids = _numpy().memmap(bin_path, dtype=description["dtype"], mode="r", shape=(description["length"],))
+    return CharCorpus(ids, description, bin_path, describe_path)
+
+
+def _open_cached(bin_path: Path, describe_path: Path, source: dict[str, Any]) -> tuple[CharCorpus | None, str]:
+    """The cached corpus, or None and why it cannot be used."""
+    try:
+        description = json.loads(describe_path.read_text(encoding="utf-8"))
+        if not isinstance(description, dict):
+            return None, "damaged (its description is not an object)"
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    if description.get("version") != CACHE_VERSION or description.get("tokenizer") != TOKENIZER:
+        return None, "from another version of workbench"
+    stored = description.get("source", {})
+    if not isinstance(stored, dict) or any(stored.get(key) != source[key] for key in ("path", "size", "sampled")):
+        return None, "out of date (the file changed)"
+    if stored.get("mtime_ns") != source["mtime_ns"]:
+        # touched or copied back: the same bytes keep the cache (a hash costs far less than tokenising)
+        if stored.get("sha256") != sha256_file(Path(source["path"])):
+            return None, "out of date (the file changed)"
+        stored["mtime_ns"] = source["mtime_ns"]
+        _atomic_json(describe_path, description, quiet=True)
+    try:
+        alphabet, dtype, length = description["alphabet"], description["dtype"], int(description["length"])
+        valid = (isinstance(alphabet, list) and all(isinstance(c, str) and len(c) == 1 for c in alphabet)
+                 and len(set(alphabet)) == len(alphabet) and dtype == id_dtype(len(alphabet)) and length >= 0)
+        if not valid:
+            return None, "damaged (its alphabet or id type is wrong)"
+        size = bin_path.stat().st_size
+        if size != length * _numpy().dtype(dtype).itemsize:
+            return None, f"truncated or damaged ({size:,} bytes for {length:,} ids of {dtype})"
+        if _sampled_digest(bin_path) != description.get("sampled"):
+            return None, "damaged (its contents do not match its description)"
+        ids = _numpy().memmap(bin_path, dtype=dtype, mode="r", shape=(length,)) if length else \
+            _numpy().zeros(0, dtype=dtype)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        return None, f"unreadable ({type(exc).__name__}: {exc})"
+    return CharCorpus(ids, description, bin_path, describe_path), ""
+
+
+def _build(path: Path, source: dict[str, Any], bin_path: Path, describe_path: Path, say: Status) -> CharCorpus:
+    np = _numpy()
+    began = time.monotonic()
+    say(f"tokenising {path.name} ({source['size']:,} bytes) once into the data cache")
+    alphabet, length, sha256 = _scan_alphabet(path)
+    if length == 0:
+        raise DataError(f"{path} is empty")
+    chars = [chr(int(p)) for p in alphabet]
+    if all(c.isspace() for c in chars):
+        raise DataError(f"{path} contains only whitespace")
+    dtype = id_dtype(len(chars))
+    description: dict[str, Any] = {
+        "version": CACHE_VERSION, "tokenizer": TOKENIZER, "source": {**source, "sha256": sha256},
+        "alphabet": chars, "dtype": dtype, "length": length, "counts": {},
+    }
+    try:
+        bin_path.parent.mkdir(parents=True, exist_ok=True)
+        out = tempfile.NamedTemporaryFile(dir=bin_path.parent, prefix=bin_path.name + ".", suffix=".part",
+                                          delete=False)
+    except OSError as exc:
+        say(f"cannot write the token cache in {bin_path.parent} ({exc.strerror or exc}); "
+            "tokenised into a temporary file for this run")
+        with tempfile.TemporaryFile() as scratch:  # unlinked: gone when the map is
+            _fill(path, alphabet, dtype, length, scratch)
+            ids = np.memmap(scratch, dtype=dtype, mode="r", shape=(length,))
+        return CharCorpus(ids, description, None, None)
+    try:
+        with out:
+            _fill(path, alphabet, dtype, length, out)
+            description["sampled"] = _sampled_digest(None, out)
+        os.replace(out.name, bin_path)
+    finally:
+        Path(out.name).unlink(missing_ok=True)
+    _atomic_json(describe_path, description)
+    say(f"tokenised {length:,} characters ({len(chars)} distinct, {dtype}) in {time.monotonic() - began:.1f} s "
+        f"into {bin_path}")
+    return _reopen(bin_path, describe_path)
+
+
+def _fill(path: Path, alphabet: np.ndarray, dtype: str, length: int, out: IO[bytes]) -> None:
+    written = _write_ids(path, alphabet, dtype, out)
+    out.flush()
+    if written != length:
+        raise DataError(f"{path} changed while it was being tokenised; try again when it is complete")
+
+
+def _atomic_json(path: Path, value: dict[str, Any], quiet: bool = False) -> None:
+    """Writes ``value`` to ``path`` through a temporary file, so a reader never sees half of it;
+    ``quiet``: a cache folder that has become unwritable is not an error (the cache still works)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(value, handle)
+            os.replace(name, path)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    except OSError as exc:
+        if not quiet:
+            raise DataError(f"cannot write the token cache's description {path}: {exc.strerror or exc}") from None
