@@ -45,8 +45,8 @@ def make_data(text: str, params: dict[str, Any], where: str, info: dict[str, Any
 
 
 def make_file_data(context: LoadContext, path: Path, params: dict[str, Any], info: dict[str, Any]) -> LanguageModelData:
-    """A UTF-8 text file as LanguageModelData, tokenised once into the data cache and read from a
-    memory map (memory does not grow with the file); the splits as :func:`contiguous_split`."""
+    """A UTF-8 text file as LanguageModelData, tokenised once into the data cache and read from it a
+    batch at a time (memory does not grow with the file); the splits as :func:`contiguous_split`."""
     corpus = char_corpus(path, context.cache_dir, context.status)
     train, valid, test = corpus.split(params["valid_fraction"], params["test_fraction"], str(path))
     return _data(train, valid, test, params,

@@ -219,7 +219,7 @@ class LanguageModelData:
     """
 
     #: Text, or a stretch of a corpus tokenised into the data cache (:func:`char_corpus`), which
-    #: reads like text but is sliced from a memory map: large corpora should use it.
+    #: reads like text but is read from the cache a batch at a time: large corpora should use it.
     train: str | CorpusText
     valid: str | CorpusText = ""
     test: str | CorpusText = ""

@@ -49,7 +49,7 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
     the tail, so every character after the first is predicted exactly once.
 
     ``ids`` is a tensor of vocabulary ids, or a :class:`~workbench.corpus.CorpusText` whose
-    alphabet ids (a memory map) ``table`` turns into vocabulary ids: then only the windows of a
+    alphabet ids (in the data cache) ``table`` turns into vocabulary ids: then only the windows of a
     batch are ever read, so memory does not grow with the corpus.
     """
 
@@ -63,31 +63,58 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
         self.stride = stride or seq_len
         targets = max(len(ids) - 1, 0)
         self.targets = targets
-        starts: list[int] = []
-        if targets >= seq_len:
-            starts = list(range(0, targets - seq_len + 1, self.stride))
+        # window i starts at i * stride; with cover_all a last, shorter window scores the tail, and a
+        # training split shorter than one window still trains on what it has. Kept as arithmetic, not
+        # as lists, so the windows of a large corpus cost no memory.
+        self._regular = (targets - seq_len) // self.stride + 1 if targets >= seq_len else 0
+        self._tail_start: int | None = None
         if cover_all:
-            covered = starts[-1] + seq_len if starts else 0
+            covered = (self._regular - 1) * self.stride + seq_len if self._regular else 0
             if covered < targets:
-                starts.append(covered)
-        elif not starts and targets > 0:
-            starts = [0]  # a split shorter than one window still trains on what it has
-        self.starts = torch.tensor(starts, dtype=torch.long)
-        self.lengths = (targets - self.starts).clamp(max=seq_len)
+                self._tail_start = covered
+        elif not self._regular and targets > 0:
+            self._tail_start = 0
+        #: The windows this object holds, by number (a slice holds a part of them).
+        self._numbers = range(self._regular + (self._tail_start is not None))
         #: Training windows may be shifted by up to stride-1 each epoch (see ``batch``).
         self.max_start = targets - seq_len
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return len(self._numbers)
+
+    def _starts(self, index: Tensor) -> Tensor:
+        """Where the windows ``index`` (positions in this object) start in the text."""
+        numbers = self._numbers.start + index.long() * self._numbers.step
+        starts = numbers * self.stride
+        if self._tail_start is not None:
+            starts = torch.where(numbers >= self._regular, self._tail_start, starts)
+        return starts
+
+    def _lengths(self, starts: Tensor) -> Tensor:
+        return (self.targets - starts).clamp(max=self.seq_len)
+
+    @property
+    def starts(self) -> Tensor:
+        """The start of every window (a tensor as long as the windows: for small splits and tests)."""
+        return self._starts(torch.arange(len(self)))
+
+    @property
+    def lengths(self) -> Tensor:
+        return self._lengths(self.starts)
 
     def __getitem__(self, index: int | slice) -> Any:  # type: ignore[override]
         """Window ``index`` as (inputs, targets) lists, or for a slice the windows it selects
         (``train.limit`` keeps the first windows: the beginning of the text)."""
         if isinstance(index, slice):
             subset = copy.copy(self)
-            subset.starts, subset.lengths = self.starts[index], self.lengths[index]
+            subset._numbers = self._numbers[index]
             return subset
-        start, length = int(self.starts[index]), int(self.lengths[index])
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("window index out of range")
+        start = int(self._starts(torch.tensor([index]))[0])
+        length = min(self.targets - start, self.seq_len)
         ids = self._gather(torch.arange(start, start + length + 1)).tolist()
         return ids[:-1], ids[1:]
 
@@ -96,7 +123,7 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
         if isinstance(self.ids, Tensor):
             return self.ids[positions]
         assert self.table is not None
-        raw = torch.from_numpy(np.asarray(self.ids.ids[positions.numpy()], dtype=np.int64))
+        raw = torch.from_numpy(self.ids.take(positions.numpy()).astype(np.int64))
         if raw.numel() and int(raw.max()) >= len(self.table):
             raise DataError(f"the token cache {self.ids.corpus.bin_path} is damaged (ids beyond its alphabet); "
                             "delete it and start again")
@@ -105,12 +132,15 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
     @property
     def chars(self) -> int:
         """Characters scored (prediction targets) over all windows."""
-        return int(self.lengths.sum())
+        tail = self._tail_start if self._tail_start is not None and self._regular in self._numbers else None
+        if tail is None:
+            return len(self._numbers) * self.seq_len
+        return (len(self._numbers) - 1) * self.seq_len + self.targets - tail
 
     def batch(self, index: Tensor, offset: int = 0) -> Batch:
         """The windows ``index`` as a padded batch; ``offset`` shifts full windows right (training)."""
-        starts = self.starts[index]
-        lengths = self.lengths[index]
+        starts = self._starts(index)
+        lengths = self._lengths(starts)
         if offset and self.max_start >= 0:
             starts = (starts + offset).clamp(max=self.max_start)
         width = int(lengths.max())
@@ -226,7 +256,7 @@ class LanguageModelTask(Task):
         }
 
     def _windows(self, text: str | CorpusText, seq_len: int, stride: int, cover_all: bool) -> TextWindows:
-        """Windows over ``text``; a tokenised corpus stays in its memory map, read through a table
+        """Windows over ``text``; a tokenised corpus stays in the data cache, read through a table
         from its alphabet to this vocabulary (characters the vocabulary lacks read as unknown)."""
         if isinstance(text, CorpusText):
             table = torch.tensor([self.vocab.stoi.get(c, Vocab.unk_index) for c in text.alphabet], dtype=torch.long)
@@ -241,7 +271,8 @@ class LanguageModelTask(Task):
         if n == 0:
             return
         if shuffle:
-            order = torch.randperm(n, generator=generator)
+            # int32 halves the order's memory and draws the same permutation as int64
+            order = torch.randperm(n, generator=generator, dtype=torch.int32 if n < 2**31 else torch.int64)
             # a new phase each epoch, so windows do not always start at the same characters
             offset = int(torch.randint(windows.stride, (1,), generator=generator)) if windows.stride > 1 else 0
         else:
