@@ -72,7 +72,7 @@ def _utf8_cut(raw: bytes) -> int:
     return len(raw)
 
 
-def iter_text(path: Path, digest: Any = None, chunk_bytes: int = READ_BYTES) -> Iterator[str]:
+def iter_text(path: Path, digest: Any = None, chunk_bytes: int | None = None) -> Iterator[str]:
     """The UTF-8 text of ``path`` in pieces, with Unix newlines and without a byte-order mark, as
     :func:`workbench.data.read_text` would read it whole, and with its errors (file, line, byte).
     ``digest`` (a hashlib object) is fed every byte read."""
@@ -88,7 +88,7 @@ def iter_text(path: Path, digest: Any = None, chunk_bytes: int = READ_BYTES) -> 
     with handle:
         while True:
             try:
-                block = handle.read(chunk_bytes)
+                block = handle.read(chunk_bytes or READ_BYTES)
             except OSError as exc:
                 raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
             if digest is not None:
