@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from workbench import corpus as corpus_module
-from workbench.api import LanguageModelData, LoadContext
+from workbench.api import LanguageModelData
 from workbench.config import resolve_config
 from workbench.corpus import CharCorpus, CorpusText, cache_paths, char_corpus
 from workbench.data import read_text

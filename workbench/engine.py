@@ -51,6 +51,7 @@ from workbench.runs import (
 )
 from workbench.settings import current as current_settings
 from workbench.sinks import EventSinks, sink_names
+from workbench.system_metrics import SystemSampler
 from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
 from workbench.training import EarlyStopping, LossWatch, StopWatchdog, TrainOptions
@@ -444,6 +445,8 @@ class Trainer:
         self._loss_watch = LossWatch()
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
+        #: CPU, memory and GPU use, sent as system events at the first step and every few seconds.
+        self.system = SystemSampler(self.device)
 
     @property
     def options(self) -> TrainOptions:
@@ -817,6 +820,8 @@ class Trainer:
                 warning = self._loss_watch.update(event.loss)
                 if warning is not None:
                     self.emit(StatusEvent(message=warning))
+            if (sample := self.system.due()) is not None:
+                self.emit(sample)
             if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
                                 stopped=True)
