@@ -626,7 +626,7 @@ class Trainer:
         config = self.config
         self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
         data = load_dataset(config, self.registry, progress=self._download_progress,
-                            status=lambda message: self.emit(StatusEvent(phase="prepare", message=message)))
+                            status=lambda message: self.emit(StatusEvent(message=message)))
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume is not None:
             last = self.run.checkpoint_path("last")
