@@ -1,7 +1,7 @@
 """Peak memory and time to the first training step for text corpora of 1, 10 and 100 MB.
 
     python benchmarks/corpus_memory.py --data-dir ../shared/data
-    python benchmarks/corpus_memory.py --data-dir ../shared/data --sizes 1,10 --keep-cache
+    python benchmarks/corpus_memory.py --data-dir ../shared/data --sizes 1,10 --phases
 
 Each corpus is tiny Shakespeare repeated (and cut) to the size in MB (10^6 bytes), written into a
 temporary folder. For each size ``workbench train --dataset text-file --arch char-lstm`` runs in a
@@ -9,7 +9,8 @@ subprocess, twice: ``cold`` with an empty data cache and ``warm`` with the cache
 (the two are alike when nothing is cached). Measured from outside: the child's peak resident memory
 (``VmHWM`` from ``/proc/PID/status``, polled; Linux only) when its first step event appears in the
 run's ``events.jsonl``, and the seconds from starting the process to that event's time. The child is
-then killed: only the way to the first step is measured.
+then killed: only the way to the first step is measured. ``--phases`` adds, per size, the seconds of
+each data step (load, vocabulary, encode, first batch) measured inside this process, cold and warm.
 """
 
 from __future__ import annotations
@@ -99,6 +100,32 @@ def measure(corpus: Path, cache: Path, work: Path, extra: list[str], timeout: fl
     return {"peak_mb": peak, "first_step_s": step_at - started}
 
 
+def phases(corpus: Path, cache: Path) -> str:
+    """Seconds of each data step before the first batch, in this process (``--phases``): loading the
+    dataset, the vocabulary, encoding the splits, the first shuffled batch."""
+    import torch
+
+    from workbench.config import resolve_config
+    from workbench.engine import load_dataset
+    from workbench.registry import get_registry
+    from workbench.tasks import task_class
+
+    os.environ["WORKBENCH_CACHE_DIR"] = str(cache)
+    registry = get_registry()
+    config = resolve_config(registry, "text-file", "char-lstm", "cpu", [f"data.path={corpus}"])
+    marks = [time.perf_counter()]
+    data = load_dataset(config, registry)
+    marks.append(time.perf_counter())
+    task = task_class("language_model").from_data(data)
+    marks.append(time.perf_counter())
+    encoded = task.encode(data)
+    marks.append(time.perf_counter())
+    next(iter(task.batches(encoded["train"], 64, True, torch.Generator().manual_seed(0))))
+    marks.append(time.perf_counter())
+    names = ("load", "vocabulary", "encode", "first batch")
+    return "  ".join(f"{name} {b - a:.2f}s" for name, a, b in zip(names, marks, marks[1:], strict=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data", help="folder holding tinyshakespeare/input.txt")
@@ -106,6 +133,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra key=value for workbench train")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one process may take to its first step")
     parser.add_argument("--keep-cache", action="store_true", help="print where the temporary folder is and keep it")
+    parser.add_argument("--phases", action="store_true",
+                        help="also time each data step to the first batch in this process (cold, then warm)")
     args = parser.parse_args()
     source = Path(args.data_dir) / "tinyshakespeare" / "input.txt"
     if not source.is_file():
@@ -125,6 +154,9 @@ def main() -> None:
                     continue
                 print(f"{size:>8g}MB {chars:>12,} {label:>5} {result['peak_mb']:>12,.0f} "
                       f"{result['first_step_s']:>13.2f}", flush=True)
+            if args.phases:
+                for label in ("cold", "warm"):
+                    print(f"{size:>8g}MB in-process {label}: {phases(corpus, work / f'phases-{size:g}')}", flush=True)
             corpus.unlink()
     finally:
         if args.keep_cache:
