@@ -217,3 +217,13 @@ def test_memory_does_not_grow_with_the_corpus(shared_data, tmp_path):
         grown = first_batch_peak(big, tmp_path / "cache") - first_batch_peak(small, tmp_path / "cache")
         assert grown < extra / 8, (attempt, grown, extra)
     assert json.loads(cache_paths(big, tmp_path / "cache")[1].read_text())["length"] == 4 * 1_115_394
+
+
+def test_a_full_disk_while_writing_the_cache_is_one_clear_error(shakespeare_200k, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(corpus_module, "_fill", full)
+    with pytest.raises(DataError, match="No space left on device; free some space there or set WORKBENCH_CACHE_DIR"):
+        char_corpus(shakespeare_200k, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "tokens").iterdir()) == []  # no half-written file left behind

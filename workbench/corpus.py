@@ -527,9 +527,12 @@ def _build(path: Path, source: dict[str, Any], paths: tuple[Path, Path, Path], s
             description["sampled"] = _sampled_digest(None, out)
         _atomic_write(counts_path, lambda handle: _numpy().save(handle, counter.table(), allow_pickle=False))
         os.replace(out.name, bin_path)
+        _atomic_json(describe_path, description)  # last: until it is there, the cache is not complete
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise DataError(f"cannot write the token cache in {bin_path.parent}: {exc.strerror or exc}; free some "
+                        "space there or set WORKBENCH_CACHE_DIR to another folder") from None
     finally:
         Path(out.name).unlink(missing_ok=True)
-    _atomic_json(describe_path, description)  # last: until it is there, the cache is not complete
     say(f"tokenised {length:,} characters ({len(chars)} distinct, {dtype}) in {time.monotonic() - began:.1f} s "
         f"into {bin_path}")
     return _reopen(paths)
