@@ -1,6 +1,6 @@
-"""Helpers the language-modelling dataset plugins share: reading a UTF-8 corpus, contiguous
-splits, and the common window parameters. No torch here, so the spec modules may import it while
-plugins are listed.
+"""Helpers the language-modelling dataset plugins share: a UTF-8 corpus file tokenised into the
+data cache, contiguous splits, and the common window parameters. No torch here, so the spec
+modules may import it while plugins are listed.
 """
 
 from __future__ import annotations
@@ -8,7 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workbench.api import DataError, LanguageModelData, Param, read_text
+from workbench.api import (
+    CorpusText,
+    LanguageModelData,
+    LoadContext,
+    Param,
+    char_corpus,
+    split_sizes,
+)
 
 
 def window_params(seq_len: int = 128, valid_fraction: float = 0.1, test_fraction: float = 0.0) -> list[Param]:
@@ -25,32 +32,30 @@ def window_params(seq_len: int = 128, valid_fraction: float = 0.1, test_fraction
     ]
 
 
-def read_text_file(path: Path) -> str:
-    """A UTF-8 text file's contents with Unix newlines; missing, unreadable, empty, binary or
-    blank files are DataErrors naming it."""
-    text = read_text(path)
-    if not text:
-        raise DataError(f"{path} is empty")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
-        raise DataError(f"{path} contains only whitespace")
-    return text
-
-
 def contiguous_split(text: str, valid_fraction: float, test_fraction: float, where: str) -> tuple[str, str, str]:
     """train | valid | test, in the text's own order (no shuffling: neighbouring characters are related)."""
-    n = len(text)
-    n_valid = int(round(n * valid_fraction))
-    n_test = int(round(n * test_fraction))
-    n_train = n - n_valid - n_test
-    if n_train < 2:
-        raise DataError(f"{where} has {n:,} characters: too few to hold out {valid_fraction:g} for validation "
-                        f"and {test_fraction:g} for testing")
+    n_train, n_valid, _ = split_sizes(len(text), valid_fraction, test_fraction, where)
     return text[:n_train], text[n_train : n_train + n_valid], text[n_train + n_valid :]
 
 
 def make_data(text: str, params: dict[str, Any], where: str, info: dict[str, Any]) -> LanguageModelData:
+    """A corpus held in memory (generated text) as LanguageModelData."""
     train, valid, test = contiguous_split(text, params["valid_fraction"], params["test_fraction"], where)
+    return _data(train, valid, test, params, {**info, "characters": len(text), "distinct_characters": len(set(text))})
+
+
+def make_file_data(context: LoadContext, path: Path, params: dict[str, Any], info: dict[str, Any]) -> LanguageModelData:
+    """A UTF-8 text file as LanguageModelData, tokenised once into the data cache and read from it a
+    batch at a time (memory does not grow with the file); the splits as :func:`contiguous_split`."""
+    corpus = char_corpus(path, context.cache_dir, context.status)
+    train, valid, test = corpus.split(params["valid_fraction"], params["test_fraction"], str(path))
+    return _data(train, valid, test, params,
+                 {**info, "characters": len(corpus), "distinct_characters": len(corpus.alphabet),
+                  "file_sha256": corpus.sha256, "token_cache": str(corpus.bin_path or "a temporary file")})
+
+
+def _data(train: str | CorpusText, valid: str | CorpusText, test: str | CorpusText, params: dict[str, Any],
+          info: dict[str, Any]) -> LanguageModelData:
     return LanguageModelData(
         train=train,
         valid=valid,
@@ -58,6 +63,5 @@ def make_data(text: str, params: dict[str, Any], where: str, info: dict[str, Any
         tokenizer="char",
         seq_len=params["seq_len"],
         stride=params["stride"],
-        info={**info, "characters": len(text), "distinct_characters": len(set(text)),
-              "split_chars": {"train": len(train), "valid": len(valid), "test": len(test)}},
+        info={**info, "split_chars": {"train": len(train), "valid": len(valid), "test": len(test)}},
     )

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from workbench_plugins.lm_corpus import make_data, read_text_file
+from workbench_plugins.lm_corpus import make_data, make_file_data
 
 from workbench.api import DataError, LanguageModelData, LoadContext
 
@@ -19,8 +19,7 @@ def load_text_file(context: LoadContext, params: dict[str, Any]) -> LanguageMode
     else:
         where = f" ({context.data_dir} is a folder)" if context.data_dir is not None else ""
         raise DataError(f"text-file needs a file: --set data.path=FILE or --data-dir FILE{where}")
-    text = read_text_file(path)
-    return make_data(text, params, str(path), {"source": str(path.resolve())})
+    return make_file_data(context, path, params, {"source": str(path.resolve())})
 
 
 # Every slot picks among the first ``variety`` entries, so variety sets how predictable the text is.

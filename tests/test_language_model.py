@@ -132,9 +132,9 @@ def test_bad_data_containers_are_data_errors():
 def test_tinyshakespeare_from_shared_folder_and_from_a_file(registry, shared_data, shakespeare_text):
     data = load(registry, "tinyshakespeare", shared_data)
     assert data.info["canonical"] is True and data.info["characters"] == 1_115_394
-    assert data.train + data.valid + data.test == shakespeare_text
+    assert str(data.train) + str(data.valid) + str(data.test) == shakespeare_text
     assert len(data.valid) == round(1_115_394 * 0.1) and data.test == ""
-    assert data.train.startswith("First Citizen:") and data.seq_len == 128
+    assert str(data.train).startswith("First Citizen:") and data.seq_len == 128
     direct = load(registry, "tinyshakespeare", shared_data / "tinyshakespeare" / "input.txt",
                   "seq_len=50", "stride=25", "test_fraction=0.05")
     assert direct.seq_len == 50 and direct.stride == 25 and len(direct.test) == round(1_115_394 * 0.05)
@@ -213,7 +213,7 @@ def test_text_file_normalises_newlines_and_bom(registry, tmp_path):
     path = tmp_path / "windows.txt"
     path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n" * 20)
     data = load(registry, "text-file", None, f"data.path={path}", "valid_fraction=0")
-    assert "\r" not in data.train and data.train.startswith("line one\nline two\n")
+    assert "\r" not in str(data.train) and str(data.train).startswith("line one\nline two\n")
 
 
 def test_synthetic_text_is_reproducible_and_sized(registry):

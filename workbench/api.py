@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from workbench.corpus import CharCorpus, CorpusText, char_corpus, split_sizes
 from workbench.data import (
     decode_text,
     download,
@@ -53,7 +54,9 @@ from workbench.text import get_normalizer, get_tokenizer, unicode_to_ascii
 
 __all__ = [
     "ArchitectureSpec",
+    "CharCorpus",
     "ClassificationData",
+    "CorpusText",
     "DataError",
     "DatasetSpec",
     "EndEvent",
@@ -74,6 +77,7 @@ __all__ = [
     "TASK_KINDS",
     "TaggingData",
     "WorkbenchError",
+    "char_corpus",
     "decode_text",
     "download",
     "fetch",
@@ -84,6 +88,7 @@ __all__ = [
     "read_text",
     "recurrent_params",
     "sha256_file",
+    "split_sizes",
     "stratified_split",
     "unicode_to_ascii",
     "verify_checksums",
@@ -137,6 +142,8 @@ class LoadContext:
     #: Called with (done_bytes, total_bytes or None, label) while downloading.
     progress: Callable[[int, int | None, str], None] | None = None
     seed: int = 0
+    #: Called with one line for the run's log (a cache being built or rebuilt), or None.
+    status: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -212,9 +219,11 @@ class LanguageModelData:
     so every character is scored exactly once.
     """
 
-    train: str
-    valid: str = ""
-    test: str = ""
+    #: Text, or a stretch of a corpus tokenised into the data cache (:func:`char_corpus`), which
+    #: reads like text but is read from the cache a batch at a time: large corpora should use it.
+    train: str | CorpusText
+    valid: str | CorpusText = ""
+    test: str | CorpusText = ""
     #: How text becomes tokens; "char" is the one generation supports.
     tokenizer: str = "char"
     seq_len: int = 128

@@ -235,15 +235,21 @@ def decode_text(raw: bytes, where: str | Path, encoding: str = "utf-8", hint: st
     return text.removeprefix("\ufeff")
 
 
-def read_text(path: Path, encoding: str = "utf-8", hint: str = DEFAULT_DECODE_HINT) -> str:
-    """A text file's contents through :func:`decode_text`; a missing, folder or unreadable path is a
-    :class:`DataError` naming it."""
+def require_text_file(path: Path) -> None:
+    """A :class:`DataError` naming ``path`` unless it is a regular file (a missing path, a folder, a
+    FIFO that would block for ever or a /dev/zero that would fill the memory are not)."""
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a text file")
-    if not path.is_file():  # a FIFO would block for ever, /dev/zero would fill the memory
+    if not path.is_file():
         raise DataError(f"{path} is not a regular file (a device, pipe or socket); point at a text file")
+
+
+def read_text(path: Path, encoding: str = "utf-8", hint: str = DEFAULT_DECODE_HINT) -> str:
+    """A text file's contents through :func:`decode_text`; a missing, folder or unreadable path is a
+    :class:`DataError` naming it."""
+    require_text_file(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -51,6 +51,7 @@ from workbench.runs import (
 )
 from workbench.settings import current as current_settings
 from workbench.sinks import EventSinks, sink_names
+from workbench.system_metrics import SystemSampler
 from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
 from workbench.training import EarlyStopping, LossWatch, StopWatchdog, TrainOptions
@@ -92,7 +93,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
-def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., None] | None = None) -> Any:
+def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., None] | None = None,
+                 status: Callable[[str], None] | None = None) -> Any:
     spec = registry.dataset(config.dataset)
     settings = current_settings()
     context = LoadContext(
@@ -101,6 +103,7 @@ def load_dataset(config: RunConfig, registry: Registry, progress: Callable[..., 
         mirror=settings.data_mirror,
         progress=progress,
         seed=int(TrainOptions.from_config(config.train).seed),
+        status=status,
     )
     loader = registry.plugin_function(spec)
     with plugin_code(f"{registry.named(spec)} while loading"):
@@ -442,6 +445,8 @@ class Trainer:
         self._loss_watch = LossWatch()
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
+        #: CPU, memory and GPU use, sent as system events at the first step and every few seconds.
+        self.system = SystemSampler(self.device)
 
     @property
     def options(self) -> TrainOptions:
@@ -620,7 +625,8 @@ class Trainer:
                  resume: dict[str, Any] | None) -> Training:
         config = self.config
         self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
-        data = load_dataset(config, self.registry, progress=self._download_progress)
+        data = load_dataset(config, self.registry, progress=self._download_progress,
+                            status=lambda message: self.emit(StatusEvent(message=message)))
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume is not None:
             last = self.run.checkpoint_path("last")
@@ -814,6 +820,8 @@ class Trainer:
                 warning = self._loss_watch.update(event.loss)
                 if warning is not None:
                     self.emit(StatusEvent(message=warning))
+            if (sample := self.system.due()) is not None:
+                self.emit(sample)
             if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
                                 stopped=True)

@@ -305,11 +305,31 @@ class EndEvent(BaseEvent):
         return out
 
 
-Event = StartEvent | StepEvent | EpochEvent | EndEvent | StateEvent | StatusEvent | DownloadEvent
+@dataclass(frozen=True)
+class SystemEvent(BaseEvent):
+    """What the training process costs the machine, sampled every few seconds
+    (:mod:`workbench.system_metrics`). Runs written before it existed have none."""
+
+    kind: ClassVar[str] = "system"
+    #: CPU time over wall time since the last sample, in percent of one core (200 = two cores busy).
+    cpu_percent: float
+    #: Resident memory of the process now, and its peak so far (None where the system does not say).
+    rss_bytes: int | None
+    peak_rss_bytes: int | None
+    #: Logical CPUs of the machine.
+    cpus: int
+    #: Per GPU: ``index``; from torch for the device trained on, ``name``, ``allocated_bytes``,
+    #: ``max_reserved_bytes``, ``total_bytes``; from NVML where installed, ``utilization`` (percent),
+    #: ``used_bytes`` (all processes) and ``total_bytes``.
+    gpus: tuple[dict[str, Any], ...] = ()
+
+
+Event = StartEvent | StepEvent | EpochEvent | EndEvent | StateEvent | StatusEvent | DownloadEvent | SystemEvent
 
 #: Every event class by its ``type`` key.
 EVENT_TYPES: dict[str, type[BaseEvent]] = {
-    cls.kind: cls for cls in (StartEvent, StepEvent, EpochEvent, EndEvent, StateEvent, StatusEvent, DownloadEvent)
+    cls.kind: cls for cls in (StartEvent, StepEvent, EpochEvent, EndEvent, StateEvent, StatusEvent, DownloadEvent,
+                              SystemEvent)
 }
 
 
@@ -385,3 +405,36 @@ def format_epoch(event: EpochEvent, main_metric: str, headline_metrics: Sequence
     if event.best:
         parts.append("*best")
     return "  ".join(parts)
+
+
+def _size(value: Any) -> str:
+    """Bytes as a short size: ``512M``, ``1.2G``."""
+    if not _number(value):
+        return "?"
+    if value >= 10 * 2**30:
+        return f"{value / 2**30:.0f}G"
+    if value >= 2**30:
+        return f"{value / 2**30:.1f}G"
+    return f"{value / 2**20:.0f}M"
+
+
+def format_system(event: SystemEvent) -> str:
+    """The compact line of a system sample, as the app's Train screen shows it:
+    ``cpu 180% mem 512M gpu0 45% 1.2G/80G`` (utilisation only where NVML reports it)."""
+    parts = []
+    if _number(event.cpu_percent) and math.isfinite(event.cpu_percent):
+        parts.append(f"cpu {event.cpu_percent:.0f}%")
+    if event.rss_bytes is not None:
+        parts.append(f"mem {_size(event.rss_bytes)}")
+    for gpu in event.gpus:
+        if not isinstance(gpu, Mapping):
+            continue
+        text = f"gpu{gpu.get('index', '')}"
+        if _number(gpu.get("utilization")):
+            text += f" {gpu['utilization']:.0f}%"
+        used = gpu.get("allocated_bytes", gpu.get("used_bytes"))
+        if _number(used):
+            total = gpu.get("total_bytes")
+            text += f" {_size(used)}" + (f"/{_size(total)}" if _number(total) else "")
+        parts.append(text)
+    return " ".join(parts)

@@ -17,7 +17,7 @@ from pathlib import Path
 VARIABLES: dict[str, str] = {
     "WORKBENCH_DATA_DIR": "a local folder (or file) holding dataset files, searched before downloading",
     "WORKBENCH_DATA_MIRROR": "a base URL that replaces each dataset's canonical download host",
-    "WORKBENCH_CACHE_DIR": "where downloads are cached (default ./datasets)",
+    "WORKBENCH_CACHE_DIR": "where downloads and tokenised corpora are cached (default ./datasets)",
     "WORKBENCH_RUNS_DIR": "where runs are written (default ./checkpoints)",
     "WORKBENCH_DEFAULT_DATASET": "the dataset the app opens on (default names)",
     "WORKBENCH_KEYS": "the key-binding file (default $XDG_CONFIG_HOME/workbench/keys.toml)",

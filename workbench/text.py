@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from workbench.errors import WorkbenchError
 
@@ -95,6 +95,12 @@ class Vocab:
         counts: Counter[str] = Counter()
         for seq in sequences:
             counts.update(seq)
+        return cls.from_counts(counts, max_size, min_freq, specials)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], max_size: int = 0, min_freq: int = 1,
+                    specials: Sequence[str] = ()) -> Vocab:
+        """As :meth:`build`, from token counts already taken (a corpus too large to list)."""
         reserved = [PAD, UNK, *[s for s in specials if s not in (PAD, UNK)]]
         ranked = sorted(
             (t for t, c in counts.items() if c >= min_freq and t not in reserved), key=lambda t: (-counts[t], t)

@@ -15,14 +15,17 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.api import LanguageModelData, ModelContext
+from workbench.corpus import CorpusText
 from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task
@@ -44,56 +47,106 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
     starts[i]`` and ``n = lengths[i]`` (``seq_len`` except for a short last window). With
     ``cover_all`` (validation and test), windows do not overlap and a short last window scores
     the tail, so every character after the first is predicted exactly once.
+
+    ``ids`` is a tensor of vocabulary ids, or a :class:`~workbench.corpus.CorpusText` whose
+    alphabet ids (in the data cache) ``table`` turns into vocabulary ids: then only the windows of a
+    batch are ever read, so memory does not grow with the corpus.
     """
 
-    def __init__(self, ids: Tensor, seq_len: int, stride: int, cover_all: bool) -> None:
+    def __init__(self, ids: Tensor | CorpusText, seq_len: int, stride: int, cover_all: bool,
+                 table: Tensor | None = None) -> None:
+        if isinstance(ids, CorpusText) and table is None:
+            raise WorkbenchError("windows over a tokenised corpus need the table from its alphabet to the vocabulary")
         self.ids = ids
+        self.table = table
         self.seq_len = seq_len
         self.stride = stride or seq_len
         targets = max(len(ids) - 1, 0)
         self.targets = targets
-        starts: list[int] = []
-        if targets >= seq_len:
-            starts = list(range(0, targets - seq_len + 1, self.stride))
+        # window i starts at i * stride; with cover_all a last, shorter window scores the tail, and a
+        # training split shorter than one window still trains on what it has. Kept as arithmetic, not
+        # as lists, so the windows of a large corpus cost no memory.
+        self._regular = (targets - seq_len) // self.stride + 1 if targets >= seq_len else 0
+        self._tail_start: int | None = None
         if cover_all:
-            covered = starts[-1] + seq_len if starts else 0
+            covered = (self._regular - 1) * self.stride + seq_len if self._regular else 0
             if covered < targets:
-                starts.append(covered)
-        elif not starts and targets > 0:
-            starts = [0]  # a split shorter than one window still trains on what it has
-        self.starts = torch.tensor(starts, dtype=torch.long)
-        self.lengths = (targets - self.starts).clamp(max=seq_len)
+                self._tail_start = covered
+        elif not self._regular and targets > 0:
+            self._tail_start = 0
+        #: The windows this object holds, by number (a slice holds a part of them).
+        self._numbers = range(self._regular + (self._tail_start is not None))
         #: Training windows may be shifted by up to stride-1 each epoch (see ``batch``).
         self.max_start = targets - seq_len
-        self._padded = torch.cat([ids, torch.full((seq_len + 1,), Vocab.pad_index, dtype=ids.dtype)])
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return len(self._numbers)
+
+    def _starts(self, index: Tensor) -> Tensor:
+        """Where the windows ``index`` (positions in this object) start in the text."""
+        numbers = self._numbers.start + index.long() * self._numbers.step
+        starts = numbers * self.stride
+        if self._tail_start is not None:
+            starts = torch.where(numbers >= self._regular, self._tail_start, starts)
+        return starts
+
+    def _lengths(self, starts: Tensor) -> Tensor:
+        return (self.targets - starts).clamp(max=self.seq_len)
+
+    @property
+    def starts(self) -> Tensor:
+        """The start of every window (a tensor as long as the windows: for small splits and tests)."""
+        return self._starts(torch.arange(len(self)))
+
+    @property
+    def lengths(self) -> Tensor:
+        return self._lengths(self.starts)
 
     def __getitem__(self, index: int | slice) -> Any:  # type: ignore[override]
         """Window ``index`` as (inputs, targets) lists, or for a slice the windows it selects
         (``train.limit`` keeps the first windows: the beginning of the text)."""
         if isinstance(index, slice):
             subset = copy.copy(self)
-            subset.starts, subset.lengths = self.starts[index], self.lengths[index]
+            subset._numbers = self._numbers[index]
             return subset
-        start, length = int(self.starts[index]), int(self.lengths[index])
-        return self.ids[start : start + length].tolist(), self.ids[start + 1 : start + length + 1].tolist()
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("window index out of range")
+        start = int(self._starts(torch.tensor([index]))[0])
+        length = min(self.targets - start, self.seq_len)
+        ids = self._gather(torch.arange(start, start + length + 1)).tolist()
+        return ids[:-1], ids[1:]
+
+    def _gather(self, positions: Tensor) -> Tensor:
+        """The vocabulary ids at ``positions`` (any shape, all inside the split)."""
+        if isinstance(self.ids, Tensor):
+            return self.ids[positions]
+        assert self.table is not None
+        raw = torch.from_numpy(self.ids.take(positions.numpy()).astype(np.int64))
+        if raw.numel() and int(raw.max()) >= len(self.table):
+            raise DataError(f"the token cache {self.ids.corpus.bin_path} is damaged (ids beyond its alphabet); "
+                            "delete it and start again")
+        return self.table[raw]
 
     @property
     def chars(self) -> int:
         """Characters scored (prediction targets) over all windows."""
-        return int(self.lengths.sum())
+        tail = self._tail_start if self._tail_start is not None and self._regular in self._numbers else None
+        if tail is None:
+            return len(self._numbers) * self.seq_len
+        return (len(self._numbers) - 1) * self.seq_len + self.targets - tail
 
     def batch(self, index: Tensor, offset: int = 0) -> Batch:
         """The windows ``index`` as a padded batch; ``offset`` shifts full windows right (training)."""
-        starts = self.starts[index]
-        lengths = self.lengths[index]
+        starts = self._starts(index)
+        lengths = self._lengths(starts)
         if offset and self.max_start >= 0:
             starts = (starts + offset).clamp(max=self.max_start)
         width = int(lengths.max())
         positions = starts.unsqueeze(1) + torch.arange(width + 1).unsqueeze(0)
-        chunk = self._padded[positions]
+        # past the end only where a window is shorter than the widest: those places are padding below
+        chunk = self._gather(positions.clamp_(max=len(self.ids) - 1))
         tokens, targets = chunk[:, :-1].clone(), chunk[:, 1:].clone()
         if int(lengths.min()) < width:
             padding = torch.arange(width).unsqueeze(0) >= lengths.unsqueeze(1)
@@ -124,8 +177,7 @@ class LanguageModelTask(Task):
     @classmethod
     def from_data(cls, data: LanguageModelData) -> LanguageModelTask:
         cls._check(data)
-        vocab = Vocab.build([list(data.train)])
-        return cls(vocab, data.tokenizer, data.seq_len, data.stride)
+        return cls(Vocab.from_counts(_char_counts(data.train)), data.tokenizer, data.seq_len, data.stride)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LanguageModelTask:
@@ -159,7 +211,7 @@ class LanguageModelTask(Task):
 
     def check_data(self, data: Any) -> None:
         self._check(data)
-        unseen = sorted(set(data.train) - set(self.vocab.stoi))
+        unseen = sorted(set(_char_counts(data.train)) - set(self.vocab.stoi))
         if unseen:
             raise DataError(f"the training text has {len(unseen)} characters this model was not trained on "
                             f"(e.g. {_show_chars(unseen[:10])}); train a new model on it")
@@ -186,7 +238,8 @@ class LanguageModelTask(Task):
     def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
         """Beginnings of the validation, test and training text (the first a usable prime), and
         one character: a one-character prime must work."""
-        texts = [text[:40] for text in (data.valid, data.test, data.train) if text.strip()]
+        beginnings = (text[:40] for text in (data.valid, data.test, data.train))  # str, even from a corpus
+        texts = [text for text in beginnings if text.strip()]
         chosen = [t for t in texts if set(t) <= set(self.vocab.stoi)][: max(count - 1, 1)]
         if data.train:
             chosen.append(data.train[0])
@@ -197,10 +250,18 @@ class LanguageModelTask(Task):
 
     def encode(self, data: LanguageModelData) -> dict[str, Sequence[Any]]:
         return {
-            "train": TextWindows(self.encode_text(data.train), data.seq_len, data.stride, cover_all=False),
-            "valid": TextWindows(self.encode_text(data.valid), data.seq_len, data.seq_len, cover_all=True),
-            "test": TextWindows(self.encode_text(data.test), data.seq_len, data.seq_len, cover_all=True),
+            "train": self._windows(data.train, data.seq_len, data.stride, cover_all=False),
+            "valid": self._windows(data.valid, data.seq_len, data.seq_len, cover_all=True),
+            "test": self._windows(data.test, data.seq_len, data.seq_len, cover_all=True),
         }
+
+    def _windows(self, text: str | CorpusText, seq_len: int, stride: int, cover_all: bool) -> TextWindows:
+        """Windows over ``text``; a tokenised corpus stays in the data cache, read through a table
+        from its alphabet to this vocabulary (characters the vocabulary lacks read as unknown)."""
+        if isinstance(text, CorpusText):
+            table = torch.tensor([self.vocab.stoi.get(c, Vocab.unk_index) for c in text.alphabet], dtype=torch.long)
+            return TextWindows(text, seq_len, stride, cover_all, table=table)
+        return TextWindows(self.encode_text(text), seq_len, stride, cover_all)
 
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Any], batch_size: int, shuffle: bool,
@@ -210,7 +271,8 @@ class LanguageModelTask(Task):
         if n == 0:
             return
         if shuffle:
-            order = torch.randperm(n, generator=generator)
+            # int32 halves the order's memory and draws the same permutation as int64
+            order = torch.randperm(n, generator=generator, dtype=torch.int32 if n < 2**31 else torch.int64)
             # a new phase each epoch, so windows do not always start at the same characters
             offset = int(torch.randint(windows.stride, (1,), generator=generator)) if windows.stride > 1 else 0
         else:
@@ -450,6 +512,11 @@ def lm_metrics(loss_sum: float, correct: int, top_hits: int, count: int, k: int,
         "count": count,
         "windows": windows,
     }
+
+
+def _char_counts(text: str | CorpusText) -> Mapping[str, int]:
+    """Each character of ``text`` and how often it occurs (a tokenised corpus counts its ids)."""
+    return text.char_counts() if isinstance(text, CorpusText) else Counter(text)
 
 
 def _as_windows(examples: Sequence[Any]) -> TextWindows:

@@ -71,6 +71,8 @@ class RunMonitor:
         self.config: dict[str, Any] = {}
         self.start: ev.StartEvent | None = None
         self.last_step: ev.StepEvent | None = None
+        #: The latest CPU/memory/GPU sample (None for runs written before system events existed).
+        self.system: ev.SystemEvent | None = None
         self.end: ev.EndEvent | None = None
         self.version = 0
         self._last_status = 0.0
@@ -135,6 +137,8 @@ class RunMonitor:
             self.add_log(f"[{self.state}]")
         elif isinstance(event, ev.StatusEvent):
             self.add_log(event.message)
+        elif isinstance(event, ev.SystemEvent):
+            self.system = event
         elif isinstance(event, ev.DownloadEvent):
             self.add_log(f"downloading {event.label}: {event.done} / {event.total or '?'} bytes")
         elif isinstance(event, ev.EndEvent):

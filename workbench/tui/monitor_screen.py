@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
-from workbench.events import format_duration
+from workbench.events import format_duration, format_system
 from workbench.tui.monitor import RunMonitor, downsample
 from workbench.tui.widgets import NavBar, footer
 
@@ -81,6 +81,7 @@ class MonitorScreen(Screen[None]):
     MonitorScreen #progress-row { height: 1; }
     MonitorScreen #progress-row ProgressBar { width: 1fr; }
     MonitorScreen #progress-row #view { width: auto; margin-left: 1; }
+    MonitorScreen #progress-row #system { width: auto; }
     MonitorScreen #plots { grid-size: 2 2; height: 1fr; }
     MonitorScreen #plots.-single { grid-size: 1 1; }
     MonitorScreen Chart { border: round $primary; height: 1fr; }
@@ -118,6 +119,7 @@ class MonitorScreen(Screen[None]):
         yield Static("", id="status")
         with Horizontal(id="progress-row"):
             yield ProgressBar(total=1.0, show_eta=False, id="progress")
+            yield Static("", id="system")
             yield Static("view: all", id="view")
         with Grid(id="plots"):
             yield Chart(id="loss")
@@ -176,6 +178,9 @@ class MonitorScreen(Screen[None]):
     def _draw_status(self, monitor: RunMonitor | None) -> None:
         status = self.query_one("#status", Static)
         bar = self.query_one("#progress", ProgressBar)
+        # CPU, memory and GPUs of the training process while it runs; nothing for older runs
+        sample = monitor.system if monitor is not None and monitor.active else None
+        self.query_one("#system", Static).update(escape(" " + format_system(sample)) if sample else "")
         if monitor is None:
             status.update("No run is open. [b]F2[/b] set one up and train, [b]F4[/b] open a run (also ones started "
                           "with `workbench train`).")
