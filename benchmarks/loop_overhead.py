@@ -4,17 +4,17 @@ On the same model (the names GRU with the dataset's defaults) and the same encod
 one training epoch is timed, interleaved over ``--reps`` rounds, each loop with a fresh model from
 the same seed, all on one thread:
 
-- ``engine``: ``workbench.engine.train`` (samples/s of its epoch, as its epoch event reports it:
+- ``engine``: ``workbench.engine.Trainer`` (samples/s of its training epoch, ``_run_epoch``:
   batching, steps, gradient norm, divergence guard, progress events, control polling; not the
   validation pass or the checkpoint write);
-- ``hand-bucketed``: a plain batched loop (pad, forward, cross-entropy, backward, Adam step,
-  ``running_loss += loss.item()``) over length-bucketed batches (sorted within pools of 50 batches,
+- ``hand-bucketed``: a plain batched loop (pad, forward, cross-entropy, backward, ``clip_grad_norm_``
+  when the run's ``clip_grad_norm`` is on (it is by default), Adam step, ``running_loss += loss.item()``) over length-bucketed batches (sorted within pools of 50 batches,
   then shuffled, as the engine forms them);
 - ``hand-random``: the same loop over batches drawn at random (padding to each batch's longest name);
 - ``per-sample``: the classic names tutorial's loop, one name per step with a plain SGD update, on
   the first ``--per-sample-limit`` names (the rate is per name, so it compares).
 
-    python benchmarks/loop_overhead.py --data-dir ../shared/data [--reps 3] [--limit 0] [--profile]
+    python benchmarks/loop_overhead.py --data-dir ../shared/data [--reps 3] [--limit 0] [--clock wall|cpu] [--profile]
 
 ``--profile`` adds a cProfile of one engine epoch (top functions by own time). The machine should be
 quiet: the ratios are what to read, the absolute rates depend on the CPU.
@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import RunConfig, resolve_config
-from workbench.engine import build_model, load_dataset, train
-from workbench.events import EpochEvent, Event
+from workbench.engine import EpochRun, Trainer, build_model, load_dataset
 from workbench.registry import Registry, get_registry
 from workbench.tasks import task_class
 from workbench.tasks.base import Task
@@ -75,7 +74,9 @@ def pad(examples: Sequence[Example], indices: Sequence[int]) -> tuple[torch.Tens
 class Bench:
     """The names data, the run config and a fresh model on demand."""
 
-    def __init__(self, data_dir: str, limit: int, batch_size: int, seed: int, extra: list[str]) -> None:
+    def __init__(self, data_dir: str, limit: int, batch_size: int, seed: int, extra: list[str],
+                 clock: Callable[[], float]) -> None:
+        self.clock = clock
         self.registry: Registry = get_registry()
         self.config: RunConfig = resolve_config(
             self.registry, "names", "gru", "cpu",
@@ -89,6 +90,7 @@ class Bench:
         self.lengths = [len(ids) for ids, _ in self.examples]
         self.batch_size, self.seed = batch_size, seed
         self.lr = float(self.config.train["lr"])
+        self.clip = float(self.config.train["clip_grad_norm"])
 
     def fresh_model(self) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -99,22 +101,24 @@ class Bench:
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
         generator = torch.Generator().manual_seed(self.seed)
         running_loss = 0.0
-        started = time.perf_counter()
+        started = self.clock()
         for indices in make_batches(self.lengths, self.batch_size, generator):
             tokens, lengths, targets = pad(self.examples, indices)
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(tokens=tokens, lengths=lengths), targets)
             loss.backward()
+            if self.clip > 0:  # the recipe the engine follows: the dataset's settings clip the gradient norm
+                torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)
             optimizer.step()
             running_loss += loss.item()
-        return len(self.examples) / (time.perf_counter() - started)
+        return len(self.examples) / (self.clock() - started)
 
     def per_sample_loop(self, count: int) -> float:
         """The classic tutorial: one name a step, ``p -= lr * grad``, the loss read every step."""
         model = self.fresh_model()
         lr = 0.005  # the tutorial's learning rate for its SGD updates
         examples = self.examples[:count]
-        started = time.perf_counter()
+        started = self.clock()
         running_loss = 0.0
         for ids, label in examples:
             model.zero_grad(set_to_none=True)
@@ -126,22 +130,28 @@ class Bench:
                     if p.grad is not None:
                         p.add_(p.grad, alpha=-lr)
             running_loss += loss.item()
-        return len(examples) / (time.perf_counter() - started)
+        return len(examples) / (self.clock() - started)
 
     def engine(self, profile: cProfile.Profile | None = None) -> float:
-        epochs: list[EpochEvent] = []
+        """Samples/s of the engine's training epoch (on ``self.clock``, like the hand loops)."""
+        clock = self.clock
+        timed: list[tuple[int, float]] = []
 
-        def collect(event: Event) -> None:
-            if isinstance(event, EpochEvent):
-                epochs.append(event)
+        class TimedTrainer(Trainer):
+            def _run_epoch(self, *args: Any, **kwargs: Any) -> EpochRun:
+                started = clock()
+                trained = super()._run_epoch(*args, **kwargs)
+                timed.append((trained.samples, clock() - started))
+                return trained
 
         with tempfile.TemporaryDirectory() as runs:
             if profile is not None:
                 profile.enable()
-            train(self.config, registry=self.registry, runs_root=Path(runs), on_event=collect)
+            TimedTrainer(self.config, registry=self.registry, runs_root=Path(runs)).train()
             if profile is not None:
                 profile.disable()
-        return float(epochs[-1].samples_per_s)
+        samples, seconds = timed[-1]
+        return samples / seconds
 
 
 def main() -> None:
@@ -155,10 +165,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra engine/model key=value (both loops)")
     parser.add_argument("--skip", default="", help="comma-separated loops to leave out (e.g. per-sample)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one engine epoch")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time each epoch by the wall clock (default) or by this process's CPU time (steadier "
+                             "on a machine other work shares)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    bench = Bench(args.data_dir, args.limit, args.batch_size, args.seed, args.set)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    bench = Bench(args.data_dir, args.limit, args.batch_size, args.seed, args.set, clock)
     loops: dict[str, Callable[[], float]] = {
         "engine": bench.engine,
         "hand-bucketed": lambda: bench.hand_loop(bucketed_batches),
@@ -168,7 +182,8 @@ def main() -> None:
     for name in filter(None, args.skip.split(",")):
         loops.pop(name.strip(), None)
     print(f"names GRU ({bench.config.model}), {len(bench.examples):,} training names, batch {args.batch_size}, "
-          f"1 thread, torch {torch.__version__}, {args.reps} interleaved reps")
+          f"clip_grad_norm {bench.clip:g}, "
+          f"1 thread, torch {torch.__version__}, {args.reps} interleaved reps, {args.clock} clock")
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for rep in range(1, args.reps + 1):
         for name, run in loops.items():

@@ -51,6 +51,7 @@ from workbench.runs import (
 )
 from workbench.settings import current as current_settings
 from workbench.sinks import EventSinks, sink_names
+from workbench.step_stats import Diverged, EpochTotals, StepWindow, WindowSums, gradient_norm
 from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
 from workbench.training import EarlyStopping, LossWatch, StopWatchdog, TrainOptions
@@ -292,60 +293,6 @@ class TrainResult:
             "samples_per_second": round(self.samples_per_second, 1),
             "message": self.message,
         }
-
-
-class StepWindow:
-    """The steps since the last progress event: mean loss, largest gradient norm, running main metric.
-
-    The sums stay on the device, so a step never waits for the accelerator; they are read once per
-    window, when the step event is made.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.reset(time.monotonic())
-
-    def reset(self, now: float) -> None:
-        self.loss = torch.zeros((), device=self.device)
-        self.grad_norm = torch.zeros((), device=self.device)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self.steps = self.samples = self.units = 0
-        self.started = now
-
-    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, correct: torch.Tensor | None, samples: int,
-            units: int) -> None:
-        self.loss += loss
-        self.grad_norm = torch.maximum(self.grad_norm, grad_norm)
-        if correct is not None:
-            self.correct += correct
-        self.steps += 1
-        self.samples += samples
-        self.units += units
-
-
-class EpochTotals:
-    """One epoch's training loss (weighted by each batch's units) and main-metric hits."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.loss = torch.zeros((), device=device)
-        self.correct = torch.zeros((), device=device, dtype=torch.long)
-        self.units = self.samples = 0
-        #: Whether the task's loss reports correct predictions (then the main metric is tracked).
-        self.has_correct = False
-
-    def add(self, loss: torch.Tensor, correct: torch.Tensor | None, samples: int, units: int) -> None:
-        self.loss += loss * units
-        self.units += units
-        self.samples += samples
-        if correct is not None:
-            self.correct += correct
-            self.has_correct = True
-
-    def metrics(self, main_metric: str) -> dict[str, float]:
-        metrics = {"loss": float(self.loss) / max(self.units, 1)}
-        if self.has_correct:
-            metrics[main_metric] = float(self.correct) / max(self.units, 1)
-        return metrics
 
 
 @dataclass
@@ -797,62 +744,68 @@ class Trainer:
                    deadline: float | None) -> EpochRun:
         t.model.train()
         started = time.monotonic()
-        totals, window = EpochTotals(self.device), StepWindow(self.device)
+        totals, window = EpochTotals(), StepWindow()
+        window.reset(started, 1)
         steps = math.ceil(len(t.train_set) / options.batch_size)
         batches = t.task.batches(t.train_set, options.batch_size, True, t.generator)
         for step, batch in enumerate(batches, start=1):
-            loss, grad_norm, correct = self._train_step(t, options, batch, epoch, step)
+            loss, grad_norm, correct = self._train_step(t, options, batch)
             progress.global_step += 1
-            units = batch.units or batch.size
-            totals.add(loss, correct, batch.size, units)
-            window.add(loss, grad_norm, correct, batch.size, units)
+            window.add(loss, grad_norm, correct, batch.size, batch.units or batch.size)
             if step == 1 and epoch == progress.start_epoch:
                 self._loss_watch.update(float(loss))  # the reference: the loss before any learning
             if step % options.log_every == 0 or step == steps:
-                event = self._step_event(t, options, window, totals, epoch, step, steps, progress.global_step)
+                sums = self._close_window(window, epoch)
+                totals.add(sums)
+                event = self._step_event(t, options, sums, totals, epoch, step, steps, progress.global_step)
                 self.emit(event)
                 warning = self._loss_watch.update(event.loss)
                 if warning is not None:
                     self.emit(StatusEvent(message=warning))
             if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
+                totals.add(self._close_window(window, epoch))  # the steps since the last event count too
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
                                 stopped=True)
         return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started, stopped=False)
 
-    def _train_step(self, t: Training, options: TrainOptions, batch: Any, epoch: int,
-                    step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One optimisation step; the detached loss, the gradient norm before clipping, the hits."""
+    @staticmethod
+    def _close_window(window: StepWindow, epoch: int) -> WindowSums:
+        """The window's sums; a loss that stopped being finite in it ends the run (checked here,
+        once per window, so a step never waits for the device)."""
+        try:
+            return window.close(time.monotonic())
+        except Diverged as diverged:
+            raise WorkbenchError(
+                f"training diverged at epoch {epoch}, step {diverged.step}: the loss is {diverged.loss}; "
+                "lower lr or set clip_grad_norm"
+            ) from None
+
+    def _train_step(self, t: Training, options: TrainOptions,
+                    batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One optimisation step; the detached loss, the gradient norm before clipping, the hits
+        (all still on the device: nothing here waits for it)."""
         batch = batch.to(self.device)
         t.optimizer.zero_grad(set_to_none=True)
         with t.autocast:
             output = t.task.loss(t.model, batch)
         loss, correct = output if isinstance(output, tuple) else (output, None)
-        if not torch.isfinite(loss.detach()).all():
-            raise WorkbenchError(
-                f"training diverged at epoch {epoch}, step {step}: the loss is {float(loss)}; "
-                "lower lr or set clip_grad_norm"
-            )
         loss.backward()
-        clip = options.clip_grad_norm
-        grad_norm = torch.nn.utils.clip_grad_norm_(t.params, clip if clip > 0 else float("inf"))
+        grad_norm = gradient_norm(t.params, options.clip_grad_norm)
         t.optimizer.step()
         return loss.detach(), grad_norm.detach(), correct
 
-    def _step_event(self, t: Training, options: TrainOptions, window: StepWindow, totals: EpochTotals,
+    def _step_event(self, t: Training, options: TrainOptions, window: WindowSums, totals: EpochTotals,
                     epoch: int, step: int, steps: int, global_step: int) -> StepEvent:
-        """The window's event; the window starts anew."""
-        now = time.monotonic()
-        rate = window.samples / max(now - window.started, 1e-9)
+        """The event of one closed window."""
+        rate = window.samples / max(window.seconds, 1e-9)
         remaining = (steps - step) * options.batch_size + (options.epochs - epoch) * len(t.train_set)
-        event = StepEvent(
+        return StepEvent(
             epoch=epoch, step=step, steps=steps, global_step=global_step,
-            loss=float(window.loss) / window.steps, grad_norm=float(window.grad_norm),
+            loss=window.loss_sum / max(window.steps, 1), grad_norm=window.max_grad_norm,
             lr=t.optimizer.param_groups[0]["lr"], samples_per_s=rate, eta_s=remaining / max(rate, 1e-9),
             metric_name=t.task.main_metric,
-            metric=float(window.correct) / max(window.units, 1) if totals.has_correct else None,
+            metric=(window.correct or 0) / max(window.units, 1) if totals.has_correct else None,
         )
-        window.reset(now)
-        return event
 
     def _evaluate(self, t: Training, options: TrainOptions, examples: Any, detailed: bool) -> dict[str, Any]:
         return t.task.evaluate(t.model, examples, max(options.batch_size, 256), self.device, detailed=detailed,
