@@ -114,3 +114,67 @@ def test_the_epoch_loss_is_the_same_whatever_the_window(registry, shared_data):
     b = train(names_config(registry, shared_data, "seed=4", "log_every=7"), registry=registry)
     assert a.history[0]["train"]["loss"] == pytest.approx(b.history[0]["train"]["loss"], rel=1e-6)
     assert a.history[0]["train"]["accuracy"] == b.history[0]["train"]["accuracy"]
+
+
+# -- precision ---------------------------------------------------------------------------------
+def _cpu_fp16_reason() -> str | None:
+    """Why fp16 training cannot be tested on this CPU (None when it can)."""
+    try:
+        scaler = torch.amp.GradScaler("cpu")
+        weight = torch.nn.Parameter(torch.randn(4, 4))
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = (torch.randn(2, 4) @ weight).float().sum()
+        scaler.scale(loss).backward()
+        scaler.unscale_(torch.optim.SGD([weight], lr=0.0))
+    except (AttributeError, RuntimeError, TypeError, ValueError) as exc:
+        return f"fp16 autocast with a gradient scaler does not run on this CPU/torch: {exc}"
+    return None
+
+
+def test_auto_precision_picks_what_each_device_does_natively(monkeypatch):
+    from workbench.precision import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("auto", torch.device("mps")) == "fp16"
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert [resolve_precision(p, torch.device("cpu")) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
+
+
+@pytest.mark.slow
+def test_fp16_trains_with_a_scaler_whose_state_a_resume_restores(registry, shared_data):
+    reason = _cpu_fp16_reason()
+    if reason:
+        pytest.skip(reason)
+    from workbench.runs import load_checkpoint, save_checkpoint
+
+    config = names_config(registry, shared_data, "precision=fp16", "epochs=1", "limit=400")
+    first = train(config, registry=registry)
+    starts = [e for e in first.run.events() if e.kind == "start"]
+    assert starts[0].precision == "fp16" and first.state == "finished"
+    last_path = first.run.checkpoint_path("last")
+    payload = load_checkpoint(last_path)
+    assert payload["scaler_state"]["scale"] > 0
+    payload["scaler_state"]["scale"] = 1024.0  # a scale the run could not reach by itself in a few steps
+    save_checkpoint(last_path, {k: v for k, v in payload.items() if k not in ("format", "version")})
+    config.train["epochs"] = 2
+    resumed = Trainer(config, registry=registry, resume=first.run).train()
+    assert resumed.state == "finished"
+    scale = load_checkpoint(last_path)["scaler_state"]["scale"]
+    assert 0 < scale <= 1024.0  # continued from the restored scale (growth needs 2000 clean steps)
+
+
+def test_fp16_the_hardware_cannot_run_is_one_line(registry, shared_data, monkeypatch):
+    from workbench import engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("\"addmm_impl_cpu_\" not implemented for 'Half'")
+
+    monkeypatch.setattr(engine, "trial_step", broken)
+    with pytest.raises(WorkbenchError) as caught:
+        train(names_config(registry, shared_data, "precision=fp16", "limit=100"), registry=registry)
+    assert str(caught.value) == ("precision=fp16 is not supported on this CPU (\"addmm_impl_cpu_\" not implemented "
+                                 "for 'Half'); use precision=fp32")

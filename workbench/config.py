@@ -45,9 +45,10 @@ TRAIN_PARAMS: list[Param] = [
     Param("top_k", int, 3, "k for top-k accuracy", min=1, max=100),
     Param("limit", int, 0, "train on at most this many examples (0 = all): quick experiments", min=0,
           max=10**9),
-    Param("precision", str, "fp32", "arithmetic of the training forward pass: fp32, bf16 autocast (about 2x "
-          "faster on CPUs with AVX-512 BF16/AMX and on recent GPUs; weights and evaluation stay fp32), or auto "
-          "(bf16 where the device has fast bf16, else fp32)", choices=("fp32", "bf16", "auto")),
+    Param("precision", str, "fp32", "arithmetic of the training forward pass: fp32, bf16 or fp16 autocast (fp16 "
+          "with a gradient scaler; about 2x faster on recent GPUs and on CPUs with AVX-512 BF16/AMX; weights and "
+          "evaluation stay fp32), or auto (what the device computes natively: bf16, else fp16 on GPUs; bf16 on "
+          "CPUs that have it, else fp32)", choices=("fp32", "bf16", "fp16", "auto")),
     Param("max_tokens", int, 2000, "longest example fed to the model, in tokens (characters for character "
           "datasets); longer ones are cut and the run says how many (0 = no limit: memory then grows with the "
           "longest line in the data)", min=0, max=10_000_000),

@@ -37,6 +37,7 @@ from workbench.events import (
     StepEvent,
 )
 from workbench.model_check import check_first_batch
+from workbench.precision import autocast_context, make_scaler, resolve_precision, trial_step
 from workbench.registry import Registry, get_registry, plugin_code
 from workbench.resources import available_memory_bytes, estimate_step_bytes, format_bytes
 from workbench.runs import (
@@ -179,30 +180,6 @@ def step_scheduler(scheduler: Any, score: float) -> None:
         scheduler.step()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the device computes bf16 natively (AVX-512 BF16/AMX CPUs, Ampere+ GPUs)."""
-    if precision != "auto":
-        return precision
-    try:
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        if device.type == "cpu":
-            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    except (AttributeError, RuntimeError):
-        pass
-    return "fp32"
-
-
-def mixed_precision(precision: str, device: torch.device) -> Any:
-    """The context the training forward pass runs in: nothing for fp32, bf16 autocast otherwise."""
-    if resolve_precision(precision, device) != "bf16":
-        return contextlib.nullcontext()
-    try:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    except (RuntimeError, ValueError) as exc:
-        raise WorkbenchError(f"precision=bf16 is not available on {device}: {exc}; use precision=fp32") from None
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -217,23 +194,6 @@ def device_memory_bytes(device: torch.device) -> int | None:
     if device.type == "cpu":
         return available_memory_bytes()
     return None
-
-
-def trial_step(task: Task, examples: Any, model: nn.Module, device: torch.device, autocast: Any) -> None:
-    """One forward and backward pass of the real model on two examples under ``autocast``, so a
-    precision the hardware cannot run (bf16 on a CPU without it: oneDNN has no kernel) fails here,
-    before the run starts, rather than at its first step. Leaves no gradients and no trace in the
-    random state."""
-    batch = next(iter(task.batches(examples[:2], 2, False))).to(device)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            with autocast:
-                output = task.loss(model, batch)
-            loss = output[0] if isinstance(output, tuple) else output
-            loss.backward()
-    finally:
-        model.zero_grad(set_to_none=True)
 
 
 def estimate_setup(config: RunConfig, registry: Registry | None = None) -> tuple[int, int] | None:
@@ -308,10 +268,12 @@ class Training:
     scheduler: Any
     generator: torch.Generator
     dataset_info: dict[str, Any]
-    #: The context of each training forward pass (bf16 autocast or nothing).
+    #: The context of each training forward pass (autocast or nothing).
     autocast: Any
-    #: The arithmetic the forward pass runs in ("fp32" or "bf16"), after the trial step.
+    #: The arithmetic the forward pass runs in ("fp32", "bf16" or "fp16"), after the trial step.
     precision: str = "fp32"
+    #: fp16's gradient scaler (None in the other precisions).
+    scaler: Any = None
     #: The estimated peak memory of one training step, in bytes.
     memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
@@ -595,7 +557,8 @@ class Trainer:
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
             optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
-            autocast=mixed_precision(precision, self.device), precision=precision, memory_estimate=memory,
+            autocast=autocast_context(precision, self.device), precision=precision, memory_estimate=memory,
+            scaler=make_scaler(precision, self.device),
         )
 
     def _cut_long(self, task: Task, encoded: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], int]:
@@ -629,21 +592,21 @@ class Trainer:
         return estimate
 
     def _trial_precision(self, task: Task, train_set: Any, model: nn.Module, requested: str) -> str:
-        """The precision the run trains in: bf16 only after a trial step shows the hardware runs it
-        (``auto`` falls back to fp32; an explicit ``bf16`` that fails is a one-line error)."""
+        """The precision the run trains in: bf16 or fp16 only after a trial step shows the hardware
+        runs it (``auto`` falls back to fp32 saying so; an explicit one that fails is a one-line error)."""
         precision = resolve_precision(requested, self.device)
-        if precision != "bf16":
+        if precision == "fp32":
             return precision
         try:
-            trial_step(task, train_set, model, self.device, mixed_precision("bf16", self.device))
+            trial_step(task, train_set, model, self.device, precision)
         except (RuntimeError, NotImplementedError, WorkbenchError) as exc:
             if requested == "auto":
-                self.emit(StatusEvent(message="precision=auto: bf16 failed a trial step here, training in fp32"))
+                self.emit(StatusEvent(message=f"precision=auto: {precision} failed a trial step here, training in fp32"))
                 return "fp32"
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise WorkbenchError(f"precision=bf16 is not supported on this {hardware_name(self.device)} "
+            raise WorkbenchError(f"precision={precision} is not supported on this {hardware_name(self.device)} "
                                  f"({reason}); use precision=fp32") from None
-        return "bf16"
+        return precision
 
     def _restore(self, t: Training, payload: dict[str, Any], progress: RunProgress, stopper: EarlyStopping) -> None:
         """Continue where ``payload`` (a ``last.pt``) left off: weights, optimiser, schedule, counters, RNG."""
@@ -656,6 +619,8 @@ class Trainer:
             t.optimizer.load_state_dict(payload["optimizer_state"])
         if t.scheduler is not None and payload.get("scheduler_state"):
             t.scheduler.load_state_dict(payload["scheduler_state"])
+        if t.scaler is not None and payload.get("scaler_state"):
+            t.scaler.load_state_dict(payload["scaler_state"])  # fp16 resumes with the loss scale it had reached
         apply_resume_changes(t.optimizer, t.scheduler, stored, self.options)
         saved = payload.get("progress", {})
         progress.start_epoch = int(payload.get("epoch", 0)) + 1
@@ -789,9 +754,17 @@ class Trainer:
         with t.autocast:
             output = t.task.loss(t.model, batch)
         loss, correct = output if isinstance(output, tuple) else (output, None)
-        loss.backward()
-        grad_norm = gradient_norm(t.params, options.clip_grad_norm)
-        t.optimizer.step()
+        if t.scaler is None:
+            loss.backward()
+            grad_norm = gradient_norm(t.params, options.clip_grad_norm)
+            t.optimizer.step()
+        else:  # fp16: scaled gradients, unscaled before the norm and clipping; a step with inf/nan ones is skipped
+            t.scaler.scale(loss).backward()
+            t.scaler.unscale_(t.optimizer)
+            grad_norm = gradient_norm(t.params, options.clip_grad_norm)
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+            grad_norm = torch.nan_to_num(grad_norm, nan=0.0, posinf=0.0)  # a skipped step plots as 0, not inf
         return loss.detach(), grad_norm.detach(), correct
 
     def _step_event(self, t: Training, options: TrainOptions, window: WindowSums, totals: EpochTotals,
@@ -819,6 +792,7 @@ class Trainer:
             "config": self.config.to_dict(), "task_state": t.task.state(), "model_state": t.model.state_dict(),
             "optimizer_state": t.optimizer.state_dict(),
             "scheduler_state": t.scheduler.state_dict() if t.scheduler is not None else None,
+            "scaler_state": t.scaler.state_dict() if t.scaler is not None else None,
             # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
             "epoch": summary.epoch if not summary.partial else summary.epoch - 1,
             "metrics": {"train": summary.train, "valid": summary.valid},
