@@ -178,3 +178,111 @@ def test_fp16_the_hardware_cannot_run_is_one_line(registry, shared_data, monkeyp
         train(names_config(registry, shared_data, "precision=fp16", "limit=100"), registry=registry)
     assert str(caught.value) == ("precision=fp16 is not supported on this CPU (\"addmm_impl_cpu_\" not implemented "
                                  "for 'Half'); use precision=fp32")
+
+
+# -- flattening, determinism, compile ---------------------------------------------------------
+def test_the_engine_flattens_recurrent_weights_after_moving_the_model(registry, shared_data, monkeypatch):
+    from workbench import accelerate, engine
+
+    flattened: list[int] = []
+    original = torch.nn.RNNBase.flatten_parameters
+
+    def spy(self):
+        flattened.append(id(self))
+        return original(self)
+
+    moved: list[str] = []
+
+    def flatten_after_move(model):
+        moved.append(str(next(model.parameters()).device))
+        return accelerate.flatten_recurrent_weights(model)
+
+    monkeypatch.setattr(engine, "flatten_recurrent_weights", flatten_after_move)
+    trainer = Trainer(names_config(registry, shared_data, "limit=64", "batch_size=32"), registry=registry)
+    prepared = trainer._prepare(trainer.options, torch.Generator(), None)
+    assert moved == ["cpu"]
+    monkeypatch.setattr(torch.nn.RNNBase, "flatten_parameters", spy)
+    layers = [id(m) for m in prepared.model.modules() if isinstance(m, torch.nn.RNNBase)]
+    assert accelerate.flatten_recurrent_weights(prepared.model) == len(layers) > 0
+    assert sorted(flattened) == sorted(layers)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (cuDNN's fused RNN kernels)")
+def test_no_contiguous_chunk_warning_during_a_cuda_run(registry, shared_data, recwarn):
+    config = resolve_config(registry, "names", None, "cuda", [*FAST, "limit=1200"], data_dir=str(shared_data))
+    train(config, registry=registry)
+    assert not [w for w in recwarn if "contiguous chunk of memory" in str(w.message)]
+
+
+def test_deterministic_runs_are_identical_and_the_switch_is_only_on_during_the_run(registry, shared_data,
+                                                                                  monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    seen: list[tuple[bool, bool, str | None]] = []
+
+    def watch(event):
+        import os
+        if event.kind == "step":
+            seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                         os.environ.get("CUBLAS_WORKSPACE_CONFIG")))
+
+    def run():
+        steps: list = []
+        result = train(names_config(registry, shared_data, "deterministic=true", "seed=5", "log_every=3"),
+                       registry=registry, on_event=lambda e: (watch(e), steps.append(e)))
+        weights = torch.load(result.run.checkpoint_path("last"), weights_only=True)["model_state"]
+        losses = [(e.loss, e.grad_norm, e.metric) for e in steps if e.kind == "step"]
+        return result, weights, losses
+
+    first, first_weights, first_losses = run()
+    second, second_weights, second_losses = run()
+    assert first_losses == second_losses and first.metrics["loss"] == second.metrics["loss"]
+    assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)
+    assert seen and all(s == (True, True, ":4096:8") for s in seen)
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
+
+
+def test_a_model_without_deterministic_kernels_is_refused_in_one_line(registry, shared_data, monkeypatch):
+    from workbench import engine
+
+    def no_kernel(*args, **kwargs):
+        raise RuntimeError("embedding_dense_backward_cuda does not have a deterministic implementation, but you set "
+                           "'torch.use_deterministic_algorithms(True)'")
+
+    monkeypatch.setattr(engine, "trial_step", no_kernel)
+    with pytest.raises(WorkbenchError, match=r"^deterministic=true cannot train this model on CPU \(embedding_dense"
+                                             r".*\); set deterministic=false$"):
+        train(names_config(registry, shared_data, "deterministic=true", "limit=100"), registry=registry)
+
+
+def test_compile_that_fails_falls_back_to_eager_with_one_line(registry, shared_data, monkeypatch):
+    def broken_compile(model, *args, **kwargs):
+        raise RuntimeError("InductorError: CppCompileError: C++ compile error\nlong details")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    events: list = []
+    result = train(names_config(registry, shared_data, "compile=true", "limit=200"), registry=registry,
+                   on_event=events.append)
+    assert result.state == "finished"
+    lines = [e.message for e in events if e.kind == "status" and "compile=true" in e.message]
+    assert lines == ["compile=true: torch.compile failed here (RuntimeError: InductorError: CppCompileError: C++ "
+                     "compile error); training without it"]
+
+
+def test_compile_trains_through_the_compiled_model_and_saves_plain_weights(registry, shared_data, monkeypatch):
+    calls = {"n": 0}
+
+    class Counting(torch.nn.Module):  # stands in for torch.compile's wrapper: same weights, counts the calls
+        def __init__(self, model):
+            super().__init__()
+            self._orig_mod = model
+
+        def forward(self, *args, **kwargs):
+            calls["n"] += 1
+            return self._orig_mod(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", lambda model, *a, **k: Counting(model))
+    result = train(names_config(registry, shared_data, "compile=true", "limit=256", "batch_size=64"),
+                   registry=registry)
+    assert calls["n"] == 1 + 4  # the trial step, then every training step
+    weights = torch.load(result.run.checkpoint_path("best"), weights_only=True)["model_state"]
+    assert not any(k.startswith("_orig_mod") for k in weights)

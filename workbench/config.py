@@ -54,6 +54,10 @@ TRAIN_PARAMS: list[Param] = [
           "longest line in the data)", min=0, max=10_000_000),
     Param("allow_large", bool, False, "start even when the estimated memory per step exceeds the memory "
           "available (the run may be killed by the system)"),
+    Param("deterministic", bool, False, "reproducible runs on GPUs too: deterministic kernels only (a run "
+          "whose model needs one that has none is refused before it starts); may be slower"),
+    Param("compile", bool, False, "torch.compile the model (falls back to eager, saying why, where it fails; "
+          "recurrent layers rarely gain)"),
     Param("sinks", str, "", "event sinks that receive the run's events as they happen, comma-separated "
           "(e.g. csv: metrics.csv and steps.csv in the run folder; see `workbench plugins`)"),
 ]
@@ -64,7 +68,8 @@ TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
 #: and schedule. Every other train value (optimizer, schedule, step_size, gamma, seed, class_weight,
 #: limit, and any added later) is fixed: the restored state would silently overrule it or not fit.
 RESUME_CHANGEABLE = ("epochs", "lr", "momentum", "weight_decay", "clip_grad_norm", "patience", "max_minutes",
-                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks")
+                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks",
+                     "deterministic", "compile")
 
 
 def resume_refusal(run_id: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from workbench import __version__
+from workbench.accelerate import compile_model, deterministic_mode, flatten_recurrent_weights
 from workbench.api import LoadContext
 from workbench.config import RunConfig, resume_refusal, stored_config
 from workbench.devices import resolve_device
@@ -274,6 +275,8 @@ class Training:
     precision: str = "fp32"
     #: fp16's gradient scaler (None in the other precisions).
     scaler: Any = None
+    #: What training steps call: the model, or its ``torch.compile`` form (same weights).
+    step_model: nn.Module | None = None
     #: The estimated peak memory of one training step, in bytes.
     memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
@@ -281,6 +284,8 @@ class Training:
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.step_model is None:
+            self.step_model = self.model
 
 
 @dataclass
@@ -425,7 +430,8 @@ class Trainer:
         run.write_status(state="starting", pid=os.getpid(), started=time.time())
         self._events = EventWriter(run.events_path)
         try:
-            return self._train()
+            with deterministic_mode(self.options.deterministic):
+                return self._train()
         except BaseException as exc:
             if self._started_at is None and self.resume_run is None and isinstance(exc, WorkbenchError):
                 # a mistake found while preparing (bad data path, unknown plugin): leave no empty run behind
@@ -549,16 +555,20 @@ class Trainer:
         sequence_length = int(getattr(train_set, "seq_len", 0) or longest)
         memory = self._check_memory(count_parameters(model), options, sequence_length)
         model = model.to(self.device)
+        flatten_recurrent_weights(model)  # once, so cuDNN's fused kernels run without copying weights each step
         arch = self.registry.named(self.registry.architecture(config.arch))
         check_first_batch(task, model, train_set, self.device, arch)  # before a step: fail fast, naming the plugin
         precision = self._trial_precision(task, train_set, model, options.precision)
+        if options.deterministic:
+            self._trial_deterministic(task, train_set, model, precision)
+        step_model = self._compiled(task, train_set, model, precision) if options.compile else model
         optimizer = make_optimizer(model, options)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
             optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
             autocast=autocast_context(precision, self.device), precision=precision, memory_estimate=memory,
-            scaler=make_scaler(precision, self.device),
+            scaler=make_scaler(precision, self.device), step_model=step_model,
         )
 
     def _cut_long(self, task: Task, encoded: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], int]:
@@ -607,6 +617,25 @@ class Trainer:
             raise WorkbenchError(f"precision={precision} is not supported on this {hardware_name(self.device)} "
                                  f"({reason}); use precision=fp32") from None
         return precision
+
+    def _trial_deterministic(self, task: Task, train_set: Any, model: nn.Module, precision: str) -> None:
+        """A trial step with deterministic kernels only, so a model that needs one without a
+        deterministic version fails here in one line, not at its first step."""
+        try:
+            trial_step(task, train_set, model, self.device, precision)
+        except (RuntimeError, NotImplementedError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise WorkbenchError(f"deterministic=true cannot train this model on {hardware_name(self.device)} "
+                                 f"({reason}); set deterministic=false") from None
+
+    def _compiled(self, task: Task, train_set: Any, model: nn.Module, precision: str) -> nn.Module:
+        """``torch.compile``'s form of ``model`` once a trial step ran through it; else ``model``, saying why."""
+        self.emit(StatusEvent(phase="prepare", message="compiling the model (torch.compile)"))
+        compiled, problem = compile_model(
+            model, lambda candidate: trial_step(task, train_set, candidate, self.device, precision))
+        if problem is not None:
+            self.emit(StatusEvent(message=f"compile=true: torch.compile failed here ({problem}); training without it"))
+        return compiled
 
     def _restore(self, t: Training, payload: dict[str, Any], progress: RunProgress, stopper: EarlyStopping) -> None:
         """Continue where ``payload`` (a ``last.pt``) left off: weights, optimiser, schedule, counters, RNG."""
@@ -752,7 +781,7 @@ class Trainer:
         batch = batch.to(self.device)
         t.optimizer.zero_grad(set_to_none=True)
         with t.autocast:
-            output = t.task.loss(t.model, batch)
+            output = t.task.loss(t.step_model if t.step_model is not None else t.model, batch)
         loss, correct = output if isinstance(output, tuple) else (output, None)
         if t.scaler is None:
             loss.backward()
