@@ -286,3 +286,43 @@ def test_compile_trains_through_the_compiled_model_and_saves_plain_weights(regis
     assert calls["n"] == 1 + 4  # the trial step, then every training step
     weights = torch.load(result.run.checkpoint_path("best"), weights_only=True)["model_state"]
     assert not any(k.startswith("_orig_mod") for k in weights)
+
+
+# -- a checkpoint from a GPU on a CPU ------------------------------------------------------------
+def claim_cuda(path):
+    """Rewrite a checkpoint so every tensor in it says it lives on cuda:0, as one saved on a GPU does."""
+    import io
+
+    payload = torch.load(path, weights_only=True)
+    buffer = io.BytesIO()
+    original = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        torch.save(payload, buffer)
+    finally:
+        torch.serialization.location_tag = original
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.mark.slow
+def test_a_checkpoint_saved_on_a_gpu_loads_samples_and_resumes_on_a_cpu(registry):
+    from workbench.engine import evaluate_checkpoint, load_trained
+
+    config = resolve_config(registry, "synthetic-text", None, "cpu",
+                            ["chars=3000", "epochs=1", "batch_size=16", "seq_len=32", "model.hidden_size=32"])
+    first = train(config, registry=registry)
+    for name in ("best", "last"):
+        claim_cuda(first.run.checkpoint_path(name))
+    if not torch.cuda.is_available():  # the file really says cuda: a plain torch.load cannot read it here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(first.run.checkpoint_path("best"), weights_only=True)
+
+    loaded = load_trained(first.run.checkpoint_path("best"), registry, "cpu")
+    assert all(p.device.type == "cpu" for p in loaded.model.parameters())
+    text = "".join(loaded.task.generate(loaded.model, "ab", 20, loaded.device, seed=1))
+    assert len(text) >= 20
+    assert evaluate_checkpoint(loaded, registry, "valid")["loss"] > 0
+
+    config.train["epochs"] = 2  # resume on the CPU from a last.pt written on a GPU (optimizer state included)
+    resumed = Trainer(config, registry=registry, resume=first.run).train()
+    assert resumed.state == "finished" and resumed.epochs_completed == 2

@@ -921,6 +921,7 @@ def load_trained(path: Path, registry: Registry | None = None, device: str = "au
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path}: weights do not fit architecture {config.arch!r}: {str(exc)[:200]}") from None
     model.to(torch_device).eval()
+    flatten_recurrent_weights(model)
     return LoadedModel(model, task, config, payload, torch_device, path)
 
 
