@@ -59,7 +59,7 @@ def compile_model(model: nn.Module, trial: Callable[[nn.Module], None]) -> tuple
     if compile_function is None:
         return model, f"torch {torch.__version__} has no torch.compile"
     try:
-        compiled = compile_function(model)
+        compiled = compile_function(model, dynamic=True)  # one graph for every batch shape, not one per length
         trial(compiled)
     except Exception as exc:  # noqa: BLE001 - any failure of the compiler stack means: train eagerly
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
