@@ -44,6 +44,7 @@ class SyncCounter:
         return call
 
 
+@pytest.mark.slow
 def test_a_training_epoch_reads_values_once_per_progress_window_not_every_step(registry, shared_data, monkeypatch):
     counter = SyncCounter(monkeypatch)
     steps: list[int] = []
@@ -108,6 +109,7 @@ def test_a_window_reduces_to_the_mean_loss_largest_norm_and_hits():
     assert window.steps == 0 and window.first_step == 3
 
 
+@pytest.mark.slow
 def test_the_epoch_loss_is_the_same_whatever_the_window(registry, shared_data):
     """The epoch's loss is the unit-weighted mean of every step, however the windows cut it."""
     a = train(names_config(registry, shared_data, "seed=4", "log_every=1"), registry=registry)
@@ -214,6 +216,7 @@ def test_no_contiguous_chunk_warning_during_a_cuda_run(registry, shared_data, re
     assert not [w for w in recwarn if "contiguous chunk of memory" in str(w.message)]
 
 
+@pytest.mark.slow
 def test_deterministic_runs_are_identical_and_the_switch_is_only_on_during_the_run(registry, shared_data,
                                                                                   monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
@@ -268,6 +271,7 @@ def test_compile_that_fails_falls_back_to_eager_with_one_line(registry, shared_d
                      "compile error); training without it"]
 
 
+@pytest.mark.slow
 def test_compile_trains_through_the_compiled_model_and_saves_plain_weights(registry, shared_data, monkeypatch):
     calls = {"n": 0}
 
