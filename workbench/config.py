@@ -45,14 +45,19 @@ TRAIN_PARAMS: list[Param] = [
     Param("top_k", int, 3, "k for top-k accuracy", min=1, max=100),
     Param("limit", int, 0, "train on at most this many examples (0 = all): quick experiments", min=0,
           max=10**9),
-    Param("precision", str, "fp32", "arithmetic of the training forward pass: fp32, bf16 autocast (about 2x "
-          "faster on CPUs with AVX-512 BF16/AMX and on recent GPUs; weights and evaluation stay fp32), or auto "
-          "(bf16 where the device has fast bf16, else fp32)", choices=("fp32", "bf16", "auto")),
+    Param("precision", str, "fp32", "arithmetic of the training forward pass: fp32, bf16 or fp16 autocast (fp16 "
+          "with a gradient scaler; about 2x faster on recent GPUs and on CPUs with AVX-512 BF16/AMX; weights and "
+          "evaluation stay fp32), or auto (what the device computes natively: bf16, else fp16 on GPUs; bf16 on "
+          "CPUs that have it, else fp32)", choices=("fp32", "bf16", "fp16", "auto")),
     Param("max_tokens", int, 2000, "longest example fed to the model, in tokens (characters for character "
           "datasets); longer ones are cut and the run says how many (0 = no limit: memory then grows with the "
           "longest line in the data)", min=0, max=10_000_000),
     Param("allow_large", bool, False, "start even when the estimated memory per step exceeds the memory "
           "available (the run may be killed by the system)"),
+    Param("deterministic", bool, False, "reproducible runs on GPUs too: deterministic kernels only (a run "
+          "whose model needs one that has none is refused before it starts); may be slower"),
+    Param("compile", bool, False, "torch.compile the model (falls back to eager, saying why, where it fails; "
+          "recurrent layers rarely gain)"),
     Param("sinks", str, "", "event sinks that receive the run's events as they happen, comma-separated "
           "(e.g. csv: metrics.csv and steps.csv in the run folder; see `workbench plugins`)"),
 ]
@@ -63,7 +68,8 @@ TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
 #: and schedule. Every other train value (optimizer, schedule, step_size, gamma, seed, class_weight,
 #: limit, and any added later) is fixed: the restored state would silently overrule it or not fit.
 RESUME_CHANGEABLE = ("epochs", "lr", "momentum", "weight_decay", "clip_grad_norm", "patience", "max_minutes",
-                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks")
+                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks",
+                     "deterministic", "compile")
 
 
 def resume_refusal(run_id: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:

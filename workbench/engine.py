@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from workbench import __version__
+from workbench.accelerate import compile_model, deterministic_mode, flatten_recurrent_weights
 from workbench.api import LoadContext
 from workbench.config import RunConfig, resume_refusal, stored_config
 from workbench.devices import resolve_device
@@ -37,6 +38,7 @@ from workbench.events import (
     StepEvent,
 )
 from workbench.model_check import check_first_batch
+from workbench.precision import autocast_context, make_scaler, resolve_precision, trial_step
 from workbench.registry import Registry, get_registry, plugin_code
 from workbench.resources import available_memory_bytes, estimate_step_bytes, format_bytes
 from workbench.runs import (
@@ -51,6 +53,7 @@ from workbench.runs import (
 )
 from workbench.settings import current as current_settings
 from workbench.sinks import EventSinks, sink_names
+from workbench.step_stats import Diverged, EpochTotals, StepWindow, WindowSums, gradient_norm
 from workbench.system_metrics import SystemSampler
 from workbench.tasks import check_task_state, task_class
 from workbench.tasks.base import Task
@@ -181,30 +184,6 @@ def step_scheduler(scheduler: Any, score: float) -> None:
         scheduler.step()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the device computes bf16 natively (AVX-512 BF16/AMX CPUs, Ampere+ GPUs)."""
-    if precision != "auto":
-        return precision
-    try:
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        if device.type == "cpu":
-            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    except (AttributeError, RuntimeError):
-        pass
-    return "fp32"
-
-
-def mixed_precision(precision: str, device: torch.device) -> Any:
-    """The context the training forward pass runs in: nothing for fp32, bf16 autocast otherwise."""
-    if resolve_precision(precision, device) != "bf16":
-        return contextlib.nullcontext()
-    try:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    except (RuntimeError, ValueError) as exc:
-        raise WorkbenchError(f"precision=bf16 is not available on {device}: {exc}; use precision=fp32") from None
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -219,23 +198,6 @@ def device_memory_bytes(device: torch.device) -> int | None:
     if device.type == "cpu":
         return available_memory_bytes()
     return None
-
-
-def trial_step(task: Task, examples: Any, model: nn.Module, device: torch.device, autocast: Any) -> None:
-    """One forward and backward pass of the real model on two examples under ``autocast``, so a
-    precision the hardware cannot run (bf16 on a CPU without it: oneDNN has no kernel) fails here,
-    before the run starts, rather than at its first step. Leaves no gradients and no trace in the
-    random state."""
-    batch = next(iter(task.batches(examples[:2], 2, False))).to(device)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            with autocast:
-                output = task.loss(model, batch)
-            loss = output[0] if isinstance(output, tuple) else output
-            loss.backward()
-    finally:
-        model.zero_grad(set_to_none=True)
 
 
 def estimate_setup(config: RunConfig, registry: Registry | None = None) -> tuple[int, int] | None:
@@ -297,60 +259,6 @@ class TrainResult:
         }
 
 
-class StepWindow:
-    """The steps since the last progress event: mean loss, largest gradient norm, running main metric.
-
-    The sums stay on the device, so a step never waits for the accelerator; they are read once per
-    window, when the step event is made.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.reset(time.monotonic())
-
-    def reset(self, now: float) -> None:
-        self.loss = torch.zeros((), device=self.device)
-        self.grad_norm = torch.zeros((), device=self.device)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self.steps = self.samples = self.units = 0
-        self.started = now
-
-    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, correct: torch.Tensor | None, samples: int,
-            units: int) -> None:
-        self.loss += loss
-        self.grad_norm = torch.maximum(self.grad_norm, grad_norm)
-        if correct is not None:
-            self.correct += correct
-        self.steps += 1
-        self.samples += samples
-        self.units += units
-
-
-class EpochTotals:
-    """One epoch's training loss (weighted by each batch's units) and main-metric hits."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.loss = torch.zeros((), device=device)
-        self.correct = torch.zeros((), device=device, dtype=torch.long)
-        self.units = self.samples = 0
-        #: Whether the task's loss reports correct predictions (then the main metric is tracked).
-        self.has_correct = False
-
-    def add(self, loss: torch.Tensor, correct: torch.Tensor | None, samples: int, units: int) -> None:
-        self.loss += loss * units
-        self.units += units
-        self.samples += samples
-        if correct is not None:
-            self.correct += correct
-            self.has_correct = True
-
-    def metrics(self, main_metric: str) -> dict[str, float]:
-        metrics = {"loss": float(self.loss) / max(self.units, 1)}
-        if self.has_correct:
-            metrics[main_metric] = float(self.correct) / max(self.units, 1)
-        return metrics
-
-
 @dataclass
 class Training:
     """What one run trains with, made once by :meth:`Trainer._prepare`."""
@@ -364,10 +272,14 @@ class Training:
     scheduler: Any
     generator: torch.Generator
     dataset_info: dict[str, Any]
-    #: The context of each training forward pass (bf16 autocast or nothing).
+    #: The context of each training forward pass (autocast or nothing).
     autocast: Any
-    #: The arithmetic the forward pass runs in ("fp32" or "bf16"), after the trial step.
+    #: The arithmetic the forward pass runs in ("fp32", "bf16" or "fp16"), after the trial step.
     precision: str = "fp32"
+    #: fp16's gradient scaler (None in the other precisions).
+    scaler: Any = None
+    #: What training steps call: the model, or its ``torch.compile`` form (same weights).
+    step_model: nn.Module | None = None
     #: The estimated peak memory of one training step, in bytes.
     memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
@@ -375,6 +287,8 @@ class Training:
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.step_model is None:
+            self.step_model = self.model
 
 
 @dataclass
@@ -521,7 +435,8 @@ class Trainer:
         run.write_status(state="starting", pid=os.getpid(), started=time.time())
         self._events = EventWriter(run.events_path)
         try:
-            return self._train()
+            with deterministic_mode(self.options.deterministic):
+                return self._train()
         except BaseException as exc:
             if self._started_at is None and self.resume_run is None and isinstance(exc, WorkbenchError):
                 # a mistake found while preparing (bad data path, unknown plugin): leave no empty run behind
@@ -646,15 +561,20 @@ class Trainer:
         sequence_length = int(getattr(train_set, "seq_len", 0) or longest)
         memory = self._check_memory(count_parameters(model), options, sequence_length)
         model = model.to(self.device)
+        flatten_recurrent_weights(model)  # once, so cuDNN's fused kernels run without copying weights each step
         arch = self.registry.named(self.registry.architecture(config.arch))
         check_first_batch(task, model, train_set, self.device, arch)  # before a step: fail fast, naming the plugin
         precision = self._trial_precision(task, train_set, model, options.precision)
+        if options.deterministic:
+            self._trial_deterministic(task, train_set, model, precision)
+        step_model = self._compiled(task, train_set, model, precision) if options.compile else model
         optimizer = make_optimizer(model, options)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
             optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
-            autocast=mixed_precision(precision, self.device), precision=precision, memory_estimate=memory,
+            autocast=autocast_context(precision, self.device), precision=precision, memory_estimate=memory,
+            scaler=make_scaler(precision, self.device), step_model=step_model,
         )
 
     def _cut_long(self, task: Task, encoded: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], int]:
@@ -688,21 +608,40 @@ class Trainer:
         return estimate
 
     def _trial_precision(self, task: Task, train_set: Any, model: nn.Module, requested: str) -> str:
-        """The precision the run trains in: bf16 only after a trial step shows the hardware runs it
-        (``auto`` falls back to fp32; an explicit ``bf16`` that fails is a one-line error)."""
+        """The precision the run trains in: bf16 or fp16 only after a trial step shows the hardware
+        runs it (``auto`` falls back to fp32 saying so; an explicit one that fails is a one-line error)."""
         precision = resolve_precision(requested, self.device)
-        if precision != "bf16":
+        if precision == "fp32":
             return precision
         try:
-            trial_step(task, train_set, model, self.device, mixed_precision("bf16", self.device))
+            trial_step(task, train_set, model, self.device, precision)
         except (RuntimeError, NotImplementedError, WorkbenchError) as exc:
             if requested == "auto":
-                self.emit(StatusEvent(message="precision=auto: bf16 failed a trial step here, training in fp32"))
+                self.emit(StatusEvent(message=f"precision=auto: {precision} failed a trial step here, training in fp32"))
                 return "fp32"
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise WorkbenchError(f"precision=bf16 is not supported on this {hardware_name(self.device)} "
+            raise WorkbenchError(f"precision={precision} is not supported on this {hardware_name(self.device)} "
                                  f"({reason}); use precision=fp32") from None
-        return "bf16"
+        return precision
+
+    def _trial_deterministic(self, task: Task, train_set: Any, model: nn.Module, precision: str) -> None:
+        """A trial step with deterministic kernels only, so a model that needs one without a
+        deterministic version fails here in one line, not at its first step."""
+        try:
+            trial_step(task, train_set, model, self.device, precision)
+        except (RuntimeError, NotImplementedError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise WorkbenchError(f"deterministic=true cannot train this model on {hardware_name(self.device)} "
+                                 f"({reason}); set deterministic=false") from None
+
+    def _compiled(self, task: Task, train_set: Any, model: nn.Module, precision: str) -> nn.Module:
+        """``torch.compile``'s form of ``model`` once a trial step ran through it; else ``model``, saying why."""
+        self.emit(StatusEvent(phase="prepare", message="compiling the model (torch.compile)"))
+        compiled, problem = compile_model(
+            model, lambda candidate: trial_step(task, train_set, candidate, self.device, precision))
+        if problem is not None:
+            self.emit(StatusEvent(message=f"compile=true: torch.compile failed here ({problem}); training without it"))
+        return compiled
 
     def _restore(self, t: Training, payload: dict[str, Any], progress: RunProgress, stopper: EarlyStopping) -> None:
         """Continue where ``payload`` (a ``last.pt``) left off: weights, optimiser, schedule, counters, RNG."""
@@ -715,6 +654,8 @@ class Trainer:
             t.optimizer.load_state_dict(payload["optimizer_state"])
         if t.scheduler is not None and payload.get("scheduler_state"):
             t.scheduler.load_state_dict(payload["scheduler_state"])
+        if t.scaler is not None and payload.get("scaler_state"):
+            t.scaler.load_state_dict(payload["scaler_state"])  # fp16 resumes with the loss scale it had reached
         apply_resume_changes(t.optimizer, t.scheduler, stored, self.options)
         saved = payload.get("progress", {})
         progress.start_epoch = int(payload.get("epoch", 0)) + 1
@@ -803,19 +744,20 @@ class Trainer:
                    deadline: float | None) -> EpochRun:
         t.model.train()
         started = time.monotonic()
-        totals, window = EpochTotals(self.device), StepWindow(self.device)
+        totals, window = EpochTotals(), StepWindow()
+        window.reset(started, 1)
         steps = math.ceil(len(t.train_set) / options.batch_size)
         batches = t.task.batches(t.train_set, options.batch_size, True, t.generator)
         for step, batch in enumerate(batches, start=1):
-            loss, grad_norm, correct = self._train_step(t, options, batch, epoch, step)
+            loss, grad_norm, correct = self._train_step(t, options, batch)
             progress.global_step += 1
-            units = batch.units or batch.size
-            totals.add(loss, correct, batch.size, units)
-            window.add(loss, grad_norm, correct, batch.size, units)
+            window.add(loss, grad_norm, correct, batch.size, batch.units or batch.size)
             if step == 1 and epoch == progress.start_epoch:
                 self._loss_watch.update(float(loss))  # the reference: the loss before any learning
             if step % options.log_every == 0 or step == steps:
-                event = self._step_event(t, options, window, totals, epoch, step, steps, progress.global_step)
+                sums = self._close_window(window, epoch)
+                totals.add(sums)
+                event = self._step_event(t, options, sums, totals, epoch, step, steps, progress.global_step)
                 self.emit(event)
                 warning = self._loss_watch.update(event.loss)
                 if warning is not None:
@@ -823,44 +765,57 @@ class Trainer:
             if (sample := self.system.due()) is not None:
                 self.emit(sample)
             if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
+                totals.add(self._close_window(window, epoch))  # the steps since the last event count too
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
                                 stopped=True)
         return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started, stopped=False)
 
-    def _train_step(self, t: Training, options: TrainOptions, batch: Any, epoch: int,
-                    step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One optimisation step; the detached loss, the gradient norm before clipping, the hits."""
+    @staticmethod
+    def _close_window(window: StepWindow, epoch: int) -> WindowSums:
+        """The window's sums; a loss that stopped being finite in it ends the run (checked here,
+        once per window, so a step never waits for the device)."""
+        try:
+            return window.close(time.monotonic())
+        except Diverged as diverged:
+            raise WorkbenchError(
+                f"training diverged at epoch {epoch}, step {diverged.step}: the loss is {diverged.loss}; "
+                "lower lr or set clip_grad_norm"
+            ) from None
+
+    def _train_step(self, t: Training, options: TrainOptions,
+                    batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One optimisation step; the detached loss, the gradient norm before clipping, the hits
+        (all still on the device: nothing here waits for it)."""
         batch = batch.to(self.device)
         t.optimizer.zero_grad(set_to_none=True)
         with t.autocast:
-            output = t.task.loss(t.model, batch)
+            output = t.task.loss(t.step_model if t.step_model is not None else t.model, batch)
         loss, correct = output if isinstance(output, tuple) else (output, None)
-        if not torch.isfinite(loss.detach()).all():
-            raise WorkbenchError(
-                f"training diverged at epoch {epoch}, step {step}: the loss is {float(loss)}; "
-                "lower lr or set clip_grad_norm"
-            )
-        loss.backward()
-        clip = options.clip_grad_norm
-        grad_norm = torch.nn.utils.clip_grad_norm_(t.params, clip if clip > 0 else float("inf"))
-        t.optimizer.step()
+        if t.scaler is None:
+            loss.backward()
+            grad_norm = gradient_norm(t.params, options.clip_grad_norm)
+            t.optimizer.step()
+        else:  # fp16: scaled gradients, unscaled before the norm and clipping; a step with inf/nan ones is skipped
+            t.scaler.scale(loss).backward()
+            t.scaler.unscale_(t.optimizer)
+            grad_norm = gradient_norm(t.params, options.clip_grad_norm)
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+            grad_norm = torch.nan_to_num(grad_norm, nan=0.0, posinf=0.0)  # a skipped step plots as 0, not inf
         return loss.detach(), grad_norm.detach(), correct
 
-    def _step_event(self, t: Training, options: TrainOptions, window: StepWindow, totals: EpochTotals,
+    def _step_event(self, t: Training, options: TrainOptions, window: WindowSums, totals: EpochTotals,
                     epoch: int, step: int, steps: int, global_step: int) -> StepEvent:
-        """The window's event; the window starts anew."""
-        now = time.monotonic()
-        rate = window.samples / max(now - window.started, 1e-9)
+        """The event of one closed window."""
+        rate = window.samples / max(window.seconds, 1e-9)
         remaining = (steps - step) * options.batch_size + (options.epochs - epoch) * len(t.train_set)
-        event = StepEvent(
+        return StepEvent(
             epoch=epoch, step=step, steps=steps, global_step=global_step,
-            loss=float(window.loss) / window.steps, grad_norm=float(window.grad_norm),
+            loss=window.loss_sum / max(window.steps, 1), grad_norm=window.max_grad_norm,
             lr=t.optimizer.param_groups[0]["lr"], samples_per_s=rate, eta_s=remaining / max(rate, 1e-9),
             metric_name=t.task.main_metric,
-            metric=float(window.correct) / max(window.units, 1) if totals.has_correct else None,
+            metric=(window.correct or 0) / max(window.units, 1) if totals.has_correct else None,
         )
-        window.reset(now)
-        return event
 
     def _evaluate(self, t: Training, options: TrainOptions, examples: Any, detailed: bool) -> dict[str, Any]:
         return t.task.evaluate(t.model, examples, max(options.batch_size, 256), self.device, detailed=detailed,
@@ -874,6 +829,7 @@ class Trainer:
             "config": self.config.to_dict(), "task_state": t.task.state(), "model_state": t.model.state_dict(),
             "optimizer_state": t.optimizer.state_dict(),
             "scheduler_state": t.scheduler.state_dict() if t.scheduler is not None else None,
+            "scaler_state": t.scaler.state_dict() if t.scaler is not None else None,
             # a partial epoch (stopped mid-way) is redone on resume, from the weights it reached
             "epoch": summary.epoch if not summary.partial else summary.epoch - 1,
             "metrics": {"train": summary.train, "valid": summary.valid},
@@ -973,6 +929,7 @@ def load_trained(path: Path, registry: Registry | None = None, device: str = "au
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path}: weights do not fit architecture {config.arch!r}: {str(exc)[:200]}") from None
     model.to(torch_device).eval()
+    flatten_recurrent_weights(model)
     return LoadedModel(model, task, config, payload, torch_device, path)
 
 

@@ -79,7 +79,7 @@ class ConsoleProgress:
         memory = f" (~{format_bytes(event.memory_estimate)} per step)" if event.memory_estimate else ""
         self._write_line(
             f"run {event.run}: {config.get('dataset')} / {config.get('arch')} on {event.device} "
-            f"({event.threads} threads{', bf16 autocast' if event.precision == 'bf16' else ''}), "
+            f"({event.threads} threads{f', {event.precision} autocast' if event.precision in ('bf16', 'fp16') else ''}), "
             f"{event.parameters:,} parameters{memory}; "
             f"train {sizes.get('train', 0):,}, valid {sizes.get('valid', 0):,}, test {sizes.get('test', 0):,}{resumed}"
         )

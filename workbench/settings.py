@@ -105,3 +105,14 @@ def add_plugin_dirs(folders: list[str]) -> None:
     process it starts see the same loose plugins (``workbench --plugins-dir``)."""
     existing = [str(p) for p in current().plugin_dirs]
     os.environ["WORKBENCH_PLUGINS_DIR"] = os.pathsep.join(dict.fromkeys([*folders, *existing]))
+
+
+#: cuBLAS's workspace setting that makes its matrix products reproducible (NVIDIA's cuBLAS docs,
+#: "Results reproducibility"); torch refuses deterministic CUDA matmuls without it.
+DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"
+
+
+def use_deterministic_cublas() -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for ``train.deterministic`` unless the user chose a value;
+    cuBLAS reads it when it starts, so this runs before a run's first CUDA operation."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", DETERMINISTIC_CUBLAS_WORKSPACE)

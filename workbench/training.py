@@ -43,6 +43,8 @@ class TrainOptions:
     precision: str
     max_tokens: int
     allow_large: bool
+    deterministic: bool
+    compile: bool
     sinks: str
 
     @classmethod
