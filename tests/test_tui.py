@@ -557,9 +557,10 @@ def test_snapshot_monitor_with_overlay_120x40(snap_compare, runs_root):
         app.compare.add(other.id)
         app.watch_run(current, make_current=True)
         await app.switch_mode("monitor")
-        # every plot drawn with both runs (the overlaid one is labelled by its time and architecture)
+        # every plot drawn with both runs (the overlaid one is labelled by its time and architecture,
+        # in the legend under the plot)
         charts = [app.screen.query_one(f"#{chart_id}") for chart_id in ("loss", "metric", "grad")]
-        await wait_for(pilot, lambda: all("000100 lstm" in chart_text(chart) for chart in charts), timeout=10)
+        await wait_for(pilot, lambda: all("000100 lstm" in str(chart.border_subtitle) for chart in charts), timeout=10)
 
     assert snap_compare(_snap_app(runs_root), terminal_size=(120, 40), run_before=open_runs)
 

@@ -224,6 +224,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from workbench.position import RunPosition
     from workbench.runs import find_run, list_runs
 
     root = _runs_root(args)
@@ -239,7 +240,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for s in summaries:
             best = s.get("best") or {}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
-            epoch = f"{s['epoch'] or 0}/{s['epochs'] or '?'}"
+            epoch = RunPosition.from_status(s, s["epochs"]).short()
             say(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
         return 0
     if not args.run:

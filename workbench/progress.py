@@ -23,6 +23,7 @@ class ConsoleProgress:
         self.live = self.stream.isatty() if live is None else live
         self.main_metric = "accuracy"
         self.headline_metrics: tuple[str, ...] = ()
+        self.task = ""
         self._line_open = False
         self._last_draw = 0.0
 
@@ -58,7 +59,7 @@ class ConsoleProgress:
                 f"ETA {format_duration(event.eta_s)}"
             )
         elif isinstance(event, ev.EpochEvent):
-            self._write_line(format_epoch(event, self.main_metric, self.headline_metrics))
+            self._write_line(format_epoch(event, self.main_metric, self.headline_metrics, kind=self.task))
         elif isinstance(event, ev.StateEvent):
             self._write_line(f"[{event.state}]")
         elif isinstance(event, ev.StatusEvent):
@@ -74,6 +75,7 @@ class ConsoleProgress:
     def _start(self, event: ev.StartEvent) -> None:
         self.main_metric = event.main_metric
         self.headline_metrics = event.headline_metrics
+        self.task = event.task
         sizes, config = event.sizes, event.config
         resumed = f", resumed at epoch {event.resumed_at_epoch}" if event.resumed_at_epoch else ""
         memory = f" (~{format_bytes(event.memory_estimate)} per step)" if event.memory_estimate else ""

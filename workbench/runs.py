@@ -137,6 +137,8 @@ def _status_problem(status: Any) -> str | None:
         ("pid", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)),
         ("epoch", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
         ("epochs", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+        ("step", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+        ("steps", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
         ("best", lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v))),
         ("started", lambda v: v is None or _is_number(v)),
         ("updated", lambda v: v is None or _is_number(v)),
@@ -387,6 +389,9 @@ class Run:
             "state": UNREADABLE if reason else status.get("state"),
             "epoch": status.get("epoch"),
             "epochs": config.get("train", {}).get("epochs"),
+            # steps trained of the epoch after ``epoch`` (workbench.position): a run stopped mid-epoch
+            "step": status.get("step"),
+            "steps": status.get("steps"),
             "best": status.get("best"),
             "started": status.get("started"),
             "updated": status.get("updated"),

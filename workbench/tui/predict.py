@@ -10,14 +10,20 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, HorizontalScroll, VerticalScroll
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import WorkbenchError
 from workbench.terminal import printable
-from workbench.tui.render import evaluation_view, prediction_view
+from workbench.tui.render import (
+    checkpoint_position,
+    confusion_view,
+    evaluation_view,
+    prediction_view,
+    stored_evaluation,
+)
 from workbench.tui.widgets import NavBar, footer
 
 if TYPE_CHECKING:
@@ -92,7 +98,7 @@ class ModelScreen(Screen[None]):
         run = loaded.payload.get("run_id") or loaded.path.parent.name
         self._model_line(Text.assemble((printable(run, layout=False), "bold"), " ", printable(
             f"{loaded.path.name}: {config.dataset} / {config.arch}, {loaded.task.kind}, "
-            f"epoch {loaded.payload.get('epoch', '?')}  (ctrl+o: another)", layout=False)))
+            f"{checkpoint_position(loaded.payload)}  (ctrl+o: another)", layout=False)))
         self.model_ready()
 
     def model_ready(self) -> None:
@@ -119,6 +125,8 @@ class PredictScreen(ModelScreen):
     PredictScreen #inputs Label { padding: 1 1 0 1; }
     PredictScreen #answer-box { height: auto; max-height: 9; border: round $primary; }
     PredictScreen #eval-box { height: 1fr; border: round $primary; }
+    PredictScreen #matrix-box { height: auto; margin-top: 1; }
+    PredictScreen #matrix { width: auto; }
     """
 
     BINDINGS = [
@@ -137,6 +145,8 @@ class PredictScreen(ModelScreen):
             yield Static("", id="answer")
         with VerticalScroll(id="eval-box"):
             yield Static("", id="evaluation")
+            with HorizontalScroll(id="matrix-box"):
+                yield Static("", id="matrix")
         yield footer()
 
     def on_mount(self) -> None:
@@ -146,8 +156,11 @@ class PredictScreen(ModelScreen):
 
     def model_ready(self) -> None:
         assert self.loaded is not None
-        evaluation = (self.loaded.payload.get("evaluation") or {}).get("test")
-        self.query_one("#evaluation", Static).update(evaluation_view(evaluation, self.size.width - 4))
+        heading, metrics = stored_evaluation(self.loaded.payload.get("evaluation"))
+        self.query_one("#evaluation", Static).update(evaluation_view(metrics, self.size.width - 4, heading))
+        matrix = confusion_view(metrics)
+        self.query_one("#matrix", Static).update(matrix or "")
+        self.query_one("#matrix-box").display = matrix is not None
         self.predict_now()
 
     @on(Input.Changed)

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 
 from workbench.errors import WorkbenchError
 from workbench.events import ACTIVE_STATES
+from workbench.position import RunPosition
 from workbench.runs import Run, list_runs
 from workbench.tui.widgets import NavBar, footer
 
@@ -92,7 +93,7 @@ class RunsScreen(Screen[None]):
             s = run.summary()
             best = s.get("best") or {}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
-            epoch = f"{s.get('epoch') or 0}/{s.get('epochs') or '?'}"
+            epoch = RunPosition.from_status(s, s.get("epochs")).short()
             rows.append((run.id, s.get("state") or "?", epoch, shown, "●" if run.id in self.wb.compare else ""))
         if rows == self._rows:
             return
