@@ -25,7 +25,7 @@ from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
 from workbench.tui.keys import keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
-from workbench.tui.widgets import NoControlCharacters
+from workbench.tui.widgets import FOCUS_CSS, NoControlCharacters
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
@@ -54,6 +54,7 @@ class WorkbenchApp(App[int]):
     MODES = {name: partial(lambda mode: screen_class(mode)(), name) for name in SCREEN_PATHS}
     DEFAULT_MODE = "setup"
     ENABLE_COMMAND_PALETTE = True
+    CSS = FOCUS_CSS
 
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", id="app.help", show=False),
@@ -62,6 +63,7 @@ class WorkbenchApp(App[int]):
         Binding("f4", "mode('runs')", "Runs", id="app.runs", show=False),
         Binding("f5", "mode('predict')", "Predict", id="app.predict", show=False),
         Binding("f6", "mode('generate')", "Generate", id="app.generate", show=False),
+        Binding("f7", "problems", "Problems", id="app.problems", show=False),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False),
     ]
 
@@ -79,6 +81,8 @@ class WorkbenchApp(App[int]):
         self._model_lock = threading.Lock()
         self._key_notes: list[str] = []
         self._key_problems: list[str] = []
+        #: (title, message) of each problem reported since start, for the Problems screen.
+        self.problems: list[tuple[str, str]] = []
         self._no_controls = NoControlCharacters()
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -100,18 +104,30 @@ class WorkbenchApp(App[int]):
     def on_mount(self) -> None:
         self.call_after_refresh(self._check_keymap)
         for problem in self._key_problems:
-            self.notify(problem, severity="warning", title="keys", timeout=8)
+            self.report_problem("keys", problem)
         for plugin, error in self.registry.errors:
-            self.notify(f"plugin {plugin.name}: {error}", severity="error", title="plugin failed", timeout=10)
+            self.report_problem("plugin failed", f"plugin {plugin.name}: {error}")
         self.set_interval(POLL_SECONDS, self.poll_runs)
+
+    def report_problem(self, title: str, message: str) -> None:
+        """A problem worth reading again (a plugin that failed to load, a bad key binding): kept for
+        the Problems screen (F7) and announced by a notification that says so."""
+        self.problems.append((title, message))
+        self.notify(f"{message}\n(F7: all problems)", severity="error" if title == "plugin failed" else "warning",
+                    title=title, timeout=10)
+
+    def action_problems(self) -> None:
+        from workbench.tui.modals import ProblemsScreen
+
+        if not isinstance(self.screen, ProblemsScreen):
+            self.push_screen(ProblemsScreen(self.problems))
 
     def _check_keymap(self) -> None:
         """Unknown action ids in the keys file (needs every screen's bindings, so after first paint)."""
         known = {b.id for b in self.all_bindings() if b.id}
         for binding_id in self._keymap:
             if binding_id not in known:
-                self.notify(f"{self.keys_file}: unknown action {binding_id!r}", severity="warning", title="keys",
-                            timeout=8)
+                self.report_problem("keys", f"{self.keys_file}: unknown action {binding_id!r}")
 
     def all_bindings(self) -> list[Binding]:
         found = list(self._bindings_of(type(self)))

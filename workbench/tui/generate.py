@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
@@ -40,8 +40,9 @@ class GenerateScreen(ModelScreen):
     DEFAULT_CSS = """
     GenerateScreen #model { height: auto; max-height: 2; }
     GenerateScreen #prime { margin: 0; }
-    GenerateScreen #options { height: 3; }
-    GenerateScreen #options Label { padding: 1 0 0 1; }
+    GenerateScreen #options { grid-size: 3; grid-rows: 3; height: 6; }
+    GenerateScreen #options .option { height: 3; }
+    GenerateScreen #options Label { padding: 1 1 0 1; width: 13; }
     GenerateScreen #options Input { width: 1fr; }
     GenerateScreen #out-box { height: 1fr; border: round $primary; }
     GenerateScreen #gen-hint { height: 1; }
@@ -64,16 +65,19 @@ class GenerateScreen(ModelScreen):
         yield NavBar("generate")
         yield Static("", id="model")
         yield Input(placeholder="priming text (enter starts, escape stops)", id="prime")
-        with Horizontal(id="options"):
+        with Grid(id="options"):  # three to a row: every value readable at 80 columns
             for param in GENERATE_PARAMS:
-                yield Label(param.name)
-                field_args: dict[str, Any] = {"id": f"g-{param.name}", "validators": [ParamValidator(param)], "tooltip": param.help}
-                if param.choices:
-                    yield ChoiceInput(str(param.default), [str(c) for c in param.choices], **field_args)
-                else:
-                    yield Input(str(param.default), **field_args)
-            yield Label("seed")
-            yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
+                with Horizontal(classes="option"):
+                    yield Label(param.name)
+                    field_args: dict[str, Any] = {"id": f"g-{param.name}", "validators": [ParamValidator(param)],
+                                                  "tooltip": param.help}
+                    if param.choices:
+                        yield ChoiceInput(str(param.default), [str(c) for c in param.choices], **field_args)
+                    else:
+                        yield Input(str(param.default), **field_args)
+            with Horizontal(classes="option"):
+                yield Label("seed")
+                yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
         yield Static("", id="gen-hint")
         with VerticalScroll(id="out-box"):
             yield Static("", id="out")
