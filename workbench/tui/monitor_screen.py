@@ -336,7 +336,7 @@ class MonitorScreen(Screen[None]):
         return xs, ys
 
     def _draw_grad(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
-        chart, plt = self._prepare("grad", "grad norm (max per window, before clipping)")
+        chart, plt = self._prepare("grad", "grad norm (max per window)")
         labels: list[tuple[int, str]] = []
         series = 0
         for m in ([monitor] if monitor is not None else []) + compared:

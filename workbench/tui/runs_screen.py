@@ -42,9 +42,10 @@ class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter,o", "open", "Watch", id="runs.open"),
         Binding("p", "predict", "Predict", id="runs.predict"),
-        Binding("g", "generate", "Generate", id="runs.generate"),
+        # footer room at 80 columns: generate is in help (F1) and the palette
+        Binding("g", "generate", "Generate", id="runs.generate", show=False),
         Binding("c", "compare", "Compare", id="runs.compare"),
-        Binding("space", "pause", "Pause/resume", id="runs.pause"),
+        Binding("space", "pause", "Pause", id="runs.pause"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("d", "delete", "Delete", id="runs.delete"),
         Binding("r", "refresh", "Refresh", id="runs.refresh", show=False),
