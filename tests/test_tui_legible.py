@@ -343,3 +343,23 @@ def test_log_of_a_finished_run_is_never_cut_mid_metric(runs_root):
         assert all(len(row) <= 36 for row in rows)
         assert any("valid accuracy" in row and math.isfinite(float(row.split("valid accuracy ")[1].split()[0]))
                    for row in rows)
+
+
+def test_generate_opens_the_newest_checkpoint_that_generates(runs_root):
+    """Not the last watched classifier: the newest run whose model generates text."""
+    from workbench.headlines import GENERATING_KINDS
+    from workbench.tasks import _TASK_MODULES, task_class
+
+    assert GENERATING_KINDS == {kind for kind in _TASK_MODULES if task_class(kind).supports_generation}
+    older_lm = write_run(runs_root, "20260101-000000-shakespeare-lstm", epochs=2)
+    config = older_lm.config()
+    config["dataset"] = "tinyshakespeare"
+    atomic_write_json(older_lm.config_path, config)
+    newer_classifier = write_run(runs_root, "20260101-000100-names-gru", epochs=2)
+    for run in (older_lm, newer_classifier):
+        run.checkpoint_path("best").write_bytes(b"not read here")
+    os.utime(older_lm.path, (1764340000, 1764340000))
+    app = make_app(runs_root)
+    app.watch_run(newer_classifier, make_current=True)
+    assert app.default_checkpoint() == newer_classifier.checkpoint_path("best")
+    assert app.default_checkpoint(generating=True) == older_lm.checkpoint_path("best")

@@ -95,3 +95,8 @@ def derived_metric(name: str, metrics: Mapping[str, Any]) -> float | None:
     if name == "bits_per_char":
         return float(loss) / math.log(2)
     return None
+
+
+#: Task kinds whose models generate text (each one's ``Task.supports_generation``; a test keeps them
+#: equal), readable without importing torch: the Generate screen offers only their checkpoints.
+GENERATING_KINDS: frozenset[str] = frozenset({"language_model"})

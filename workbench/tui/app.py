@@ -287,14 +287,26 @@ class WorkbenchApp(App[int]):
             self._models[key] = loaded
         return loaded
 
-    def default_checkpoint(self, run: Run | None = None) -> Path | None:
+    def run_generates(self, run: Run) -> bool:
+        """Whether ``run``'s model generates text (its dataset's task kind says so; no torch)."""
+        from workbench.headlines import GENERATING_KINDS
+
+        try:
+            return self.registry.dataset(str(run.config().get("dataset"))).task in GENERATING_KINDS
+        except WorkbenchError:
+            return False
+
+    def default_checkpoint(self, run: Run | None = None, generating: bool = False) -> Path | None:
+        """The checkpoint a model screen opens: ``run``'s, the watched run's, else the newest run's;
+        for Generate (``generating``) only runs whose model generates, so it never opens a classifier."""
         candidates: list[Run] = []
         if run is not None:
             candidates.append(run)
         monitor = self.current_monitor()
-        if monitor is not None:
+        if monitor is not None and (not generating or self.run_generates(monitor.run)):
             candidates.append(monitor.run)
-        candidates.extend(sorted(list_runs(self.runs_root), key=lambda r: r.path.stat().st_mtime, reverse=True))
+        newest = sorted(list_runs(self.runs_root), key=lambda r: r.path.stat().st_mtime, reverse=True)
+        candidates.extend(r for r in newest if not generating or self.run_generates(r))
         for candidate in candidates:
             for which in ("best", "last"):
                 path = candidate.checkpoint_path(which)
@@ -303,7 +315,7 @@ class WorkbenchApp(App[int]):
         return None
 
     def _open_model_screen(self, mode: str, run: Run | None) -> None:
-        path = self.default_checkpoint(run)
+        path = self.default_checkpoint(run, generating=mode == "generate")
         if run is not None and (path is None or path.parent != run.path):
             self.notify(f"{run.id} has no checkpoint yet", severity="warning")
             return

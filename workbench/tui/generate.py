@@ -37,6 +37,7 @@ FLUSH_SECONDS = 0.05
 
 
 class GenerateScreen(ModelScreen):
+    generating_only = True
     DEFAULT_CSS = """
     GenerateScreen #model { height: auto; max-height: 2; }
     GenerateScreen #prime { margin: 0; }

@@ -124,8 +124,9 @@ class HelpScreen(ModalScreen[None]):
         for title, rows in self.sections:
             text.append(f"{title}\n", style="bold underline")
             for keys, description, binding_id in rows:
-                text.append(f"  {keys:<18}", style="bold")
-                text.append(f"{description:<34}")
+                # narrow enough for 80 columns: key, action and its id on one line
+                text.append(f"  {keys:<13}", style="bold")
+                text.append(f"{description:<18}")
                 text.append(f"{binding_id}\n", style="dim")
             text.append("\n")
         text.append("ctrl+p opens the command palette: every action above can be searched and run there.\n")

@@ -41,6 +41,9 @@ class TopKValidator(Validator):
 class ModelScreen(Screen[None]):
     """Shared by predict and generate: which checkpoint is loaded, and loading one off the UI thread."""
 
+    #: Offer only checkpoints whose model generates text (the Generate screen).
+    generating_only = False
+
     def __init__(self) -> None:
         super().__init__()
         self.loaded: LoadedModel | None = None
@@ -52,7 +55,7 @@ class ModelScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         if self.wanted is None and self.loaded is None:
-            default = self.wb.default_checkpoint()
+            default = self.wb.default_checkpoint(generating=self.generating_only)
             if default is not None:
                 self.open_checkpoint(default)
             else:
@@ -112,8 +115,13 @@ class ModelScreen(Screen[None]):
             if path:
                 self.open_checkpoint(Path(path))
 
-        items = choose_items(list_runs(self.wb.runs_root))
-        self.app.push_screen(ChooseScreen("Choose a trained model", items, "no run has a checkpoint yet"), chosen)
+        runs = list_runs(self.wb.runs_root)
+        if self.generating_only:
+            runs = [run for run in runs if self.wb.run_generates(run)]
+        items = choose_items(runs)
+        empty = ("no checkpoint of a model that generates text yet (F2: a language_model dataset)"
+                 if self.generating_only else "no run has a checkpoint yet")
+        self.app.push_screen(ChooseScreen("Choose a trained model", items, empty), chosen)
 
 
 class PredictScreen(ModelScreen):
