@@ -394,11 +394,14 @@ async def test_a_run_that_cannot_start_reports_why(runs_root, tmp_path):
 @pytest.mark.slow
 async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
     keys = tmp_path / "keys.toml"
-    keys.write_text('[keys]\n"monitor.view" = "w"\n"runs.delete" = "ctrl+enter"\n"nope.action" = "z"\n')
+    keys.write_text('[keys]\n"monitor.view" = "w"\n"runs.delete" = "ctrl+enter"\n"nope.action" = "z"\n'
+                    '"monitor.pause" = "p"\n')
     app = make_app(runs_root, keys_file=keys)
     async with app.run_test(size=(80, 24)) as pilot:
         await notified(pilot, "ctrl+enter cannot be used")
         await notified(pilot, "unknown action 'nope.action'")
+        # a key already taken on the same screen is refused: p stays Predict, space stays Pause
+        await notified(pilot, 'monitor.pause = "p": p is already the key of monitor.predict on the Train screen')
         await pilot.press("f1")
         help_text = plain(app.screen.query_one("#help-body Static"))
         assert "monitor.view" in help_text and "Pause/resume" in help_text and "Generate" in help_text
@@ -408,6 +411,8 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
         assert app.screen.view == "loss"
         await pilot.press("v")  # the old key no longer does it
         assert app.screen.view == "loss"
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.current_mode == "predict", timeout=10)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Setup: Train", "Setup: Save setup", "Train: Pause/resume", "Runs: Delete", "Predict: Open model",
                       "Generate: Generate", "Generate: Stop", "Help"):

@@ -363,3 +363,18 @@ def test_generate_opens_the_newest_checkpoint_that_generates(runs_root):
     app.watch_run(newer_classifier, make_current=True)
     assert app.default_checkpoint() == newer_classifier.checkpoint_path("best")
     assert app.default_checkpoint(generating=True) == older_lm.checkpoint_path("best")
+
+
+def test_a_remapped_key_that_is_taken_is_a_conflict():
+    from workbench.tui.keys import key_conflicts
+
+    scopes = {"Everywhere": [("app.help", "f1"), ("app.runs", "f4")],
+              "Train": [("monitor.pause", "space"), ("monitor.predict", "p")],
+              "Runs": [("runs.predict", "p")]}
+    conflicts = key_conflicts(scopes, {"monitor.pause": "p"})
+    assert [binding_id for binding_id, _ in conflicts] == ["monitor.pause"]
+    assert "already the key of monitor.predict on the Train screen" in conflicts[0][1]
+    # a screen key onto an app-wide one, and an app-wide one onto a screen's
+    assert key_conflicts(scopes, {"monitor.pause": "f4"})[0][1].startswith('monitor.pause = "f4"')
+    assert [i for i, _ in key_conflicts(scopes, {"app.help": "p"})] == ["app.help"]
+    assert key_conflicts(scopes, {"monitor.pause": "ctrl+p"}) == []

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from workbench.errors import WorkbenchError
 from workbench.registry import Registry, get_registry
 from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
-from workbench.tui.keys import keymap_path, load_keymap
+from workbench.tui.keys import key_conflicts, keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
 from workbench.tui.widgets import FOCUS_CSS, NoControlCharacters
@@ -128,6 +128,15 @@ class WorkbenchApp(App[int]):
         for binding_id in self._keymap:
             if binding_id not in known:
                 self.report_problem("keys", f"{self.keys_file}: unknown action {binding_id!r}")
+        scopes = {"Everywhere": [(b.id, b.key) for b in self._bindings_of(type(self)) if b.id]}
+        scopes.update((title, [(b.id, b.key) for b in self._bindings_of(cls) if b.id])
+                      for title, cls in screens().values())
+        conflicts = key_conflicts(scopes, self._keymap)
+        for _, problem in conflicts:
+            self.report_problem("keys", f"{self.keys_file}: {problem}")
+        if conflicts:
+            dropped = {binding_id for binding_id, _ in conflicts}
+            self.set_keymap({k: v for k, v in self._keymap.items() if k not in dropped})
 
     def all_bindings(self) -> list[Binding]:
         found = list(self._bindings_of(type(self)))
