@@ -9,6 +9,7 @@ from typing import TextIO
 
 from workbench import events as ev
 from workbench.events import format_duration, format_epoch
+from workbench.headlines import metric_label, shown_value
 from workbench.resources import format_bytes
 from workbench.terminal import printable
 
@@ -53,8 +54,9 @@ class ConsoleProgress:
             self._download(event)
         elif isinstance(event, ev.StepEvent):
             metric = f"{event.metric_name} {event.metric:.3f}  " if event.metric is not None else ""
+            loss = f"{metric_label('loss', self.task)} {shown_value('loss', self.task, event.loss)}"
             self._draw(
-                f"epoch {event.epoch} step {event.step}/{event.steps}  loss {event.loss:.4f}  "
+                f"epoch {event.epoch} step {event.step}/{event.steps}  {loss}  "
                 f"{metric}grad {event.grad_norm:.2f}  {event.samples_per_s:,.0f} samples/s  "
                 f"ETA {format_duration(event.eta_s)}"
             )

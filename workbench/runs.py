@@ -5,7 +5,7 @@ Layout of one run (``<runs root>/<run id>/``)::
     config.json     the resolved RunConfig
     events.jsonl    one JSON object per line, appended and flushed as training goes; other
                     processes (the TUI) follow it while it grows
-    status.json     state (running, paused, finished, stopped, failed), pid, epoch; rewritten atomically
+    status.json     state (running, paused, finished, stopped, failed), pid, epoch, step; rewritten atomically
     control         written by another process to ask for "pause", "resume" or "stop"
     results.json    final metrics (with confusion matrix) once training ends
     best.pt last.pt checkpoints, written atomically
