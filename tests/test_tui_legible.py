@@ -378,3 +378,16 @@ def test_a_remapped_key_that_is_taken_is_a_conflict():
     assert key_conflicts(scopes, {"monitor.pause": "f4"})[0][1].startswith('monitor.pause = "f4"')
     assert [i for i, _ in key_conflicts(scopes, {"app.help": "p"})] == ["app.help"]
     assert key_conflicts(scopes, {"monitor.pause": "ctrl+p"}) == []
+
+
+def test_generate_options_have_one_schema_for_the_cli_and_the_app(tmp_path, capsys):
+    """The same ranges and messages in `workbench generate` and on the Generate screen."""
+    from workbench import cli
+    from workbench.generation import GENERATE_PARAMS
+    from workbench.tui.setup import ParamValidator
+
+    temperature = next(p for p in GENERATE_PARAMS if p.name == "temperature")
+    app_says = ParamValidator(temperature).validate("200").failure_descriptions[0]
+    assert cli.main(["generate", str(tmp_path / "none.pt"), "--temperature", "200"]) == 2
+    assert app_says in capsys.readouterr().err
+    assert ParamValidator(temperature).validate("50").is_valid  # what the model accepts, the form accepts

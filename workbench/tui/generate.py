@@ -15,7 +15,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
-from workbench.params import Param
+from workbench.generation import GENERATE_PARAMS
 from workbench.terminal import printable
 from workbench.tui.predict import ModelScreen
 from workbench.tui.setup import ParamValidator
@@ -24,14 +24,6 @@ from workbench.tui.widgets import ChoiceInput, NavBar, footer
 if TYPE_CHECKING:
     from workbench.engine import LoadedModel
 
-#: The options of ``Task.generate`` (same names and ranges as ``workbench generate``).
-GENERATE_PARAMS = [
-    Param("length", int, 200, "characters or tokens to generate", min=1, max=100_000),
-    Param("temperature", float, 1.0, "below 1 sharper, above 1 more random", min=0.01, max=10.0),
-    Param("sampling", str, "sample", "sample, greedy, top-k or top-p", choices=("sample", "greedy", "top-k", "top-p")),
-    Param("top_k", int, 10, "k for top-k sampling", min=1, max=100_000),
-    Param("top_p", float, 0.9, "probability mass for top-p sampling", min=0.01, max=1.0),
-]
 #: How often streamed text is handed to the UI (batching keeps call_from_thread cheap).
 FLUSH_SECONDS = 0.05
 
