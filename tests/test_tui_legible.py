@@ -391,3 +391,19 @@ def test_generate_options_have_one_schema_for_the_cli_and_the_app(tmp_path, caps
     assert cli.main(["generate", str(tmp_path / "none.pt"), "--temperature", "200"]) == 2
     assert app_says in capsys.readouterr().err
     assert ParamValidator(temperature).validate("50").is_valid  # what the model accepts, the form accepts
+
+
+def test_predict_shows_each_tokens_attention_weight_on_the_input():
+    """lstm-attention's promise: the weight of each input token, readable without colour."""
+    from workbench.tui.render import prediction_view
+
+    prediction = {"input": "the film was dreadful", "label": "neg",
+                  "top": [{"label": "neg", "probability": 0.9}, {"label": "pos", "probability": 0.1}],
+                  "attention": [{"token": "the", "weight": 0.05}, {"token": "film", "weight": 0.2},
+                                {"token": "was", "weight": 0.1}, {"token": "dreadful", "weight": 0.65}]}
+    shown = prediction_view(prediction, 76, lambda p: "").plain
+    line = next(row for row in shown.splitlines() if row.startswith("attention:"))
+    assert "dreadful█" in line and "film▃" in line and "the▂" in line and "(dreadful 65%)" in line
+    narrow = [row for row in prediction_view(prediction, 24, lambda p: "").plain.splitlines()
+              if "▁" in row or "█" in row or "▂" in row]
+    assert len(narrow) > 1 and all(len(row) <= 26 for row in narrow)  # wraps between tokens

@@ -52,10 +52,43 @@ def prediction_view(prediction: dict[str, Any], width: int, fallback: Callable[[
         shown = f"{p:7.2%}" if p >= 0.001 or p == 0 else f"{p * 100:6.0e}%"  # 3e-05% rather than 0.00%
         lines.append(f"{printable(entry['label'], layout=False)[:label_width]:<{label_width}} {shown} ")
         lines.append(bar(p, bar_width) + "\n", style="bold")
+    attention = prediction.get("attention")
+    if isinstance(attention, list) and attention:
+        lines.append_text(attention_line(attention, width))
     unknown = prediction.get("unknown_tokens")
     if unknown:
         lines.append(f"not in the vocabulary, read as <unk>: {printable(' '.join(map(str, unknown)), layout=False)}\n", style="italic")
     return lines
+
+
+#: Eighth-block heights: a token's attention weight, relative to the largest, readable without colour.
+HEIGHTS = "▁▂▃▄▅▆▇█"
+
+
+def attention_line(attention: list[Any], width: int) -> Text:
+    """The input's tokens, each followed by a block as high as its attention weight (relative to
+    the strongest) and the strongest token's weight: ``attention: the▁ film▂ was▁ dreadful█ (dreadful 61%)``.
+    Wraps between tokens at ``width``."""
+    entries = [a for a in attention if isinstance(a, dict) and "token" in a and isinstance(a.get("weight"), (int, float))]
+    if not entries:
+        return Text()
+    top = max(float(a["weight"]) for a in entries) or 1.0
+    strongest = max(entries, key=lambda a: float(a["weight"]))
+    text = Text("attention: ", style="bold")
+    column = len("attention: ")
+    for entry in entries:
+        token = printable(str(entry["token"]), layout=False)
+        level = HEIGHTS[max(0, min(7, round(float(entry["weight"]) / top * 7)))]
+        if column + len(token) + 2 > width and column > len("attention: "):
+            text.append("\n  ")
+            column = 2
+        text.append(token)
+        text.append(level, style="bold")
+        text.append(" ")
+        column += len(token) + 2
+    text.append(f"({printable(str(strongest['token']), layout=False)} {float(strongest['weight']):.0%})\n",
+                style="italic")
+    return text
 
 
 def _short(label: str, width: int) -> str:
