@@ -86,8 +86,10 @@ def attention_line(attention: list[Any], width: int) -> Text:
         text.append(level, style="bold")
         text.append(" ")
         column += len(token) + 2
-    text.append(f"({printable(str(strongest['token']), layout=False)} {float(strongest['weight']):.0%})\n",
-                style="italic")
+    summary = f"({printable(str(strongest['token']), layout=False)} {float(strongest['weight']):.0%})"
+    if column + len(summary) > width:
+        text.append("\n  ")
+    text.append(summary + "\n", style="italic")
     return text
 
 
