@@ -292,7 +292,7 @@ async def test_train_from_the_app_then_predict_dostoevsky(runs_root, shared_data
         # the status line repaints on the monitor's next refresh, which a loaded machine can delay
         await wait_for(pilot, lambda: "FINISHED" in str(app.screen.query_one("#status").render()), timeout=10)
         status = str(app.screen.query_one("#status").render())
-        assert "FINISHED" in status and "epoch 1/1" in status
+        assert "FINISHED" in status and "1/1 epochs" in status
         await notified(pilot, "finished")
 
         await pilot.press("p")
