@@ -195,6 +195,15 @@ def snap_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     time.tzset()
 
 
+async def steady_cursors(pilot) -> None:
+    """Text cursors that do not blink: a picture taken mid-blink would differ from run to run."""
+    from textual.widgets import Input
+
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause(0.3)
+
+
 async def _on_train(pilot, run: Run) -> None:
     app: WorkbenchApp = pilot.app
     app.watch_run(run, make_current=True)
@@ -274,7 +283,7 @@ def _predict_with(evaluation_payload: dict[str, Any] | None, scroll_to_matrix: b
             box.focus()
             screen.query_one("#eval-box").scroll_to_widget(box, animate=False)
             await pilot.press("right", "right", "right", "right")
-        await pilot.pause(0.3)
+        await steady_cursors(pilot)
 
     return run_before
 
@@ -306,7 +315,7 @@ def test_snapshot_generate_with_its_values_80x24(snap_compare, runs_root):
         screen.query_one("#prime").focus()
         await pilot.press(*"To be", "enter")
         await wait_for(pilot, lambda: not screen.generating and len(screen.text) > 100, timeout=20)
-        await pilot.pause(0.3)
+        await steady_cursors(pilot)
 
     assert snap_compare(make_app(runs_root), terminal_size=(80, 24), run_before=generate)
 
