@@ -190,17 +190,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from workbench.engine import load_trained
+    from workbench.generation import checked_options
     from workbench.registry import get_registry
     from workbench.runs import resolve_checkpoint
 
+    # the Generate screen's schema: the same names and ranges on the command line and in the app,
+    # checked before the checkpoint is read
+    checked = checked_options({"length": args.length, "temperature": args.temperature, "sampling": args.sampling,
+                               "top_k": args.top_k, "top_p": args.top_p})
+    length = checked.pop("length")
+    options = {**checked, "seed": args.seed}
     path = resolve_checkpoint(args.checkpoint, _runs_root(args))
     loaded = load_trained(path, get_registry(), args.device)
     if not loaded.task.supports_generation:
         raise WorkbenchError(f"{path} is a {loaded.task.kind} model; only language models generate text")
-    options = {"temperature": args.temperature, "sampling": args.sampling, "top_k": args.top_k,
-               "top_p": args.top_p, "seed": args.seed}
     # generate() validates its inputs before returning the iterator: errors come before any output
-    stream = loaded.task.generate(loaded.model, args.prime, args.length, loaded.device, **options)
+    stream = loaded.task.generate(loaded.model, args.prime, length, loaded.device, **options)
     pieces = [args.prime]
     if not args.json:
         sys.stdout.write(printable(args.prime))
@@ -242,6 +247,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from workbench.position import RunPosition
     from workbench.runs import find_run, list_runs
 
     root = _runs_root(args)
@@ -257,7 +263,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for s in summaries:
             best = s.get("best") or {}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
-            epoch = f"{s['epoch'] or 0}/{s['epochs'] or '?'}"
+            epoch = RunPosition.from_status(s, s["epochs"]).short()
             say(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
         return 0
     if not args.run:

@@ -38,6 +38,7 @@ from workbench.events import (
     StepEvent,
 )
 from workbench.model_check import check_first_batch
+from workbench.position import status_fields
 from workbench.precision import autocast_context, make_scaler, resolve_precision, trial_step
 from workbench.registry import Registry, get_registry, plugin_code
 from workbench.resources import available_memory_bytes, estimate_step_bytes, format_bytes
@@ -316,6 +317,9 @@ class EpochRun:
     samples: int
     seconds: float
     stopped: bool
+    #: Steps trained in the epoch and steps the whole epoch has.
+    steps: int = 0
+    total_steps: int = 0
 
 
 class Trainer:
@@ -355,6 +359,9 @@ class Trainer:
         self._last_download = 0.0
         self._started_at: float | None = None
         self._deadline: float | None = None
+        #: Seconds spent paused so far: left out of samples/s, ETA and epoch seconds.
+        self._paused_seconds = 0.0
+        self._last_position_write = 0.0
         self._watchdog: StopWatchdog | None = None
         self._loss_watch = LossWatch()
         #: Seconds a step may go on after a stop request before it is interrupted.
@@ -393,6 +400,13 @@ class Trainer:
             return None
         self.run.write_status(state="paused")
         self.emit(StateEvent(state="paused"))
+        paused_at = time.monotonic()
+        try:
+            return self._wait_while_paused()
+        finally:
+            self._paused_seconds += time.monotonic() - paused_at
+
+    def _wait_while_paused(self) -> str | None:
         while True:
             time.sleep(0.2)
             if self.should_stop():
@@ -483,7 +497,8 @@ class Trainer:
 
         # say what runs where, then train
         self.emit(self._start_event(t, options, threads, resumed=resume is not None, start_epoch=progress.start_epoch))
-        self.run.write_status(state="running", epoch=progress.start_epoch - 1, epochs=options.epochs)
+        self.run.write_status(state="running", epochs=options.epochs,
+                              **status_fields(progress.start_epoch - 1, 0, math.ceil(len(t.train_set) / options.batch_size)))
         self._started_at = time.time()
         progress.started = time.monotonic()
 
@@ -719,13 +734,17 @@ class Trainer:
             )
             progress.history.append(summary.history_entry())
             payload = self._checkpoint_payload(t, summary, progress, stopper)
+            payload["position"] = status_fields(payload["epoch"], trained.steps if summary.partial else 0,
+                                                trained.total_steps)
             self._arm(False)  # never interrupt a checkpoint write
             save_checkpoint(self.run.checkpoint_path("last"), payload)
             if improved:
                 save_checkpoint(self.run.checkpoint_path("best"), payload)
             self.emit(summary)
-            self.run.write_status(state="running", epoch=epoch,
-                                  best={t.task.main_metric: stopper.best_score, "epoch": stopper.best_epoch})
+            self.run.write_status(state="running", best={t.task.main_metric: stopper.best_score,
+                                                         "epoch": stopper.best_epoch},
+                                  **status_fields(epoch - 1 if summary.partial else epoch,
+                                                  trained.steps if summary.partial else 0, trained.total_steps))
 
             # go on?
             if trained.stopped:
@@ -748,6 +767,7 @@ class Trainer:
         window.reset(started, 1)
         steps = math.ceil(len(t.train_set) / options.batch_size)
         batches = t.task.batches(t.train_set, options.batch_size, True, t.generator)
+        step = 0
         for step, batch in enumerate(batches, start=1):
             loss, grad_norm, correct = self._train_step(t, options, batch)
             progress.global_step += 1
@@ -755,20 +775,37 @@ class Trainer:
             if step == 1 and epoch == progress.start_epoch:
                 self._loss_watch.update(float(loss))  # the reference: the loss before any learning
             if step % options.log_every == 0 or step == steps:
-                sums = self._close_window(window, epoch)
-                totals.add(sums)
-                event = self._step_event(t, options, sums, totals, epoch, step, steps, progress.global_step)
-                self.emit(event)
-                warning = self._loss_watch.update(event.loss)
-                if warning is not None:
-                    self.emit(StatusEvent(message=warning))
+                self._emit_step(t, options, window, totals, epoch, step, steps, progress.global_step)
             if (sample := self.system.due()) is not None:
                 self.emit(sample)
-            if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
-                totals.add(self._close_window(window, epoch))  # the steps since the last event count too
+            paused_before = self._paused_seconds
+            stop = self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline)
+            paused = self._paused_seconds - paused_before
+            window.started += paused  # time spent paused is not training time
+            started += paused
+            if stop:
+                if window.steps:  # the steps since the last event, so the last step event is where it stopped
+                    self._emit_step(t, options, window, totals, epoch, step, steps, progress.global_step)
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
-                                stopped=True)
-        return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started, stopped=False)
+                                stopped=True, steps=step, total_steps=steps)
+        return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started, stopped=False,
+                        steps=step, total_steps=steps)
+
+    def _emit_step(self, t: Training, options: TrainOptions, window: StepWindow, totals: EpochTotals,
+                   epoch: int, step: int, steps: int, global_step: int) -> None:
+        """A step event for the window, a loss warning if it calls for one, and now and then the
+        position in ``status.json`` (so run lists show progress within an epoch)."""
+        sums = self._close_window(window, epoch)
+        totals.add(sums)
+        event = self._step_event(t, options, sums, totals, epoch, step, steps, global_step)
+        self.emit(event)
+        warning = self._loss_watch.update(event.loss)
+        if warning is not None:
+            self.emit(StatusEvent(message=warning))
+        now = time.monotonic()
+        if now - self._last_position_write >= 2.0:
+            self._last_position_write = now
+            self.run.write_status(**status_fields(epoch - 1, step, steps))
 
     @staticmethod
     def _close_window(window: StepWindow, epoch: int) -> WindowSums:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar, Union
 
-from workbench.headlines import short_name
+from workbench.headlines import LOSS_SHOWN_AS, short_name
 
 #: The version of this format written in each start event (``events_version``).
 EVENTS_VERSION = 1
@@ -381,19 +381,22 @@ def _number(value: Any) -> bool:
 
 
 def format_epoch(event: EpochEvent, main_metric: str, headline_metrics: Sequence[str] = (), *,
-                 compact: bool = False) -> str:
+                 compact: bool = False, kind: str | None = None) -> str:
     """The one-line summary of an epoch: losses, the main metric on both splits, the other headline
-    metrics on the validation split, speed. ``compact`` (the app's log pane) leaves out the seconds."""
+    metrics on the validation split, speed. ``compact`` (the app's log pane) leaves out the seconds.
+    A ``kind`` whose loss is shown converted (a language model's, in bits per character) names it so."""
     train, valid = event.train, event.valid
-    parts = [f"epoch {event.epoch}/{event.epochs}", f"loss {train.get('loss', math.nan):.4f}"]
+    loss_name, factor = LOSS_SHOWN_AS.get(kind or "", ("loss", 1.0))
+    loss_name = short_name("bits_per_char") if loss_name == "bits/char" else loss_name
+    parts = [f"epoch {event.epoch}/{event.epochs}", f"{loss_name} {train.get('loss', math.nan) * factor:.4f}"]
     if main_metric != "loss" and _number(train.get(main_metric)):
         parts.append(f"{main_metric} {train[main_metric]:.4f}")
     if valid:
-        parts.append(f"valid loss {valid.get('loss', math.nan):.4f}")
+        parts.append(f"valid {loss_name} {valid.get('loss', math.nan) * factor:.4f}")
         if main_metric != "loss" and _number(valid.get(main_metric)):
             parts.append(f"valid {main_metric} {valid[main_metric]:.4f}")
         for name in headline_metrics:
-            if name not in (main_metric, "loss") and _number(valid.get(name)):
+            if name not in (main_metric, "loss") and short_name(name) != loss_name and _number(valid.get(name)):
                 parts.append(f"{short_name(name)} {valid[name]:.4f}")
     if compact:
         parts.append(f"{event.samples_per_s:,.0f}/s")

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from workbench import events as ev
 from workbench.events import format_duration, format_epoch
+from workbench.headlines import metric_label, shown_value
 from workbench.resources import format_bytes
 from workbench.terminal import printable
 
@@ -23,6 +24,7 @@ class ConsoleProgress:
         self.live = self.stream.isatty() if live is None else live
         self.main_metric = "accuracy"
         self.headline_metrics: tuple[str, ...] = ()
+        self.task = ""
         self._line_open = False
         self._last_draw = 0.0
 
@@ -52,13 +54,14 @@ class ConsoleProgress:
             self._download(event)
         elif isinstance(event, ev.StepEvent):
             metric = f"{event.metric_name} {event.metric:.3f}  " if event.metric is not None else ""
+            loss = f"{metric_label('loss', self.task)} {shown_value('loss', self.task, event.loss)}"
             self._draw(
-                f"epoch {event.epoch} step {event.step}/{event.steps}  loss {event.loss:.4f}  "
+                f"epoch {event.epoch} step {event.step}/{event.steps}  {loss}  "
                 f"{metric}grad {event.grad_norm:.2f}  {event.samples_per_s:,.0f} samples/s  "
                 f"ETA {format_duration(event.eta_s)}"
             )
         elif isinstance(event, ev.EpochEvent):
-            self._write_line(format_epoch(event, self.main_metric, self.headline_metrics))
+            self._write_line(format_epoch(event, self.main_metric, self.headline_metrics, kind=self.task))
         elif isinstance(event, ev.StateEvent):
             self._write_line(f"[{event.state}]")
         elif isinstance(event, ev.StatusEvent):
@@ -74,6 +77,7 @@ class ConsoleProgress:
     def _start(self, event: ev.StartEvent) -> None:
         self.main_metric = event.main_metric
         self.headline_metrics = event.headline_metrics
+        self.task = event.task
         sizes, config = event.sizes, event.config
         resumed = f", resumed at epoch {event.resumed_at_epoch}" if event.resumed_at_epoch else ""
         memory = f" (~{format_bytes(event.memory_estimate)} per step)" if event.memory_estimate else ""

@@ -5,7 +5,7 @@ Layout of one run (``<runs root>/<run id>/``)::
     config.json     the resolved RunConfig
     events.jsonl    one JSON object per line, appended and flushed as training goes; other
                     processes (the TUI) follow it while it grows
-    status.json     state (running, paused, finished, stopped, failed), pid, epoch; rewritten atomically
+    status.json     state (running, paused, finished, stopped, failed), pid, epoch, step; rewritten atomically
     control         written by another process to ask for "pause", "resume" or "stop"
     results.json    final metrics (with confusion matrix) once training ends
     best.pt last.pt checkpoints, written atomically
@@ -137,6 +137,8 @@ def _status_problem(status: Any) -> str | None:
         ("pid", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)),
         ("epoch", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
         ("epochs", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+        ("step", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+        ("steps", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
         ("best", lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v))),
         ("started", lambda v: v is None or _is_number(v)),
         ("updated", lambda v: v is None or _is_number(v)),
@@ -387,6 +389,9 @@ class Run:
             "state": UNREADABLE if reason else status.get("state"),
             "epoch": status.get("epoch"),
             "epochs": config.get("train", {}).get("epochs"),
+            # steps trained of the epoch after ``epoch`` (workbench.position): a run stopped mid-epoch
+            "step": status.get("step"),
+            "steps": status.get("steps"),
             "best": status.get("best"),
             "started": status.get("started"),
             "updated": status.get("updated"),

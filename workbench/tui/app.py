@@ -22,10 +22,10 @@ from textual.screen import Screen
 from workbench.errors import WorkbenchError
 from workbench.registry import Registry, get_registry
 from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
-from workbench.tui.keys import keymap_path, load_keymap
+from workbench.tui.keys import key_conflicts, keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
-from workbench.tui.widgets import NoControlCharacters
+from workbench.tui.widgets import FOCUS_CSS, NoControlCharacters
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
@@ -56,6 +56,7 @@ class WorkbenchApp(App[int]):
     MODES = {name: partial(lambda mode: screen_class(mode)(), name) for name in SCREEN_PATHS}
     DEFAULT_MODE = "setup"
     ENABLE_COMMAND_PALETTE = True
+    CSS = FOCUS_CSS
 
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", id="app.help", show=False),
@@ -66,6 +67,7 @@ class WorkbenchApp(App[int]):
         Binding("f6", "mode('generate')", "Generate", id="app.generate", show=False),
         Binding("f7", "mode('inspect')", "Inspect", id="app.inspect", show=False),
         Binding("f8", "mode('sweep')", "Sweep", id="app.sweep", show=False),
+        Binding("f9", "problems", "Problems", id="app.problems", show=False),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False),
     ]
 
@@ -83,6 +85,8 @@ class WorkbenchApp(App[int]):
         self._model_lock = threading.Lock()
         self._key_notes: list[str] = []
         self._key_problems: list[str] = []
+        #: (title, message) of each problem reported since start, for the Problems screen.
+        self.problems: list[tuple[str, str]] = []
         self._no_controls = NoControlCharacters()
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -104,18 +108,39 @@ class WorkbenchApp(App[int]):
     def on_mount(self) -> None:
         self.call_after_refresh(self._check_keymap)
         for problem in self._key_problems:
-            self.notify(problem, severity="warning", title="keys", timeout=8)
+            self.report_problem("keys", problem)
         for plugin, error in self.registry.errors:
-            self.notify(f"plugin {plugin.name}: {error}", severity="error", title="plugin failed", timeout=10)
+            self.report_problem("plugin failed", f"plugin {plugin.name}: {error}")
         self.set_interval(POLL_SECONDS, self.poll_runs)
+
+    def report_problem(self, title: str, message: str) -> None:
+        """A problem worth reading again (a plugin that failed to load, a bad key binding): kept for
+        the Problems screen (F9) and announced by a notification that says so."""
+        self.problems.append((title, message))
+        self.notify(f"{message}\n(F9: all problems)", severity="error" if title == "plugin failed" else "warning",
+                    title=title, timeout=10)
+
+    def action_problems(self) -> None:
+        from workbench.tui.modals import ProblemsScreen
+
+        if not isinstance(self.screen, ProblemsScreen):
+            self.push_screen(ProblemsScreen(self.problems))
 
     def _check_keymap(self) -> None:
         """Unknown action ids in the keys file (needs every screen's bindings, so after first paint)."""
         known = {b.id for b in self.all_bindings() if b.id}
         for binding_id in self._keymap:
             if binding_id not in known:
-                self.notify(f"{self.keys_file}: unknown action {binding_id!r}", severity="warning", title="keys",
-                            timeout=8)
+                self.report_problem("keys", f"{self.keys_file}: unknown action {binding_id!r}")
+        scopes = {"Everywhere": [(b.id, b.key) for b in self._bindings_of(type(self)) if b.id]}
+        scopes.update((title, [(b.id, b.key) for b in self._bindings_of(cls) if b.id])
+                      for title, cls in screens().values())
+        conflicts = key_conflicts(scopes, self._keymap)
+        for _, problem in conflicts:
+            self.report_problem("keys", f"{self.keys_file}: {problem}")
+        if conflicts:
+            dropped = {binding_id for binding_id, _ in conflicts}
+            self.set_keymap({k: v for k, v in self._keymap.items() if k not in dropped})
 
     def all_bindings(self) -> list[Binding]:
         found = list(self._bindings_of(type(self)))
@@ -275,14 +300,26 @@ class WorkbenchApp(App[int]):
             self._models[key] = loaded
         return loaded
 
-    def default_checkpoint(self, run: Run | None = None) -> Path | None:
+    def run_generates(self, run: Run) -> bool:
+        """Whether ``run``'s model generates text (its dataset's task kind says so; no torch)."""
+        from workbench.headlines import GENERATING_KINDS
+
+        try:
+            return self.registry.dataset(str(run.config().get("dataset"))).task in GENERATING_KINDS
+        except WorkbenchError:
+            return False
+
+    def default_checkpoint(self, run: Run | None = None, generating: bool = False) -> Path | None:
+        """The checkpoint a model screen opens: ``run``'s, the watched run's, else the newest run's;
+        for Generate (``generating``) only runs whose model generates, so it never opens a classifier."""
         candidates: list[Run] = []
         if run is not None:
             candidates.append(run)
         monitor = self.current_monitor()
-        if monitor is not None:
+        if monitor is not None and (not generating or self.run_generates(monitor.run)):
             candidates.append(monitor.run)
-        candidates.extend(sorted(list_runs(self.runs_root), key=lambda r: r.path.stat().st_mtime, reverse=True))
+        newest = sorted(list_runs(self.runs_root), key=lambda r: r.path.stat().st_mtime, reverse=True)
+        candidates.extend(r for r in newest if not generating or self.run_generates(r))
         for candidate in candidates:
             for which in ("best", "last"):
                 path = candidate.checkpoint_path(which)
@@ -291,7 +328,7 @@ class WorkbenchApp(App[int]):
         return None
 
     def _open_model_screen(self, mode: str, run: Run | None) -> None:
-        path = self.default_checkpoint(run)
+        path = self.default_checkpoint(run, generating=mode == "generate")
         if run is not None and (path is None or path.parent != run.path):
             self.notify(f"{run.id} has no checkpoint yet", severity="warning")
             return

@@ -11,11 +11,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
-from workbench.params import Param
+from workbench.generation import GENERATE_PARAMS
 from workbench.terminal import printable
 from workbench.tui.predict import ModelScreen
 from workbench.tui.setup import ParamValidator
@@ -24,24 +24,18 @@ from workbench.tui.widgets import ChoiceInput, NavBar, footer
 if TYPE_CHECKING:
     from workbench.engine import LoadedModel
 
-#: The options of ``Task.generate`` (same names and ranges as ``workbench generate``).
-GENERATE_PARAMS = [
-    Param("length", int, 200, "characters or tokens to generate", min=1, max=100_000),
-    Param("temperature", float, 1.0, "below 1 sharper, above 1 more random", min=0.01, max=10.0),
-    Param("sampling", str, "sample", "sample, greedy, top-k or top-p", choices=("sample", "greedy", "top-k", "top-p")),
-    Param("top_k", int, 10, "k for top-k sampling", min=1, max=100_000),
-    Param("top_p", float, 0.9, "probability mass for top-p sampling", min=0.01, max=1.0),
-]
 #: How often streamed text is handed to the UI (batching keeps call_from_thread cheap).
 FLUSH_SECONDS = 0.05
 
 
 class GenerateScreen(ModelScreen):
+    generating_only = True
     DEFAULT_CSS = """
     GenerateScreen #model { height: auto; max-height: 2; }
     GenerateScreen #prime { margin: 0; }
-    GenerateScreen #options { height: 3; }
-    GenerateScreen #options Label { padding: 1 0 0 1; }
+    GenerateScreen #options { grid-size: 3; grid-rows: 3; height: 6; }
+    GenerateScreen #options .option { height: 3; }
+    GenerateScreen #options Label { padding: 1 1 0 1; width: 13; }
     GenerateScreen #options Input { width: 1fr; }
     GenerateScreen #out-box { height: 1fr; border: round $primary; }
     GenerateScreen #gen-hint { height: 1; }
@@ -64,16 +58,19 @@ class GenerateScreen(ModelScreen):
         yield NavBar("generate")
         yield Static("", id="model")
         yield Input(placeholder="priming text (enter starts, escape stops)", id="prime")
-        with Horizontal(id="options"):
+        with Grid(id="options"):  # three to a row: every value readable at 80 columns
             for param in GENERATE_PARAMS:
-                yield Label(param.name)
-                field_args: dict[str, Any] = {"id": f"g-{param.name}", "validators": [ParamValidator(param)], "tooltip": param.help}
-                if param.choices:
-                    yield ChoiceInput(str(param.default), [str(c) for c in param.choices], **field_args)
-                else:
-                    yield Input(str(param.default), **field_args)
-            yield Label("seed")
-            yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
+                with Horizontal(classes="option"):
+                    yield Label(param.name)
+                    field_args: dict[str, Any] = {"id": f"g-{param.name}", "validators": [ParamValidator(param)],
+                                                  "tooltip": param.help}
+                    if param.choices:
+                        yield ChoiceInput(str(param.default), [str(c) for c in param.choices], **field_args)
+                    else:
+                        yield Input(str(param.default), **field_args)
+            with Horizontal(classes="option"):
+                yield Label("seed")
+                yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
         yield Static("", id="gen-hint")
         with VerticalScroll(id="out-box"):
             yield Static("", id="out")

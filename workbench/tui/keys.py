@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from workbench import settings
@@ -57,3 +58,27 @@ def load_keymap(known_ids: set[str] | None, path: Path | None = None) -> tuple[d
         if keys:
             keymap[binding_id] = ",".join(keys)
     return keymap, problems
+
+
+def key_conflicts(scopes: Mapping[str, Sequence[tuple[str, str]]], keymap: Mapping[str, str],
+                  app_scope: str = "Everywhere") -> list[tuple[str, str]]:
+    """(remapped id, problem) for each remapped binding whose key another binding already uses on
+    the same screen or everywhere (``app_scope``): one of the two would never run (``"monitor.pause"
+    = "p"`` would hide Predict). ``scopes`` maps a screen's title to its (binding id, default keys)."""
+    found: dict[tuple[str, str], str] = {}
+    app_bindings = list(scopes.get(app_scope, ()))
+    for scope, bindings in scopes.items():
+        pool = list(bindings) + ([] if scope == app_scope else app_bindings)
+        owners: dict[str, list[str]] = {}
+        for binding_id, default in pool:
+            for key in keymap.get(binding_id, default).split(","):
+                if binding_id not in owners.setdefault(key.strip(), []):
+                    owners[key.strip()].append(binding_id)
+        for key, ids in owners.items():
+            for binding_id in ids:
+                if len(ids) > 1 and binding_id in keymap and (binding_id, key) not in found:
+                    others = ", ".join(other for other in ids if other != binding_id)
+                    where = "" if scope == app_scope else f" on the {scope} screen"
+                    found[(binding_id, key)] = (f"{binding_id} = \"{key}\": {key} is already the key of {others}"
+                                                f"{where}; the default key is kept")
+    return [(binding_id, problem) for (binding_id, _), problem in found.items()]

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from workbench.terminal import printable
+
 _DIALOG_CSS = """
     align: center middle;
     & > Vertical {
@@ -23,6 +25,7 @@ _DIALOG_CSS = """
         padding: 0 1;
         background: $surface;
     }
+    & Label { width: 100%; }
 """
 
 
@@ -121,8 +124,9 @@ class HelpScreen(ModalScreen[None]):
         for title, rows in self.sections:
             text.append(f"{title}\n", style="bold underline")
             for keys, description, binding_id in rows:
-                text.append(f"  {keys:<18}", style="bold")
-                text.append(f"{description:<34}")
+                # narrow enough for 80 columns: key, action and its id on one line
+                text.append(f"  {keys:<13}", style="bold")
+                text.append(f"{description:<18}")
                 text.append(f"{binding_id}\n", style="dim")
             text.append("\n")
         text.append("ctrl+p opens the command palette: every action above can be searched and run there.\n")
@@ -153,3 +157,32 @@ def choose_items(runs: list[Any]) -> list[tuple[str, str]]:
                 items.append((str(path), f"{run.id}  {summary.get('state')}  ({which}.pt)"))
                 break
     return items
+
+
+class ProblemsScreen(ModalScreen[None]):
+    """Every problem reported since the app started (plugins that failed to load, key bindings that
+    were refused), to read at leisure instead of in a notification that goes away."""
+
+    DEFAULT_CSS = f"""ProblemsScreen {{ {_DIALOG_CSS} }}
+    ProblemsScreen VerticalScroll {{ height: auto; max-height: 18; }}"""
+    BINDINGS = [Binding("escape,f9", "dismiss", "Close", id="problems.close")]
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.problems = list(problems)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"[b]Problems[/b] ({len(self.problems)} since the app started)")
+            with VerticalScroll():
+                if not self.problems:
+                    yield Static("none: every plugin loaded and every key binding was accepted")
+                for title, message in self.problems:
+                    text = Text()
+                    text.append(f"{title}: ", style="bold")
+                    text.append(printable(message))
+                    yield Static(text)
+            yield Label("[b]escape[/b] close   `workbench plugins` lists plugin errors too")
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)

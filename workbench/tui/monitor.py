@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench import events as ev
 from workbench.events import ACTIVE_STATES, format_duration, format_epoch
+from workbench.position import RunPosition
 from workbench.runs import EventFollower, Run
 
 __all__ = ["RunMonitor", "downsample", "format_duration"]
@@ -131,7 +132,7 @@ class RunMonitor:
         elif isinstance(event, ev.EpochEvent):
             self.epochs.append(event)
             self._note_rate(event.samples_per_s)
-            self.add_log(format_epoch(event, self.main_metric, self.headline_metrics, compact=True))
+            self.add_log(format_epoch(event, self.main_metric, self.headline_metrics, compact=True, kind=self.task))
         elif isinstance(event, ev.StateEvent):
             self.state = event.state
             self.add_log(f"[{self.state}]")
@@ -203,26 +204,26 @@ class RunMonitor:
                 ys.append(float(value))
         return xs, ys
 
-    def progress(self) -> dict[str, Any]:
-        """Epoch, step, fraction done, samples/s and ETA for the progress line."""
+    def position(self) -> RunPosition:
+        """How far the run got, by the one definition every view uses (:mod:`workbench.position`)."""
         epochs = int(self.config.get("train", {}).get("epochs") or 0)
+        position = RunPosition.from_events(epochs, self.epochs, self.last_step)
+        if not position.steps and self.start is not None:
+            position = RunPosition(epochs, position.epochs_done, 0, self.start.steps_per_epoch)
+        return position
+
+    def progress(self) -> dict[str, Any]:
+        """Position, fraction done, samples/s and ETA for the progress line."""
+        position = self.position()
         last_step = self.last_step
-        epoch = last_step.epoch if last_step else 0
-        step = last_step.step if last_step else 0
-        steps = last_step.steps if last_step else (self.start.steps_per_epoch if self.start else 0)
-        if self.epochs and self.epochs[-1].epoch >= epoch:
-            epoch, step = self.epochs[-1].epoch, steps
-        done = ((epoch - 1) + step / steps) / epochs if epochs and steps and epoch else 0.0
-        if self.state == "finished":
-            done = 1.0
-        eta = last_step.eta_s if self.active and last_step and math.isfinite(last_step.eta_s) else None
+        eta = last_step.eta_s if self.state == "running" and last_step and math.isfinite(last_step.eta_s) else None
         best = None
         best_events = [e for e in self.epochs if e.best]
         if best_events:
             valid = best_events[-1].valid or best_events[-1].train
             best = valid.get(self.main_metric)
         return {
-            "epoch": epoch, "epochs": epochs, "step": step, "steps": steps, "fraction": max(0.0, min(1.0, done)),
+            "position": position, "fraction": position.fraction,
             "samples_per_s": self.samples_per_s, "eta_s": eta, "best": best,
         }
 

@@ -14,10 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.screen import Screen
-from textual.widgets import ProgressBar, RichLog, Static
+from textual.widgets import ProgressBar, Static
 from textual_plotext import PlotextPlot
 
 from workbench.events import format_duration, format_system
+from workbench.headlines import derived_metric, loss_factor, metric_label, plotted_metric, shown_value
+from workbench.tui.logview import LogView
 from workbench.tui.monitor import RunMonitor, downsample
 from workbench.tui.widgets import NavBar, footer
 
@@ -30,6 +32,8 @@ REDRAW_SECONDS = 0.5
 VIEWS = ("all", "loss", "metric", "grad", "log")
 #: Distinct markers so the curves stay apart without colour (NO_COLOR).
 MARKERS = ("braille", "dot", "x", "+", "o", "*", "#", "@")
+#: How the legend (under each plot) shows each marker.
+LEGEND_MARKS = ("⣿", "•", "x", "+", "o", "*", "#", "@")
 
 
 class Chart(PlotextPlot):
@@ -77,17 +81,18 @@ class Chart(PlotextPlot):
 
 class MonitorScreen(Screen[None]):
     DEFAULT_CSS = """
-    MonitorScreen #status { height: 1; }
+    MonitorScreen #status { height: auto; max-height: 2; }
     MonitorScreen #progress-row { height: 1; }
     MonitorScreen #progress-row ProgressBar { width: 1fr; }
     MonitorScreen #progress-row #view { width: auto; margin-left: 1; }
     MonitorScreen #progress-row #system { width: auto; }
+    MonitorScreen #progress-row #speed { width: auto; margin-left: 1; }
     MonitorScreen #plots { grid-size: 2 2; height: 1fr; }
     MonitorScreen #plots.-single { grid-size: 1 1; }
     MonitorScreen Chart { border: round $primary; height: 1fr; }
     MonitorScreen Chart:focus { border: round $accent; }
-    MonitorScreen RichLog { border: round $primary; height: 1fr; }
-    MonitorScreen RichLog:focus { border: round $accent; }
+    MonitorScreen LogView { border: round $primary; height: 1fr; }
+    MonitorScreen LogView:focus { border: round $accent; }
     MonitorScreen .-hidden { display: none; }
     """
 
@@ -120,12 +125,13 @@ class MonitorScreen(Screen[None]):
         with Horizontal(id="progress-row"):
             yield ProgressBar(total=1.0, show_eta=False, id="progress")
             yield Static("", id="system")
+            yield Static("", id="speed")
             yield Static("view: all", id="view")
         with Grid(id="plots"):
             yield Chart(id="loss")
             yield Chart(id="metric")
             yield Chart(id="grad")
-            yield RichLog(id="log", max_lines=400, wrap=True, markup=False)
+            yield LogView(id="log")
         yield footer()
 
     def on_mount(self) -> None:
@@ -190,23 +196,25 @@ class MonitorScreen(Screen[None]):
         parts = [f"[b]{monitor.state.upper()}[/b]"]
         if monitor.active and monitor.run.read_control() == "stop":
             parts = ["[b]STOPPING...[/b] (s again: force)"]
-        if p["epochs"]:
-            parts.append(f"epoch {p['epoch']}/{p['epochs']}")
-        if p["steps"]:
-            parts.append(f"step {p['step']}/{p['steps']}")
-        if p["samples_per_s"]:
-            parts.append(f"{p['samples_per_s']:,.0f} samples/s")
-        if monitor.active and p["eta_s"] is not None:
-            parts.append(f"ETA {format_duration(p['eta_s'])}")
+        parts.append(p["position"].long())
         if p["best"] is not None:
-            parts.append(f"best {monitor.main_metric} {p['best']:.4f}")
+            parts.append(f"best {metric_label(monitor.main_metric, monitor.task)} "
+                         f"{shown_value(monitor.main_metric, monitor.task, p['best'])}")
         if monitor.state == "failed" and monitor.message:
             parts.append(escape(f"error: {monitor.message}"))
+        elif not monitor.active and monitor.message:
+            parts.append(escape(monitor.message))
         status.update("  ".join(parts))
+        speed = []
+        if p["samples_per_s"]:
+            speed.append(f"{p['samples_per_s']:,.0f} samples/s")
+        if p["eta_s"] is not None:
+            speed.append(f"ETA {format_duration(p['eta_s'])}")
+        self.query_one("#speed", Static).update("  ".join(speed))
         bar.update(progress=p["fraction"])
 
     def _draw_log(self, monitor: RunMonitor | None) -> None:
-        log = self.query_one("#log", RichLog)
+        log = self.query_one("#log", LogView)
         if monitor is None:
             log.border_title = "log"
             if self._log_run is not None:
@@ -219,8 +227,7 @@ class MonitorScreen(Screen[None]):
             self._log_drawn = 0
         new = monitor.log_count - self._log_drawn
         if new > 0:
-            for line in list(monitor.log)[-min(new, len(monitor.log)):]:
-                log.write(line)
+            log.write_lines(list(monitor.log)[-min(new, len(monitor.log)):])
             self._log_drawn = monitor.log_count
         log.border_title = f"log: {monitor.id}"
 
@@ -230,64 +237,122 @@ class MonitorScreen(Screen[None]):
         plt.clear_data()
         plt.clear_figure()
         chart.border_title = title
+        chart.border_subtitle = ""
         plt.xlabel("epoch")
         return chart, plt
 
     def _width(self, chart: Chart) -> int:
         return max(chart.size.width - 10, 10)
 
-    def _series(self, plt: object, xs: list[float], ys: list[float], label: str, index: int) -> None:
+    def _series(self, plt: object, xs: list[float], ys: list[float], index: int) -> bool:
+        """One curve, unlabelled: plotext would draw the legend over a 4-row plot's curves, so the
+        legend goes into the border (:meth:`_legend`)."""
         if not xs:
-            return
-        plt.plot(xs, ys, label=label, marker=MARKERS[index % len(MARKERS)])  # type: ignore[attr-defined]
+            return False
+        plt.plot(xs, ys, marker=MARKERS[index % len(MARKERS)])  # type: ignore[attr-defined]
+        return True
+
+    @staticmethod
+    def _legend(chart: Chart, labels: list[tuple[int, str]], left_out: int = 0) -> None:
+        """The legend under the plot, each curve by its marker: ``⣿ train  • valid  x 000100 lstm``."""
+        parts = [f"{LEGEND_MARKS[index % len(LEGEND_MARKS)]} {label}" for index, label in labels]
+        if left_out:
+            parts.append(f"{left_out} other-task run{'s' if left_out > 1 else ''} not shown")
+        chart.border_subtitle = escape("  ".join(parts))
+
+    @staticmethod
+    def _sharing(monitor: RunMonitor | None, compared: list[RunMonitor]) -> tuple[list[RunMonitor], int]:
+        """The compared runs that share the current run's metrics (the same task kind), and how many
+        others were left out: a language model's loss does not belong on a classifier's axes."""
+        if monitor is None or not monitor.task:
+            return compared, 0
+        kept = [m for m in compared if not m.task or m.task == monitor.task]
+        return kept, len(compared) - len(kept)
 
     def _draw_loss(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
-        chart, plt = self._prepare("loss", "loss (train by step, valid by epoch)")
+        task = monitor.task if monitor is not None else None
+        label = metric_label("loss", task)
+        chart, plt = self._prepare("loss", label)
+        factor = loss_factor(task)
+        compared, left_out = self._sharing(monitor, compared)
+        labels: list[tuple[int, str]] = []
         series = 0
         if monitor is not None:
             xs, ys = downsample(list(monitor.step_x), list(monitor.step_loss), self._width(chart))
-            self._series(plt, xs, ys, "train", series)
+            if self._series(plt, xs, [y * factor for y in ys], series):
+                labels.append((series, "train/step"))
             series += 1
             xs, ys = monitor.epoch_series("valid", "loss")
-            self._series(plt, xs, ys, "valid", series)
+            if self._series(plt, xs, [y * factor for y in ys], series):
+                labels.append((series, "valid/epoch"))
             series += 1
         for other in compared:
             xs, ys = other.epoch_series("valid", "loss")
             if not xs:
                 xs, ys = downsample(list(other.step_x), list(other.step_loss), self._width(chart))
-            self._series(plt, xs, ys, other.label, series)
+            if self._series(plt, xs, [y * factor for y in ys], series):
+                labels.append((series, other.label))
             series += 1
-        if not series:
+        if not labels:
             plt.title("no data yet")  # type: ignore[attr-defined]
+        self._legend(chart, labels, left_out)
         chart.redraw()
 
     def _draw_metric(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
-        metric = monitor.main_metric if monitor is not None else "accuracy"
-        chart, plt = self._prepare("metric", f"{metric} (train by step, valid by epoch)")
+        task = monitor.task if monitor is not None else None
+        main = monitor.main_metric if monitor is not None else "accuracy"
+        metric = plotted_metric(main, task, monitor.headline_metrics if monitor is not None else ())
+        by_step = metric == main and metric != "loss"
+        chart, plt = self._prepare("metric", metric_label(metric, task))
+        compared, left_out = self._sharing(monitor, compared)
+        labels: list[tuple[int, str]] = []
         series = 0
         if monitor is not None:
-            xs, ys = downsample(list(monitor.step_x), list(monitor.step_metric), self._width(chart))
-            if not xs:  # an engine that sends no running metric: the epoch summaries
-                xs, ys = monitor.epoch_series("train", metric)
-            self._series(plt, xs, ys, "train", series)
-            xs, ys = monitor.epoch_series("valid", metric)
-            self._series(plt, xs, ys, "valid", series + 1)
+            xs, ys = (downsample(list(monitor.step_x), list(monitor.step_metric), self._width(chart))
+                      if by_step else ([], []))
+            per = "step" if xs else "epoch"
+            if not xs:  # no running metric from the engine: the epoch summaries
+                xs, ys = self._epoch_metric(monitor, "train", metric)
+            if self._series(plt, xs, ys, series):
+                labels.append((series, f"train/{per}"))
+            xs, ys = self._epoch_metric(monitor, "valid", metric)
+            if self._series(plt, xs, ys, series + 1):
+                labels.append((series + 1, "valid/epoch"))
             series += 2
         for other in compared:
-            xs, ys = other.epoch_series("valid", other.main_metric)
-            self._series(plt, xs, ys, other.label, series)
+            xs, ys = self._epoch_metric(other, "valid", metric)
+            if self._series(plt, xs, ys, series):
+                labels.append((series, other.label))
             series += 1
+        if not labels:
+            plt.title("no data yet")  # type: ignore[attr-defined]
+        self._legend(chart, labels, left_out)
         chart.redraw()
 
+    @staticmethod
+    def _epoch_metric(monitor: RunMonitor, split: str, metric: str) -> tuple[list[float], list[float]]:
+        xs: list[float] = []
+        ys: list[float] = []
+        for event in monitor.epochs:
+            value = derived_metric(metric, event.valid if split == "valid" else event.train)
+            if value is not None and math.isfinite(value):
+                xs.append(float(event.epoch))
+                ys.append(value)
+        return xs, ys
+
     def _draw_grad(self, monitor: RunMonitor | None, compared: list[RunMonitor]) -> None:
-        chart, plt = self._prepare("grad", "gradient norm (max per log window, before clipping)")
+        chart, plt = self._prepare("grad", "grad norm (max per window)")
+        labels: list[tuple[int, str]] = []
         series = 0
         for m in ([monitor] if monitor is not None else []) + compared:
             xs, ys = downsample(list(m.step_x), list(m.step_grad), self._width(chart))
             pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
-            self._series(plt, [x for x, _ in pairs], [y for _, y in pairs],
-                         "grad norm" if m is monitor else m.label, series)
+            if self._series(plt, [x for x, _ in pairs], [y for _, y in pairs], series):
+                labels.append((series, "this run" if m is monitor else m.label))
             series += 1
+        if not labels:
+            plt.title("no data yet")  # type: ignore[attr-defined]
+        self._legend(chart, labels)
         chart.redraw()
 
     # -- actions ---------------------------------------------------------------------------

@@ -10,14 +10,20 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, HorizontalScroll, VerticalScroll
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import WorkbenchError
 from workbench.terminal import printable
-from workbench.tui.render import evaluation_view, prediction_view
+from workbench.tui.render import (
+    checkpoint_position,
+    confusion_view,
+    evaluation_view,
+    prediction_view,
+    stored_evaluation,
+)
 from workbench.tui.widgets import NavBar, footer
 
 if TYPE_CHECKING:
@@ -35,6 +41,9 @@ class TopKValidator(Validator):
 class ModelScreen(Screen[None]):
     """Shared by predict and generate: which checkpoint is loaded, and loading one off the UI thread."""
 
+    #: Offer only checkpoints whose model generates text (the Generate screen).
+    generating_only = False
+
     def __init__(self) -> None:
         super().__init__()
         self.loaded: LoadedModel | None = None
@@ -46,7 +55,7 @@ class ModelScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         if self.wanted is None and self.loaded is None:
-            default = self.wb.default_checkpoint()
+            default = self.wb.default_checkpoint(generating=self.generating_only)
             if default is not None:
                 self.open_checkpoint(default)
             else:
@@ -92,7 +101,7 @@ class ModelScreen(Screen[None]):
         run = loaded.payload.get("run_id") or loaded.path.parent.name
         self._model_line(Text.assemble((printable(run, layout=False), "bold"), " ", printable(
             f"{loaded.path.name}: {config.dataset} / {config.arch}, {loaded.task.kind}, "
-            f"epoch {loaded.payload.get('epoch', '?')}  (ctrl+o: another)", layout=False)))
+            f"{checkpoint_position(loaded.payload)}  (ctrl+o: another)", layout=False)))
         self.model_ready()
 
     def model_ready(self) -> None:
@@ -106,8 +115,13 @@ class ModelScreen(Screen[None]):
             if path:
                 self.open_checkpoint(Path(path))
 
-        items = choose_items(list_runs(self.wb.runs_root))
-        self.app.push_screen(ChooseScreen("Choose a trained model", items, "no run has a checkpoint yet"), chosen)
+        runs = list_runs(self.wb.runs_root)
+        if self.generating_only:
+            runs = [run for run in runs if self.wb.run_generates(run)]
+        items = choose_items(runs)
+        empty = ("no checkpoint of a model that generates text yet (F2: a language_model dataset)"
+                 if self.generating_only else "no run has a checkpoint yet")
+        self.app.push_screen(ChooseScreen("Choose a trained model", items, empty), chosen)
 
 
 class PredictScreen(ModelScreen):
@@ -119,6 +133,8 @@ class PredictScreen(ModelScreen):
     PredictScreen #inputs Label { padding: 1 1 0 1; }
     PredictScreen #answer-box { height: auto; max-height: 9; border: round $primary; }
     PredictScreen #eval-box { height: 1fr; border: round $primary; }
+    PredictScreen #matrix-box { height: auto; margin-top: 1; }
+    PredictScreen #matrix { width: auto; }
     """
 
     BINDINGS = [
@@ -137,6 +153,8 @@ class PredictScreen(ModelScreen):
             yield Static("", id="answer")
         with VerticalScroll(id="eval-box"):
             yield Static("", id="evaluation")
+            with HorizontalScroll(id="matrix-box"):
+                yield Static("", id="matrix")
         yield footer()
 
     def on_mount(self) -> None:
@@ -146,8 +164,11 @@ class PredictScreen(ModelScreen):
 
     def model_ready(self) -> None:
         assert self.loaded is not None
-        evaluation = (self.loaded.payload.get("evaluation") or {}).get("test")
-        self.query_one("#evaluation", Static).update(evaluation_view(evaluation, self.size.width - 4))
+        heading, metrics = stored_evaluation(self.loaded.payload.get("evaluation"))
+        self.query_one("#evaluation", Static).update(evaluation_view(metrics, self.size.width - 4, heading))
+        matrix = confusion_view(metrics)
+        self.query_one("#matrix", Static).update(matrix or "")
+        self.query_one("#matrix-box").display = matrix is not None
         self.predict_now()
 
     @on(Input.Changed)

@@ -14,7 +14,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from workbench.errors import WorkbenchError
-from workbench.events import ACTIVE_STATES
+from workbench.events import ACTIVE_STATES, format_duration
+from workbench.position import RunPosition
 from workbench.runs import Run, list_runs
 from workbench.tui.widgets import NavBar, footer
 
@@ -32,6 +33,19 @@ def _when(timestamp: float) -> str:
         return "?"
 
 
+#: Orders of the runs table, cycled by ctrl+s: (name, row column, newest first?).
+SORTS = ("newest", "oldest", "state", "dataset", "architecture")
+
+
+def sort_rows(rows: list[tuple[str, ...]], order: str) -> list[tuple[str, ...]]:
+    """The table's rows (run id first) in ``order``; ties newest first."""
+    newest = sorted(rows, key=lambda row: row[0], reverse=True)
+    column = {"state": 1, "dataset": 5, "architecture": 6}.get(order)
+    if order == "oldest":
+        return newest[::-1]
+    return newest if column is None else sorted(newest, key=lambda row: row[column])
+
+
 class RunsScreen(Screen[None]):
     DEFAULT_CSS = """
     RunsScreen DataTable { height: 1fr; }
@@ -41,18 +55,22 @@ class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter,o", "open", "Watch", id="runs.open"),
         Binding("p", "predict", "Predict", id="runs.predict"),
-        Binding("g", "generate", "Generate", id="runs.generate"),
-        Binding("i", "inspect", "Inspect", id="runs.inspect"),
+        # footer room at 80 columns: generate is in help (F1) and the palette
+        Binding("g", "generate", "Generate", id="runs.generate", show=False),
+        Binding("i", "inspect", "Inspect", id="runs.inspect", show=False),
         Binding("c", "compare", "Compare", id="runs.compare"),
-        Binding("space", "pause", "Pause/resume", id="runs.pause"),
+        Binding("space", "pause", "Pause", id="runs.pause"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("d", "delete", "Delete", id="runs.delete"),
+        Binding("ctrl+s", "sort", "Sort", id="runs.sort"),
         Binding("r", "refresh", "Refresh", id="runs.refresh", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.runs: dict[str, Run] = {}
+        #: Index into :data:`SORTS` (ctrl+s cycles).
+        self.sort = 0
         self._rows: list[tuple[Any, ...]] = []
 
     @property
@@ -62,7 +80,7 @@ class RunsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield NavBar("runs")
         table: DataTable[Text] = DataTable(cursor_type="row", id="runs", zebra_stripes=True)
-        table.add_columns("run", "state", "epoch", "best", "cmp")
+        table.add_columns("run", "state", "epochs", "best", "cmp", "dataset", "arch", "time")
         yield table
         with VerticalScroll(id="detail-box"):
             yield Static("", id="detail")
@@ -88,28 +106,41 @@ class RunsScreen(Screen[None]):
             self.query_one("#detail", Static).update(escape(str(exc)))
             return
         self.runs = {r.id: r for r in runs}
-        rows = []
-        for run in runs:
-            s = run.summary()
-            best = s.get("best") or {}
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
-            epoch = f"{s.get('epoch') or 0}/{s.get('epochs') or '?'}"
-            rows.append((run.id, s.get("state") or "?", epoch, shown, "●" if run.id in self.wb.compare else ""))
+        rows = sort_rows([self._row(run) for run in runs], SORTS[self.sort])
         if rows == self._rows:
             return
         self._rows = rows
         selected = self.selected_id()
-        on_newest = table.cursor_row == 0
+        cursor = table.cursor_row
         table.clear()
         for row in rows:
             table.add_row(*(Text(cell) for cell in row), key=row[0])  # a folder name is not markup
-        if selected in self.runs and not on_newest:  # on the top row, follow the newest run
+        if selected in self.runs and cursor != 0:  # on the top row, follow the newest run
             table.move_cursor(row=table.get_row_index(selected))
+        elif rows and cursor > 0:  # the selected run is gone (deleted): the one now in its place
+            table.move_cursor(row=min(cursor, len(rows) - 1))
         self._show_detail()
         if not rows:
             self.query_one("#detail", Static).update(
                 f"No runs under {self.wb.runs_root} yet. F2 sets one up; `workbench train` in another terminal "
                 "shows up here too.")
+
+    def _row(self, run: Run) -> tuple[str, ...]:
+        """run, state, epochs, best, overlaid, dataset, architecture, time trained (wall clock)."""
+        s = run.summary()
+        best = s.get("best") or {}
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
+        epoch = RunPosition.from_status(s, s.get("epochs")).short()
+        started, updated = s.get("started"), s.get("updated")
+        took = format_duration(updated - started) if isinstance(started, float) and isinstance(updated, float) else ""
+        return (run.id, s.get("state") or "?", epoch, shown, "●" if run.id in self.wb.compare else "",
+                str(s.get("dataset") or "?"), str(s.get("arch") or "?"), took)
+
+    def action_sort(self) -> None:
+        self.sort = (self.sort + 1) % len(SORTS)
+        self.app.notify(f"runs sorted by {SORTS[self.sort]}")
+        self._rows = []
+        self.refresh_runs()
 
     def selected_id(self) -> str | None:
         table: DataTable[Text] = self.query_one(DataTable)

@@ -71,6 +71,7 @@ class SetupScreen(Screen[None]):
     SetupScreen #form { height: 1fr; border: round $primary; }
     SetupScreen .prow { height: 1; }
     SetupScreen .pname { width: 18; }
+    SetupScreen .prow:focus-within .pname { text-style: bold reverse; }
     SetupScreen .psection { text-style: bold underline; margin-top: 1; }
     SetupScreen .prow Input { width: 1fr; }
     SetupScreen #hint { height: auto; min-height: 2; max-height: 4; }
@@ -83,6 +84,7 @@ class SetupScreen(Screen[None]):
         Binding("ctrl+s", "save", "Save setup", id="setup.save"),
         Binding("ctrl+o", "load", "Load setup", id="setup.load"),
         Binding("ctrl+r", "reset", "Defaults", id="setup.reset"),
+        Binding("escape", "datasets", "Datasets", id="setup.datasets"),
     ]
 
     def __init__(self) -> None:
@@ -95,6 +97,7 @@ class SetupScreen(Screen[None]):
         self.params: dict[str, Param] = {}
         self._building = False
         self._estimate_timer: Any = None
+        self._device_notes: list[str] = []
 
     @property
     def wb(self) -> WorkbenchApp:
@@ -157,7 +160,9 @@ class SetupScreen(Screen[None]):
             if d.available:
                 options.append(Option(f"{d.name}  {d.description}{memory}", id=d.name))
             else:
-                options.append(Option(f"{d.name}  unavailable: {d.reason}", id=d.name, disabled=True))
+                # the reason is in the help line while the list has focus: it never fits 34 columns
+                options.append(Option(f"{d.name}  (unavailable)", id=d.name, disabled=True))
+        self._device_notes = [f"{d.name} unavailable: {d.reason}" for d in devices if not d.available]
         widget = self.query_one("#devices", OptionList)
         widget.clear_options()
         widget.add_options(options)
@@ -343,6 +348,23 @@ class SetupScreen(Screen[None]):
         widget = event.widget
         if isinstance(widget, Input) and widget.id and widget.id.startswith("p-"):
             self._show_hint(widget, widget.validate(widget.value))
+        elif isinstance(widget, OptionList):
+            hint = self.query_one("#hint", Static)
+            hint.remove_class("-error")
+            hint.update(Text.assemble(*self._list_hint(widget.id or "")))
+
+    def _list_hint(self, list_id: str) -> tuple[tuple[str, str] | str, ...]:
+        """The help line for a list: the help line always describes what has focus."""
+        if list_id == "datasets":
+            return ("Dataset", "bold"), (": up/down picks one (its form and defaults follow), enter: next list, "
+                                         "tab: on to the form; escape comes back here from any field")
+        if list_id == "archs":
+            return ("Architecture", "bold"), ": the architectures that fit this dataset's task; enter: next list"
+        notes = "; ".join(self._device_notes)
+        return ("Device", "bold"), ": auto picks the best available" + (f"; {notes}" if notes else "")
+
+    def action_datasets(self) -> None:
+        self.query_one("#datasets", OptionList).focus()
 
     def _show_hint(self, widget: Input, result: ValidationResult | None) -> None:
         hint = self.query_one("#hint", Static)

@@ -89,3 +89,17 @@ class ChoiceInput(Input):
         index = lowered.index(current) + offset if current in lowered else (0 if offset > 0 else -1)
         self.value = self.choices[index % len(self.choices)]
         self.cursor_position = len(self.value)
+
+
+#: How focus shows without colour (NO_COLOR, a monochrome terminal): the focused box's border turns
+#: heavy (other characters, not only another colour), and the highlighted row of a list or table is
+#: bold and reversed while the list has focus (bold only when it has not).
+FOCUS_CSS = """
+Input:focus, OptionList:focus, DataTable:focus, TextArea:focus { border: heavy $accent; }
+Input.-textual-compact:focus { border: none; text-style: bold; }
+VerticalScroll:focus, HorizontalScroll:focus, LogView:focus, Chart:focus { border: heavy $accent; }
+OptionList > .option-list--option-highlighted { text-style: bold; }
+OptionList:focus > .option-list--option-highlighted { text-style: bold reverse; }
+DataTable > .datatable--cursor { text-style: bold; }
+DataTable:focus > .datatable--cursor { text-style: bold reverse; }
+"""
