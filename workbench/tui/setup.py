@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from workbench import settings
 from workbench.config import RunConfig, plan_run, resolve_config
-from workbench.devices import list_devices
+from workbench.devices import DeviceInfo, list_devices_in_child
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from workbench.tui.app import WorkbenchApp
 
 DEFAULT_SETUP_FILE = "workbench-setup.toml"
+#: Seconds the dataset and architecture lists must rest before the form is rebuilt for them.
+FORM_DELAY = 0.25
+
+
+def list_devices() -> list[DeviceInfo]:
+    """This machine's devices, from a child process (see :func:`list_devices_in_child`)."""
+    return list_devices_in_child()
 
 
 class ParamValidator(Validator):
@@ -95,21 +102,18 @@ class SetupScreen(Screen[None]):
         self.params: dict[str, Param] = {}
         self._building = False
         self._estimate_timer: Any = None
+        self._form_timer: Any = None
 
     @property
     def wb(self) -> WorkbenchApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        registry = self.wb.registry
         yield NavBar("setup")
         with Horizontal():
             with Vertical(id="pickers"):
                 yield Label("Dataset")
-                yield OptionList(
-                    *[Option(f"{name}  ({spec.task})", id=name) for name, spec in sorted(registry.datasets.items())],
-                    id="datasets",
-                )
+                yield OptionList(Option("loading plugins…", disabled=True), id="datasets")
                 yield Label("Architecture")
                 yield OptionList(id="archs")
                 yield Label("Device")
@@ -123,19 +127,27 @@ class SetupScreen(Screen[None]):
         yield footer()
 
     def on_mount(self) -> None:
+        self.query_one("#devices", OptionList).highlighted = 0
+        self.query_one("#datasets", OptionList).focus()
+        self.wb.when_plugins_loaded(self._fill_datasets)
+        self.call_after_refresh(self._detect_devices)
+
+    def _fill_datasets(self) -> None:
+        """The dataset list, once the plugins are loaded (after the first paint)."""
+        registry = self.wb.registry
         datasets = self.query_one("#datasets", OptionList)
+        datasets.clear_options()
+        datasets.add_options([Option(f"{name}  ({spec.task})", id=name)
+                              for name, spec in sorted(registry.datasets.items())])
         if datasets.option_count:
             ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
             wanted = settings.current().default_dataset
             datasets.highlighted = ids.index(wanted) if wanted in ids else 0
-            # the form (a hundred widgets) is built just after the first paint
-            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, defer_form=True)
+            # the form (a hundred widgets) is built just after the list is drawn
+            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, form="after_refresh")
         else:
             self.query_one("#description", Static).update(
                 "No datasets: no plugin provides one (see `workbench plugins`).")
-        self.query_one("#devices", OptionList).highlighted = 0
-        datasets.focus()
-        self.call_after_refresh(self._detect_devices)
 
     # -- devices (imports torch: off the UI thread) ----------------------------------------
     def _detect_devices(self) -> None:
@@ -168,13 +180,37 @@ class SetupScreen(Screen[None]):
     @on(OptionList.OptionHighlighted, "#datasets")
     def _dataset_moved(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id != self.dataset:
-            self._select_dataset(event.option.id)
+            # the description and architectures follow at once; the form once the list rests
+            self._select_dataset(event.option.id, form="soon")
 
     @on(OptionList.OptionHighlighted, "#archs")
     def _arch_moved(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id != self.arch and not self._building:
-            self.arch = event.option.id
-            self._rebuild_form()
+        # a highlight from the list of a dataset passed over a moment ago arrives late: ignore it
+        stale = event.option is not event.option_list.highlighted_option
+        if stale or self._building or event.option.id == self.arch or event.option.id not in self._fitting_archs():
+            return
+        self.arch = event.option.id
+        self._rebuild_form()
+
+    def _fitting_archs(self) -> list[str]:
+        if not self.dataset:
+            return []
+        registry = self.wb.registry
+        return [a.name for a in registry.architectures_for(registry.dataset(self.dataset).task)]
+
+    def _form_soon(self) -> None:
+        """Rebuild the form once the pickers rest for FORM_DELAY (each rebuild mounts ~100 widgets)."""
+        self._describe()
+        if self._form_timer is not None:
+            self._form_timer.stop()
+        self._form_timer = self.set_timer(FORM_DELAY, self._rebuild_form)
+
+    def _form_now(self) -> bool:
+        """Build a form that is waiting for its timer; True when one was waiting."""
+        if self._form_timer is None:
+            return False
+        self._rebuild_form()
+        return True
 
     @on(OptionList.OptionHighlighted, "#devices")
     def _device_moved(self, event: OptionList.OptionHighlighted) -> None:
@@ -186,6 +222,7 @@ class SetupScreen(Screen[None]):
         """Enter on a list moves on to the next one, then into the form."""
         order = ["datasets", "archs", "devices"]
         current = event.option_list.id
+        self._form_now()
         if current in order[:-1]:
             self.query_one(f"#{order[order.index(current) + 1]}", OptionList).focus()
         else:
@@ -193,7 +230,8 @@ class SetupScreen(Screen[None]):
             if inputs:
                 inputs.first().focus()
 
-    def _select_dataset(self, name: str | None, arch: str | None = None, defer_form: bool = False) -> None:
+    def _select_dataset(self, name: str | None, arch: str | None = None, form: str = "now") -> None:
+        """Show dataset ``name``; its form is built ``form``: "now", "after_refresh" or "soon" (FORM_DELAY)."""
         registry = self.wb.registry
         if name is None:
             return
@@ -210,7 +248,9 @@ class SetupScreen(Screen[None]):
         if self.arch is not None:
             archs.highlighted = names.index(self.arch)
         self._building = False
-        if defer_form:
+        if form == "soon":
+            self._form_soon()
+        elif form == "after_refresh":
             self._describe()
             self.call_after_refresh(self._rebuild_form)
         else:
@@ -239,6 +279,9 @@ class SetupScreen(Screen[None]):
             return None
 
     def _rebuild_form(self) -> None:
+        if self._form_timer is not None:
+            self._form_timer.stop()
+            self._form_timer = None
         self._describe()
         form = self.query_one("#form", VerticalScroll)
         form.remove_children()
@@ -388,6 +431,9 @@ class SetupScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------------------
     def action_train(self) -> None:
+        if self._form_now():  # the form still showed the dataset passed over: train once it is rebuilt
+            self.call_after_refresh(self.action_train)
+            return
         try:
             config = self.build_config()
         except WorkbenchError as exc:
@@ -396,6 +442,9 @@ class SetupScreen(Screen[None]):
         self.wb.start_run(config)
 
     def action_save(self) -> None:
+        if self._form_now():
+            self.call_after_refresh(self.action_save)
+            return
         try:
             config = self.build_config()
         except WorkbenchError as exc:
