@@ -15,6 +15,7 @@ The two models are trained first (one short epoch each, with the CLI) into a tem
 A poll of ``tmux capture-pane`` costs a few milliseconds, so figures have that resolution.
 
 usage: python benchmarks/tui_latency.py [--data ../shared/data] [--reps 5] [--conditions quiet,busy]
+                                        [--parts paint,predict,list]
        python benchmarks/tui_latency.py --minimal-app     (the baseline app, run by the benchmark itself)
 """
 
@@ -230,8 +231,20 @@ def fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
 
-def run_condition(label: str, work: Path, data: Path, models: dict[str, Path], reps: int, names: list[str]) -> None:
+def run_condition(label: str, work: Path, data: Path, models: dict[str, Path], reps: int, names: list[str],
+                  parts: set[str]) -> None:
     print(f"== {label} (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores) ==", flush=True)
+    if "paint" in parts:
+        paint_figures(work, data, models, reps)
+    if "predict" in parts:
+        predict_figures(work, data, models)
+    if "list" in parts:
+        delays = dataset_list(work, models["names"], data, names, presses=min(8, len(names) - 1))
+        print(f"dataset list, per Down press (s): {fmt(delays)}  median {statistics.median(delays):.2f}, "
+              f"max {max(delays):.2f}", flush=True)
+
+
+def paint_figures(work: Path, data: Path, models: dict[str, Path], reps: int) -> None:
     paint = first_paint(work, models["names"], data, reps)
     ratio = statistics.median(paint["workbench"]) / statistics.median(paint["minimal"])
     print(f"first paint, minimal Textual app (s): {fmt(paint['minimal'])}  median {statistics.median(paint['minimal']):.2f}")
@@ -239,14 +252,14 @@ def run_condition(label: str, work: Path, data: Path, models: dict[str, Path], r
           f"{statistics.median(paint['workbench']):.2f}")
     print(f"datasets listed, workbench (s):       {fmt(paint['ready'])}  median {statistics.median(paint['ready']):.2f}")
     print(f"first paint ratio workbench / minimal: {ratio:.2f}", flush=True)
+
+
+def predict_figures(work: Path, data: Path, models: dict[str, Path]) -> None:
     for model, line, text in (("names", "names / ", NAME), ("rt-polarity", "rt-polarity /", REVIEW)):
         found = predict(work, models[model], data, line, text)
         print(f"predict {model}, typing {text!r} at 8 chars/s: echo median {found['echo median']:.2f} s, "
               f"max {found['echo max']:.2f} s; answer {found['answer']:.2f} s after the last key; pasted: "
               f"echo {found['paste echo']:.2f} s, answer {found['paste answer']:.2f} s", flush=True)
-    delays = dataset_list(work, models["names"], data, names, presses=min(8, len(names) - 1))
-    print(f"dataset list, per Down press (s): {fmt(delays)}  median {statistics.median(delays):.2f}, "
-          f"max {max(delays):.2f}", flush=True)
 
 
 def main() -> int:
@@ -255,6 +268,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--conditions", default="quiet,busy")
     parser.add_argument("--busy-procs", type=int, default=2)
+    parser.add_argument("--parts", default="paint,predict,list", help="which figures: paint, predict, list")
     parser.add_argument("--minimal-app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.minimal_app:
@@ -264,15 +278,17 @@ def main() -> int:
     models = {"names": work / "runs-names", "rt-polarity": work / "runs-sentiment"}
     print("training the two models (one short epoch each)...", flush=True)
     train(models["names"], data, "names", "limit=4000")
-    train(models["rt-polarity"], data, "rt-polarity", "limit=2000")
+    if "predict" in args.parts:
+        train(models["rt-polarity"], data, "rt-polarity", "limit=2000")
     names = dataset_names()
+    parts = set(args.parts.split(","))
     for condition in args.conditions.split(","):
         if condition == "busy":
             with spinners(args.busy_procs):
                 time.sleep(1.0)
-                run_condition(f"busy: {args.busy_procs} spinning processes", work, data, models, args.reps, names)
+                run_condition(f"busy: {args.busy_procs} spinning processes", work, data, models, args.reps, names, parts)
         else:
-            run_condition("quiet (nothing started here)", work, data, models, args.reps, names)
+            run_condition("quiet (nothing started here)", work, data, models, args.reps, names, parts)
     return 0
 
 

@@ -76,6 +76,7 @@ class SetupScreen(Screen[None]):
     SetupScreen #right { height: 1fr; }
     SetupScreen #description { height: auto; max-height: 5; color: $text-muted; }
     SetupScreen #form { height: 1fr; border: round $primary; }
+    SetupScreen .psec { height: auto; }
     SetupScreen .prow { height: 1; }
     SetupScreen .pname { width: 18; }
     SetupScreen .psection { text-style: bold underline; margin-top: 1; }
@@ -103,6 +104,10 @@ class SetupScreen(Screen[None]):
         self._building = False
         self._estimate_timer: Any = None
         self._form_timer: Any = None
+        #: The parameters each form section was built for ("train" -> [Param, ...]).
+        self._sections: dict[str, list[Param]] = {}
+        #: Values the form set itself, by key, until their Changed event is handled.
+        self._placed: dict[str, str] = {}
 
     @property
     def wb(self) -> WorkbenchApp:
@@ -279,43 +284,71 @@ class SetupScreen(Screen[None]):
             return None
 
     def _rebuild_form(self) -> None:
+        """Show the form of the current dataset and architecture.
+
+        The form has a section per namespace; a section whose parameters are the same as before (the
+        training ones, across datasets) gets its values updated in place and only the others are
+        rebuilt: mounting the ~100 widgets of a whole form took a second on a busy machine."""
         if self._form_timer is not None:
             self._form_timer.stop()
             self._form_timer = None
         self._describe()
         form = self.query_one("#form", VerticalScroll)
-        form.remove_children()
-        self.params = {}
         defaults = self._defaults()
         if defaults is None:
+            form.remove_children()
+            self._sections = {}
+            self.params = {}
             return
         from workbench.config import param_groups
 
         groups = param_groups(self.wb.registry, self.dataset, self.arch)  # type: ignore[arg-type]
-        rows: list[Any] = [Label("run", classes="psection")]
         data_dir = self.edited.get("run.data_dir", str(settings.current().data_dir or ""))
-        rows.append(Horizontal(Label("data_dir", classes="pname"),
-                               Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
-                                     placeholder="empty: download into the cache"), classes="prow"))
+        if form.query("#sec-run"):
+            self._set_in_place(form.query_one("#p-run-data_dir", Input), "run.data_dir", data_dir)
+        else:
+            form.mount_all([Vertical(id=f"sec-{ns}", classes="psec") for ns in ("run", "train", "data", "model")])
+            form.query_one("#sec-run", Vertical).mount_all([
+                Label("run", classes="psection"),
+                Horizontal(Label("data_dir", classes="pname"),
+                           Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
+                                 placeholder="empty: download into the cache"), classes="prow")])
+        self.params = {}
         for namespace in ("train", "data", "model"):
-            group = groups[namespace]
-            if not group.params:
-                continue
-            rows.append(Label(namespace, classes="psection"))
+            params = list(groups[namespace].params)
             values = getattr(defaults, namespace)
-            for param in group.params:
-                key = f"{namespace}.{param.name}"
-                self.params[key] = param
-                value = self.edited.get(key, show_value(values.get(param.name, param.default)))
-                field_args: dict[str, Any] = {
-                    "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
-                    "valid_empty": False, "tooltip": param.help,
-                }
-                choices = ([show_value(c) for c in param.choices] if param.choices is not None
-                           else ["true", "false"] if param.type is bool else None)
-                field = ChoiceInput(value, choices, **field_args) if choices else Input(value, **field_args)
-                rows.append(Horizontal(Label(param.name, classes="pname"), field, classes="prow"))
-        form.mount_all(rows)
+            shown = {p.name: self.edited.get(f"{namespace}.{p.name}", show_value(values.get(p.name, p.default)))
+                     for p in params}
+            self.params.update({f"{namespace}.{p.name}": p for p in params})
+            section = form.query_one(f"#sec-{namespace}", Vertical)
+            if self._sections.get(namespace) == params:
+                for name, value in shown.items():
+                    self._set_in_place(section.query_one(f"#p-{namespace}-{name}", Input), f"{namespace}.{name}",
+                                       value)
+                continue
+            self._sections[namespace] = params
+            section.remove_children()
+            section.display = bool(params)
+            if params:
+                section.mount_all([Label(namespace, classes="psection"),
+                                   *[self._field_row(namespace, p, shown[p.name]) for p in params]])
+
+    def _set_in_place(self, field: Input, key: str, value: str) -> None:
+        """Show another dataset's value; its Changed event, handled later, is not a user's edit."""
+        if field.value != value:
+            self._placed[key] = value
+            field.value = value
+
+    @staticmethod
+    def _field_row(namespace: str, param: Param, value: str) -> Horizontal:
+        field_args: dict[str, Any] = {
+            "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
+            "valid_empty": False, "tooltip": param.help,
+        }
+        choices = ([show_value(c) for c in param.choices] if param.choices is not None
+                   else ["true", "false"] if param.type is bool else None)
+        field = ChoiceInput(value, choices, **field_args) if choices else Input(value, **field_args)
+        return Horizontal(Label(param.name, classes="pname"), field, classes="prow")
 
     def _key_of(self, widget_id: str | None) -> str | None:
         if not widget_id or not widget_id.startswith("p-"):
@@ -329,13 +362,18 @@ class SetupScreen(Screen[None]):
         if key is None:
             return
         param = self.params.get(key)
+        placed = self._placed.get(key) == event.value  # set by the form for another dataset: not an edit
+        if placed:
+            del self._placed[key]
         default_text = None
         if param is not None:
             defaults = self._defaults()
             namespace, name = key.split(".", 1)
             if defaults is not None:
                 default_text = show_value(getattr(defaults, namespace).get(name))
-        if event.value == default_text and key in self.edited:
+        if placed:
+            pass
+        elif event.value == default_text and key in self.edited:
             del self.edited[key]
         elif event.value != default_text and (param is not None or key == "run.data_dir"):
             if event.input.is_attached:  # not a field of a form that was rebuilt since
