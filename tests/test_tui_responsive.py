@@ -69,6 +69,18 @@ async def test_the_screen_is_drawn_before_a_hung_plugin_is_given_up(tmp_path, mo
         reset_registry()
 
 
+def test_what_the_first_frame_needs_imports_no_plugins_and_no_torch():
+    """Plugins (pluggy, every plugin module) and torch load after the first paint, not before it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.cli, workbench.tui.app, workbench.tui.setup; "
+            "print(sorted(m for m in ('torch', 'pluggy', 'workbench.registry', 'workbench_plugins') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 # -- predict as you type -------------------------------------------------------------------------
 class SlowTask:
     """A model that holds the interpreter lock for a while on every prediction (Python-heavy work)."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -24,13 +24,15 @@ from textual.filter import LineFilter
 from textual.screen import Screen
 
 from workbench.errors import WorkbenchError
-from workbench.registry import Registry, get_registry
 from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
 from workbench.tui.keygate import KeyGate
 from workbench.tui.keys import keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
 from workbench.tui.widgets import NoControlCharacters
+
+if TYPE_CHECKING:  # imported by the worker that loads the plugins, after the first paint
+    from workbench.registry import Registry
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
@@ -121,6 +123,8 @@ class WorkbenchApp(App[int]):
         """The plugins; loaded by a worker after the first paint (here, at once, only if needed sooner)."""
         with self._plugin_registry_lock:
             if self._plugin_registry is None:
+                from workbench.registry import get_registry
+
                 self._plugin_registry = get_registry()
             return self._plugin_registry
 
