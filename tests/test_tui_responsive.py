@@ -165,18 +165,26 @@ async def test_moving_through_datasets_waits_to_rebuild_the_form_and_raises_noth
             original()
 
         monkeypatch.setattr(screen, "_rebuild_form", counting)
+        monkeypatch.setattr("workbench.tui.setup.FORM_DELAY", 2.0)  # "rests" even on a crowded machine
+        epochs_field = screen.query_one("#p-train-epochs")
         datasets = screen.query_one("#datasets")
         datasets.focus()
         await pilot.pause()
         start = datasets.highlighted
         burst(app, *["down"] * 6)
-        await wait_for(pilot, lambda: datasets.highlighted == start + 6, timeout=10)
-        assert rebuilt == []  # the description follows each press; the form waits for the list to rest
         wanted = datasets.get_option_at_index(start + 6).id
-        assert screen.dataset == wanted and wanted in str(screen.query_one("#description").render())
+        await wait_for(pilot, lambda: screen.dataset == wanted, timeout=10)
+        assert rebuilt == []  # the description follows each press; the form waits for the list to rest
+        assert wanted in str(screen.query_one("#description").render())
         await wait_for(pilot, lambda: rebuilt == [wanted], timeout=10)
         await pilot.pause(0.5)
         assert rebuilt == [wanted] and errors(app) == []
+        # the training section is the same for every dataset: updated in place, not rebuilt
+        assert screen.query_one("#p-train-epochs") is epochs_field
+        from workbench.config import resolve_config
+
+        expected = resolve_config(get_registry(), wanted, screen.arch, "auto").train["epochs"]
+        assert epochs_field.value == str(expected) and "train.epochs" not in screen.edited
         task = get_registry().dataset(wanted).task
         assert screen.arch in [a.name for a in get_registry().architectures_for(task)]
         await pilot.press("up", "up", "up")
@@ -206,3 +214,12 @@ def test_devices_listed_by_a_child_process_match_this_process():
     from workbench.devices import list_devices, list_devices_in_child
 
     assert [d.to_dict() for d in list_devices_in_child()] == [d.to_dict() for d in list_devices()]
+
+
+def test_devices_that_cannot_be_listed_are_one_clear_error(monkeypatch):
+    from workbench import devices
+    from workbench.errors import DeviceError
+
+    monkeypatch.setattr(devices.sys, "executable", "/nonexistent/python")
+    with pytest.raises(DeviceError, match="`workbench devices` did not run"):
+        devices.list_devices_in_child()

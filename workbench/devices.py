@@ -69,14 +69,14 @@ def list_devices_in_child(timeout: float = 120.0) -> list[DeviceInfo]:
         done = subprocess.run([sys.executable, "-m", "workbench", "devices", "--json"], capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DeviceError(f"listing devices failed: {exc}") from exc
+        raise DeviceError(f"`workbench devices` did not run: {exc}") from exc
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise DeviceError(f"listing devices failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+        raise DeviceError(f"`workbench devices` failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
     try:
         return [DeviceInfo(**entry) for entry in json.loads(done.stdout)["devices"]]
     except (ValueError, KeyError, TypeError) as exc:
-        raise DeviceError(f"listing devices failed: unexpected output ({exc})") from exc
+        raise DeviceError(f"`workbench devices` printed something unexpected ({exc})") from exc
 
 
 def resolve_device(name: str) -> Any:
