@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SETUP_FILE = "workbench-setup.toml"
 #: Seconds the dataset and architecture lists must rest before the form is rebuilt for them.
-FORM_DELAY = 0.25
+FORM_DELAY = 0.5
 
 
 def list_devices() -> list[DeviceInfo]:
