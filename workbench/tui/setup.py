@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -34,6 +36,11 @@ FORM_DELAY = 0.5
 def list_devices() -> list[DeviceInfo]:
     """This machine's devices, from a child process (see :func:`list_devices_in_child`)."""
     return list_devices_in_child()
+
+
+def same_but_default(a: Param, b: Param) -> bool:
+    """Two parameters a field can be shared by: they differ at most in their default."""
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in fields(a) if f.name != "default")
 
 
 class ParamValidator(Validator):
@@ -106,6 +113,9 @@ class SetupScreen(Screen[None]):
         self._form_timer: Any = None
         #: The parameters each form section was built for ("train" -> [Param, ...]).
         self._sections: dict[str, list[Param]] = {}
+        #: The row (label and field) of each parameter shown, by namespace and name.
+        self._rows: dict[str, dict[str, Horizontal]] = {}
+        self._labels: dict[str, Label] = {}
         #: Values the form set itself, by key, until their Changed event is handled.
         self._placed: dict[str, str] = {}
 
@@ -286,9 +296,10 @@ class SetupScreen(Screen[None]):
     def _rebuild_form(self) -> None:
         """Show the form of the current dataset and architecture.
 
-        The form has a section per namespace; a section whose parameters are the same as before (the
-        training ones, across datasets) gets its values updated in place and only the others are
-        rebuilt: mounting the ~100 widgets of a whole form took a second on a busy machine."""
+        The form has a section per namespace, and a row per parameter: a row whose parameter is the same
+        as before (all the training ones, across datasets; most model ones, across architectures) gets
+        its value updated in place and only the others are mounted: mounting the ~100 widgets of a
+        whole form took seconds on a busy machine, and a key pressed meanwhile waited."""
         if self._form_timer is not None:
             self._form_timer.stop()
             self._form_timer = None
@@ -297,7 +308,7 @@ class SetupScreen(Screen[None]):
         defaults = self._defaults()
         if defaults is None:
             form.remove_children()
-            self._sections = {}
+            self._sections, self._rows, self._labels = {}, {}, {}
             self.params = {}
             return
         from workbench.config import param_groups
@@ -320,18 +331,39 @@ class SetupScreen(Screen[None]):
             shown = {p.name: self.edited.get(f"{namespace}.{p.name}", show_value(values.get(p.name, p.default)))
                      for p in params}
             self.params.update({f"{namespace}.{p.name}": p for p in params})
-            section = form.query_one(f"#sec-{namespace}", Vertical)
-            if self._sections.get(namespace) == params:
-                for name, value in shown.items():
-                    self._set_in_place(section.query_one(f"#p-{namespace}-{name}", Input), f"{namespace}.{name}",
-                                       value)
-                continue
-            self._sections[namespace] = params
+            self._update_section(form.query_one(f"#sec-{namespace}", Vertical), namespace, params, shown)
+
+    def _update_section(self, section: Vertical, namespace: str, params: list[Param], shown: dict[str, str]) -> None:
+        """Make ``section`` show ``params``: a row whose parameter is unchanged but for its default keeps
+        its widgets (the value is set in place); the others are removed or mounted."""
+        before = {p.name: p for p in self._sections.get(namespace, [])}
+        self._sections[namespace] = params
+        section.display = bool(params)
+        if not params:
             section.remove_children()
-            section.display = bool(params)
-            if params:
-                section.mount_all([Label(namespace, classes="psection"),
-                                   *[self._field_row(namespace, p, shown[p.name]) for p in params]])
+            self._rows[namespace] = {}
+            return
+        kept = {p.name for p in params if p.name in before and same_but_default(before[p.name], p)}
+        if not kept:  # nothing to keep: one mount for the lot
+            section.remove_children()
+            rows = {p.name: self._field_row(namespace, p, shown[p.name]) for p in params}
+            self._labels[namespace] = Label(namespace, classes="psection")
+            section.mount_all([self._labels[namespace], *rows.values()])
+            self._rows[namespace] = rows
+            return
+        rows = self._rows.setdefault(namespace, {})
+        for name in before:
+            if name not in kept and name in rows:
+                rows.pop(name).remove()  # rows have no id: a new one may be mounted before this is gone
+        previous: Widget = self._labels[namespace]
+        for param in params:
+            if param.name in kept and param.name in rows:
+                previous = rows[param.name]
+                self._set_in_place(previous.query_one(Input), f"{namespace}.{param.name}", shown[param.name])
+            else:
+                rows[param.name] = self._field_row(namespace, param, shown[param.name])
+                section.mount(rows[param.name], after=previous)
+                previous = rows[param.name]
 
     def _set_in_place(self, field: Input, key: str, value: str) -> None:
         """Show another dataset's value; its Changed event, handled later, is not a user's edit."""
@@ -412,6 +444,8 @@ class SetupScreen(Screen[None]):
         self.app.call_from_thread(self._show_estimate, text)
 
     def _show_estimate(self, text: str) -> None:
+        if not self.is_attached:  # the app closed while the estimate was computed
+            return
         widget = self.query_one("#estimate", Static)
         widget.update(Text(text))
         widget.display = bool(text)
