@@ -1,7 +1,15 @@
-"""Loader for the names data: the tutorial zip, its extracted folder, or a folder of <Language>.txt."""
+"""Loader for the names data: the tutorial zip, its extracted folder, or a folder of <Language>.txt.
+
+Where it comes from, first found: the data dir (``--data-dir`` / WORKBENCH_DATA_DIR), a download
+through WORKBENCH_DATA_MIRROR, a download already in the cache, else the copy bundled with the
+package (``data/names.zip``, 63 KB, the same bytes; see ``data/NAMES-LICENSE.txt``), so the app's
+default dataset trains on a fresh machine with no network. Every file's sha256 is checked, whichever
+copy is read, except a data dir's (the user's own files, perhaps edited on purpose).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +25,8 @@ from workbench.api import (
 )
 
 URL = "https://download.pytorch.org/tutorial/data.zip"
+#: The copy shipped inside the package: names/<Language>.txt, the same bytes as the download's.
+BUNDLED = Path(__file__).parent / "data" / "names.zip"
 
 #: sha256 of each names file; the zip holds these same bytes under data/names/.
 CHECKSUMS = {
@@ -95,13 +105,36 @@ def read_names(files: RawFiles, ascii_only: bool) -> tuple[list[str], list[tuple
     return languages, examples
 
 
-def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
+def bundled_files() -> RawFiles:
+    """The bundled copy, each file checked against its published sha256."""
+    if not BUNDLED.is_file():
+        raise DataError(f"the bundled names data ({BUNDLED}) is missing: reinstall seq-workbench, or pass "
+                        f"--data-dir (download {URL})")
+    files = _read_zip(BUNDLED)
+    for language, (where, raw) in files.items():
+        if hashlib.sha256(raw).hexdigest() != CHECKSUMS.get(f"{language}.txt"):
+            raise DataError(f"{where} does not match its published sha256: reinstall seq-workbench")
+    if len(files) != len(CHECKSUMS):
+        raise DataError(f"{BUNDLED} holds {len(files)} of the {len(CHECKSUMS)} names files: reinstall seq-workbench")
+    return files
+
+
+def _source(context: LoadContext) -> tuple[RawFiles, str]:
+    """The files and where they came from (see the module's docstring for the order)."""
+    cached = context.cache_dir / "names" / "data.zip"
+    if context.data_dir is None and context.mirror is None and not cached.is_file():
+        return bundled_files(), f"bundled copy of {URL}"
     # The zip's own checksum is not published; its members' are, so those are verified.
     members = {f"names/{name}": digest for name, digest in CHECKSUMS.items()}
     path = fetch(context, URL, "names/data.zip", members=members, find=_find, what="names data",
                  expected="names/<Language>.txt, data/names/<Language>.txt, data.zip, or a folder of "
                  "<Language>.txt files")
-    languages, examples = read_names(read_files(path), params["ascii"])
+    return read_files(path), URL if context.data_dir is None else str(path)
+
+
+def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
+    files, source = _source(context)
+    languages, examples = read_names(files, params["ascii"])
     train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
     train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
     dropped = 0
@@ -119,7 +152,7 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
         tokenizer="char",
         normalize="ascii" if params["ascii"] else "none",
         info={
-            "source": URL,
+            "source": source,
             "names": len(examples),
             "languages": len(languages),
             "split": params["split"],

@@ -260,17 +260,20 @@ async def test_the_app_starts_beside_plugins_that_exit_or_hang(tmp_path: Path, m
     })
     monkeypatch.setenv("WORKBENCH_PLUGINS_DIR", str(folder))
     monkeypatch.setenv("WORKBENCH_PLUGIN_TIMEOUT", "0.3")
+    app = WorkbenchApp(runs_root=tmp_path / "runs", keys_file=tmp_path / "no-keys.toml")
     try:
-        app = WorkbenchApp(runs_root=tmp_path / "runs", keys_file=tmp_path / "no-keys.toml")
+        async with app.run_test(size=(100, 30)) as pilot:  # plugins load after the first paint
+            deadline = time.monotonic() + 30
+            while app.screen.dataset != "names" and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            await pilot.pause()
+            shown = [n.message for n in app._notifications]
+            assert any("bx4_exits" in m and "sys.exit(3)" in m for m in shown), shown
+            assert any("bx4_stuck" in m and "did not finish importing within 0.3 s" in m for m in shown), shown
+            assert app.screen.dataset == "names"
+            assert "bx4-good" in app.registry.datasets
     finally:
         release.write_text("go")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        shown = [n.message for n in app._notifications]
-        assert any("bx4_exits" in m and "sys.exit(3)" in m for m in shown), shown
-        assert any("bx4_stuck" in m and "did not finish importing within 0.3 s" in m for m in shown), shown
-        assert app.screen.dataset == "names"
-        assert "bx4-good" in app.registry.datasets
 
 
 # -- lazy imports in the engine, and models that break the task's contract ----------------------

@@ -327,10 +327,12 @@ async def test_the_app_forces_a_stuck_run_to_stop_on_a_second_s(isolated_dirs, m
 async def test_the_setup_form_shows_the_model_size_before_a_run(isolated_dirs, monkeypatch):
     """The issue's model size (hidden_size=8192): the form says how many parameters and how many GB per
     step before anything is started."""
+    from workbench.registry import get_registry
     from workbench.tui.app import WorkbenchApp
 
     monkeypatch.setattr("workbench.tui.setup.list_devices", lambda: [])
-    app = WorkbenchApp(runs_root=isolated_dirs / "runs", keys_file=isolated_dirs / "no-keys.toml")
+    app = WorkbenchApp(runs_root=isolated_dirs / "runs", keys_file=isolated_dirs / "no-keys.toml",
+                       registry=get_registry())  # loaded already: no after-paint load to wait for
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.screen
         estimate = screen.query_one("#estimate")

@@ -21,6 +21,7 @@ import pytest
 from helpers import FAST
 from workbench.devices import DeviceInfo
 from workbench.events import EndEvent, EpochEvent, Event, StartEvent, StatusEvent, StepEvent
+from workbench.registry import get_registry
 from workbench.runs import EventWriter, Run, atomic_write_json
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.monitor import RunMonitor, downsample
@@ -46,6 +47,7 @@ def runs_root(isolated_dirs: Path) -> Path:
 
 
 def make_app(runs_root: Path, keys_file: Path | None = None, **kwargs: Any) -> WorkbenchApp:
+    kwargs.setdefault("registry", get_registry())  # loaded already: the app skips its after-paint load
     return WorkbenchApp(runs_root=runs_root, keys_file=keys_file or runs_root.parent / "no-keys.toml", **kwargs)
 
 

@@ -12,12 +12,14 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param, ParamGroup, route_assignments
-from workbench.registry import Registry
 from workbench.runs import Run, RunLock, atomic_write_json, find_run, lock_held
+
+if TYPE_CHECKING:  # the app imports this before its first paint; the plugin machinery comes after it
+    from workbench.registry import Registry
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "plateau")

@@ -6,8 +6,11 @@ device exists and says what to do when it does not.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +58,25 @@ def list_devices() -> list[DeviceInfo]:
     else:
         found.append(DeviceInfo("mps", "Apple GPU (Metal)", False, reason="only on Apple silicon with macOS"))
     return found
+
+
+def list_devices_in_child(timeout: float = 120.0) -> list[DeviceInfo]:
+    """:func:`list_devices`, computed by ``workbench devices --json`` in a child process.
+
+    For the app: importing torch takes seconds and, in a thread, holds the interpreter lock for up
+    to a second at a time, freezing the screen; a child process leaves this one free."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "workbench", "devices", "--json"], capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DeviceError(f"`workbench devices` did not run: {exc}") from exc
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise DeviceError(f"`workbench devices` failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+    try:
+        return [DeviceInfo(**entry) for entry in json.loads(done.stdout)["devices"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeviceError(f"`workbench devices` printed something unexpected ({exc})") from exc
 
 
 def resolve_device(name: str) -> Any:

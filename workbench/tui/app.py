@@ -1,7 +1,10 @@
 """The terminal app ``workbench`` opens: set up, train and watch, browse runs, predict, generate.
 
 Training runs in a detached ``workbench train`` process; the app follows run folders on a timer.
-torch is imported only in worker threads (devices, loading a checkpoint), so the first paint is fast.
+The first frame is drawn before anything slow: plugins are loaded in a worker thread after it (a hung
+plugin leaves the dataset list saying so, not a blank screen), devices are listed by a child process
+(importing torch in a thread would hold the interpreter lock for a second at a time), and torch is
+imported in this process only to load a checkpoint.
 """
 
 from __future__ import annotations
@@ -9,23 +12,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.screen import Screen
 
 from workbench.errors import WorkbenchError
-from workbench.registry import Registry, get_registry
 from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
+from workbench.tui.keygate import KeyGate
 from workbench.tui.keys import key_conflicts, keymap_path, load_keymap
 from workbench.tui.launch import Launched, start_training
 from workbench.tui.monitor import RunMonitor
 from workbench.tui.widgets import FOCUS_CSS, NoControlCharacters
+
+if TYPE_CHECKING:  # imported by the worker that loads the plugins, after the first paint
+    from workbench.registry import Registry
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
@@ -75,7 +82,10 @@ class WorkbenchApp(App[int]):
                  keys_file: Path | None = None) -> None:
         super().__init__()
         self.runs_root = runs_root or default_runs_dir()
-        self.registry = registry or get_registry()
+        self._plugin_registry = registry
+        self._plugin_registry_lock = threading.Lock()
+        self._plugins_ready = registry is not None
+        self._plugin_waiters: list[Callable[[], None]] = []
         self.keys_file = keys_file or keymap_path()
         self.monitors: dict[str, RunMonitor] = {}
         self.current: str | None = None
@@ -88,6 +98,7 @@ class WorkbenchApp(App[int]):
         #: (title, message) of each problem reported since start, for the Problems screen.
         self.problems: list[tuple[str, str]] = []
         self._no_controls = NoControlCharacters()
+        self._keys_held = KeyGate(self)
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         """Textual's filters, then :class:`NoControlCharacters` on every line the app draws."""
@@ -106,12 +117,55 @@ class WorkbenchApp(App[int]):
             self._key_notes.append(f"{len(keymap)} key(s) remapped from {self.keys_file}")
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._check_keymap)
         for problem in self._key_problems:
             self.report_problem("keys", problem)
+        if self._plugins_ready:
+            self._plugins_loaded()
+        else:
+            self.call_after_refresh(self._load_plugins)
+        self.set_interval(POLL_SECONDS, self.poll_runs)
+
+    # -- plugins (loaded after the first paint) ---------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        """The plugins; loaded by a worker after the first paint (here, at once, only if needed sooner)."""
+        with self._plugin_registry_lock:
+            if self._plugin_registry is None:
+                from workbench.registry import get_registry
+
+                self._plugin_registry = get_registry()
+            return self._plugin_registry
+
+    @work(thread=True, exclusive=True, group="plugins")
+    def _load_plugins(self) -> None:
+        self.registry  # noqa: B018 (loads it)
+        self.call_from_thread(self._plugins_loaded)
+
+    def _plugins_loaded(self) -> None:
+        self._plugins_ready = True
         for plugin, error in self.registry.errors:
             self.report_problem("plugin failed", f"plugin {plugin.name}: {error}")
-        self.set_interval(POLL_SECONDS, self.poll_runs)
+        waiters, self._plugin_waiters = self._plugin_waiters, []
+        for callback in waiters:
+            callback()
+        self.call_after_refresh(self._check_keymap)  # imports every screen: after the setup screen is filled
+
+    def when_plugins_loaded(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the UI thread once the plugins are loaded (now if they are)."""
+        if self._plugins_ready:
+            callback()
+        else:
+            self._plugin_waiters.append(callback)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._keys_held.hold(event)
+            return
+        await super().on_event(event)
+
+    async def deliver_key(self, event: events.Key) -> None:
+        """What Textual does with a key (priority bindings, then the focused widget); see KeyGate."""
+        await super().on_event(event)
 
     def report_problem(self, title: str, message: str) -> None:
         """A problem worth reading again (a plugin that failed to load, a bad key binding): kept for

@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, Static
 
 from workbench.errors import WorkbenchError
 from workbench.terminal import printable
+from workbench.tui.latest import LatestOnly
 from workbench.tui.render import (
     checkpoint_position,
     confusion_view,
@@ -158,6 +159,9 @@ class PredictScreen(ModelScreen):
         yield footer()
 
     def on_mount(self) -> None:
+        # one thread answers the newest text only: typing is echoed at once, however slow the model
+        self._predictor: LatestOnly[tuple[LoadedModel, str, int]] = LatestOnly(self.app, self._compute,
+                                                                               self._answered)
         self.query_one("#answer-box").border_title = "prediction"
         self.query_one("#eval-box").border_title = "last evaluation of this checkpoint"
         self.query_one("#text", Input).focus()
@@ -191,21 +195,23 @@ class PredictScreen(ModelScreen):
                 self.query_one("#answer", Static).update("no model loaded yet (ctrl+o chooses one)")
             return
         if not text.strip():
+            self._predictor.drop()
             self.query_one("#answer", Static).update("")
             return
-        self._predict(self.loaded, text, int(k_input.value))
+        self._predictor.submit((self.loaded, text, int(k_input.value)))
 
-    @work(thread=True, exclusive=True, group="predict")
-    def _predict(self, loaded: LoadedModel, text: str, k: int) -> None:
-        try:
-            prediction: Any = loaded.task.predict(loaded.model, text, loaded.device, top_k=k)
-        except WorkbenchError as exc:
-            self.app.call_from_thread(self._show, None, str(exc))
-            return
-        except Exception as exc:
-            self.app.call_from_thread(self._show, None, f"prediction failed: {type(exc).__name__}: {exc}")
-            return
-        self.app.call_from_thread(self._show, prediction, "", text, loaded)
+    def _compute(self, request: tuple[LoadedModel, str, int]) -> Any:
+        loaded, text, k = request
+        return loaded.task.predict(loaded.model, text, loaded.device, top_k=k)
+
+    def _answered(self, request: tuple[LoadedModel, str, int], prediction: Any, error: BaseException | None) -> None:
+        loaded, text, _ = request
+        if isinstance(error, WorkbenchError):
+            self._show(None, str(error))
+        elif error is not None:
+            self._show(None, f"prediction failed: {type(error).__name__}: {error}")
+        else:
+            self._show(prediction, "", text, loaded)
 
     def _show(self, prediction: dict[str, Any] | None, message: str, text: str = "",
               loaded: LoadedModel | None = None) -> None:

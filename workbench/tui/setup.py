@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +14,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench import settings
 from workbench.config import RunConfig, plan_run, resolve_config
-from workbench.devices import list_devices
+from workbench.devices import DeviceInfo, list_devices_in_child
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
@@ -27,6 +29,18 @@ if TYPE_CHECKING:
     from workbench.tui.app import WorkbenchApp
 
 DEFAULT_SETUP_FILE = "workbench-setup.toml"
+#: Seconds the dataset and architecture lists must rest before the form is rebuilt for them.
+FORM_DELAY = 0.5
+
+
+def list_devices() -> list[DeviceInfo]:
+    """This machine's devices, from a child process (see :func:`list_devices_in_child`)."""
+    return list_devices_in_child()
+
+
+def same_but_default(a: Param, b: Param) -> bool:
+    """Two parameters a field can be shared by: they differ at most in their default."""
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in fields(a) if f.name != "default")
 
 
 class ParamValidator(Validator):
@@ -69,6 +83,7 @@ class SetupScreen(Screen[None]):
     SetupScreen #right { height: 1fr; }
     SetupScreen #description { height: auto; max-height: 5; color: $text-muted; }
     SetupScreen #form { height: 1fr; border: round $primary; }
+    SetupScreen .psec { height: auto; }
     SetupScreen .prow { height: 1; }
     SetupScreen .pname { width: 18; }
     SetupScreen .prow:focus-within .pname { text-style: bold reverse; }
@@ -98,21 +113,25 @@ class SetupScreen(Screen[None]):
         self._building = False
         self._estimate_timer: Any = None
         self._device_notes: list[str] = []
+        self._form_timer: Any = None
+        #: The parameters each form section was built for ("train" -> [Param, ...]).
+        self._sections: dict[str, list[Param]] = {}
+        #: The row (label and field) of each parameter shown, by namespace and name.
+        self._rows: dict[str, dict[str, Horizontal]] = {}
+        self._labels: dict[str, Label] = {}
+        #: Values the form set itself, by key, until their Changed event is handled.
+        self._placed: dict[str, str] = {}
 
     @property
     def wb(self) -> WorkbenchApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        registry = self.wb.registry
         yield NavBar("setup")
         with Horizontal():
             with Vertical(id="pickers"):
                 yield Label("Dataset")
-                yield OptionList(
-                    *[Option(f"{name}  ({spec.task})", id=name) for name, spec in sorted(registry.datasets.items())],
-                    id="datasets",
-                )
+                yield OptionList(Option("loading plugins…", disabled=True), id="datasets")
                 yield Label("Architecture")
                 yield OptionList(id="archs")
                 yield Label("Device")
@@ -126,19 +145,27 @@ class SetupScreen(Screen[None]):
         yield footer()
 
     def on_mount(self) -> None:
+        self.query_one("#devices", OptionList).highlighted = 0
+        self.query_one("#datasets", OptionList).focus()
+        self.wb.when_plugins_loaded(self._fill_datasets)
+        self.call_after_refresh(self._detect_devices)
+
+    def _fill_datasets(self) -> None:
+        """The dataset list, once the plugins are loaded (after the first paint)."""
+        registry = self.wb.registry
         datasets = self.query_one("#datasets", OptionList)
+        datasets.clear_options()
+        datasets.add_options([Option(f"{name}  ({spec.task})", id=name)
+                              for name, spec in sorted(registry.datasets.items())])
         if datasets.option_count:
             ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
             wanted = settings.current().default_dataset
             datasets.highlighted = ids.index(wanted) if wanted in ids else 0
-            # the form (a hundred widgets) is built just after the first paint
-            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, defer_form=True)
+            # the form (a hundred widgets) is built just after the list is drawn
+            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, form="after_refresh")
         else:
             self.query_one("#description", Static).update(
                 "No datasets: no plugin provides one (see `workbench plugins`).")
-        self.query_one("#devices", OptionList).highlighted = 0
-        datasets.focus()
-        self.call_after_refresh(self._detect_devices)
 
     # -- devices (imports torch: off the UI thread) ----------------------------------------
     def _detect_devices(self) -> None:
@@ -173,13 +200,37 @@ class SetupScreen(Screen[None]):
     @on(OptionList.OptionHighlighted, "#datasets")
     def _dataset_moved(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id != self.dataset:
-            self._select_dataset(event.option.id)
+            # the description and architectures follow at once; the form once the list rests
+            self._select_dataset(event.option.id, form="soon")
 
     @on(OptionList.OptionHighlighted, "#archs")
     def _arch_moved(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id != self.arch and not self._building:
-            self.arch = event.option.id
-            self._rebuild_form()
+        # a highlight from the list of a dataset passed over a moment ago arrives late: ignore it
+        stale = event.option is not event.option_list.highlighted_option
+        if stale or self._building or event.option.id == self.arch or event.option.id not in self._fitting_archs():
+            return
+        self.arch = event.option.id
+        self._rebuild_form()
+
+    def _fitting_archs(self) -> list[str]:
+        if not self.dataset:
+            return []
+        registry = self.wb.registry
+        return [a.name for a in registry.architectures_for(registry.dataset(self.dataset).task)]
+
+    def _form_soon(self) -> None:
+        """Rebuild the form once the pickers rest for FORM_DELAY (each rebuild mounts ~100 widgets)."""
+        self._describe()
+        if self._form_timer is not None:
+            self._form_timer.stop()
+        self._form_timer = self.set_timer(FORM_DELAY, self._rebuild_form)
+
+    def _form_now(self) -> bool:
+        """Build a form that is waiting for its timer; True when one was waiting."""
+        if self._form_timer is None:
+            return False
+        self._rebuild_form()
+        return True
 
     @on(OptionList.OptionHighlighted, "#devices")
     def _device_moved(self, event: OptionList.OptionHighlighted) -> None:
@@ -191,6 +242,7 @@ class SetupScreen(Screen[None]):
         """Enter on a list moves on to the next one, then into the form."""
         order = ["datasets", "archs", "devices"]
         current = event.option_list.id
+        self._form_now()
         if current in order[:-1]:
             self.query_one(f"#{order[order.index(current) + 1]}", OptionList).focus()
         else:
@@ -198,7 +250,8 @@ class SetupScreen(Screen[None]):
             if inputs:
                 inputs.first().focus()
 
-    def _select_dataset(self, name: str | None, arch: str | None = None, defer_form: bool = False) -> None:
+    def _select_dataset(self, name: str | None, arch: str | None = None, form: str = "now") -> None:
+        """Show dataset ``name``; its form is built ``form``: "now", "after_refresh" or "soon" (FORM_DELAY)."""
         registry = self.wb.registry
         if name is None:
             return
@@ -215,7 +268,9 @@ class SetupScreen(Screen[None]):
         if self.arch is not None:
             archs.highlighted = names.index(self.arch)
         self._building = False
-        if defer_form:
+        if form == "soon":
+            self._form_soon()
+        elif form == "after_refresh":
             self._describe()
             self.call_after_refresh(self._rebuild_form)
         else:
@@ -244,40 +299,93 @@ class SetupScreen(Screen[None]):
             return None
 
     def _rebuild_form(self) -> None:
+        """Show the form of the current dataset and architecture.
+
+        The form has a section per namespace, and a row per parameter: a row whose parameter is the same
+        as before (all the training ones, across datasets; most model ones, across architectures) gets
+        its value updated in place and only the others are mounted: mounting the ~100 widgets of a
+        whole form took seconds on a busy machine, and a key pressed meanwhile waited."""
+        if self._form_timer is not None:
+            self._form_timer.stop()
+            self._form_timer = None
         self._describe()
         form = self.query_one("#form", VerticalScroll)
-        form.remove_children()
-        self.params = {}
         defaults = self._defaults()
         if defaults is None:
+            form.remove_children()
+            self._sections, self._rows, self._labels = {}, {}, {}
+            self.params = {}
             return
         from workbench.config import param_groups
 
         groups = param_groups(self.wb.registry, self.dataset, self.arch)  # type: ignore[arg-type]
-        rows: list[Any] = [Label("run", classes="psection")]
         data_dir = self.edited.get("run.data_dir", str(settings.current().data_dir or ""))
-        rows.append(Horizontal(Label("data_dir", classes="pname"),
-                               Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
-                                     placeholder="empty: download into the cache"), classes="prow"))
+        if form.query("#sec-run"):
+            self._set_in_place(form.query_one("#p-run-data_dir", Input), "run.data_dir", data_dir)
+        else:
+            form.mount_all([Vertical(id=f"sec-{ns}", classes="psec") for ns in ("run", "train", "data", "model")])
+            form.query_one("#sec-run", Vertical).mount_all([
+                Label("run", classes="psection"),
+                Horizontal(Label("data_dir", classes="pname"),
+                           Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
+                                 placeholder="empty: download into the cache"), classes="prow")])
+        self.params = {}
         for namespace in ("train", "data", "model"):
-            group = groups[namespace]
-            if not group.params:
-                continue
-            rows.append(Label(namespace, classes="psection"))
+            params = list(groups[namespace].params)
             values = getattr(defaults, namespace)
-            for param in group.params:
-                key = f"{namespace}.{param.name}"
-                self.params[key] = param
-                value = self.edited.get(key, show_value(values.get(param.name, param.default)))
-                field_args: dict[str, Any] = {
-                    "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
-                    "valid_empty": False, "tooltip": param.help,
-                }
-                choices = ([show_value(c) for c in param.choices] if param.choices is not None
-                           else ["true", "false"] if param.type is bool else None)
-                field = ChoiceInput(value, choices, **field_args) if choices else Input(value, **field_args)
-                rows.append(Horizontal(Label(param.name, classes="pname"), field, classes="prow"))
-        form.mount_all(rows)
+            shown = {p.name: self.edited.get(f"{namespace}.{p.name}", show_value(values.get(p.name, p.default)))
+                     for p in params}
+            self.params.update({f"{namespace}.{p.name}": p for p in params})
+            self._update_section(form.query_one(f"#sec-{namespace}", Vertical), namespace, params, shown)
+
+    def _update_section(self, section: Vertical, namespace: str, params: list[Param], shown: dict[str, str]) -> None:
+        """Make ``section`` show ``params``: a row whose parameter is unchanged but for its default keeps
+        its widgets (the value is set in place); the others are removed or mounted."""
+        before = {p.name: p for p in self._sections.get(namespace, [])}
+        self._sections[namespace] = params
+        section.display = bool(params)
+        if not params:
+            section.remove_children()
+            self._rows[namespace] = {}
+            return
+        kept = {p.name for p in params if p.name in before and same_but_default(before[p.name], p)}
+        if not kept:  # nothing to keep: one mount for the lot
+            section.remove_children()
+            rows = {p.name: self._field_row(namespace, p, shown[p.name]) for p in params}
+            self._labels[namespace] = Label(namespace, classes="psection")
+            section.mount_all([self._labels[namespace], *rows.values()])
+            self._rows[namespace] = rows
+            return
+        rows = self._rows.setdefault(namespace, {})
+        for name in before:
+            if name not in kept and name in rows:
+                rows.pop(name).remove()  # rows have no id: a new one may be mounted before this is gone
+        previous: Widget = self._labels[namespace]
+        for param in params:
+            if param.name in kept and param.name in rows:
+                previous = rows[param.name]
+                self._set_in_place(previous.query_one(Input), f"{namespace}.{param.name}", shown[param.name])
+            else:
+                rows[param.name] = self._field_row(namespace, param, shown[param.name])
+                section.mount(rows[param.name], after=previous)
+                previous = rows[param.name]
+
+    def _set_in_place(self, field: Input, key: str, value: str) -> None:
+        """Show another dataset's value; its Changed event, handled later, is not a user's edit."""
+        if field.value != value:
+            self._placed[key] = value
+            field.value = value
+
+    @staticmethod
+    def _field_row(namespace: str, param: Param, value: str) -> Horizontal:
+        field_args: dict[str, Any] = {
+            "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
+            "valid_empty": False, "tooltip": param.help,
+        }
+        choices = ([show_value(c) for c in param.choices] if param.choices is not None
+                   else ["true", "false"] if param.type is bool else None)
+        field = ChoiceInput(value, choices, **field_args) if choices else Input(value, **field_args)
+        return Horizontal(Label(param.name, classes="pname"), field, classes="prow")
 
     def _key_of(self, widget_id: str | None) -> str | None:
         if not widget_id or not widget_id.startswith("p-"):
@@ -291,13 +399,18 @@ class SetupScreen(Screen[None]):
         if key is None:
             return
         param = self.params.get(key)
+        placed = self._placed.get(key) == event.value  # set by the form for another dataset: not an edit
+        if placed:
+            del self._placed[key]
         default_text = None
         if param is not None:
             defaults = self._defaults()
             namespace, name = key.split(".", 1)
             if defaults is not None:
                 default_text = show_value(getattr(defaults, namespace).get(name))
-        if event.value == default_text and key in self.edited:
+        if placed:
+            pass
+        elif event.value == default_text and key in self.edited:
             del self.edited[key]
         elif event.value != default_text and (param is not None or key == "run.data_dir"):
             if event.input.is_attached:  # not a field of a form that was rebuilt since
@@ -336,6 +449,8 @@ class SetupScreen(Screen[None]):
         self.app.call_from_thread(self._show_estimate, text)
 
     def _show_estimate(self, text: str) -> None:
+        if not self.is_attached:  # the app closed while the estimate was computed
+            return
         widget = self.query_one("#estimate", Static)
         widget.update(Text(text))
         widget.display = bool(text)
@@ -410,6 +525,9 @@ class SetupScreen(Screen[None]):
 
     # -- actions ---------------------------------------------------------------------------
     def action_train(self) -> None:
+        if self._form_now():  # the form still showed the dataset passed over: train once it is rebuilt
+            self.call_after_refresh(self.action_train)
+            return
         try:
             config = self.build_config()
         except WorkbenchError as exc:
@@ -418,6 +536,9 @@ class SetupScreen(Screen[None]):
         self.wb.start_run(config)
 
     def action_save(self) -> None:
+        if self._form_now():
+            self.call_after_refresh(self.action_save)
+            return
         try:
             config = self.build_config()
         except WorkbenchError as exc:
