@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench import __version__
+from workbench import __version__, distributed
 from workbench.api import LoadContext
 from workbench.config import RunConfig, resume_refusal, stored_config
 from workbench.devices import resolve_device
+from workbench.distributed import SingleProcess
 from workbench.errors import CheckpointError, DataError, WorkbenchError
 from workbench.events import (
     DownloadEvent,
@@ -369,6 +370,9 @@ class Training:
     memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
     params: list[nn.Parameter] = field(default_factory=list)
+    #: The module the training steps call: ``model``, or DistributedDataParallel around it (several
+    #: processes); evaluation and checkpoints always use ``model`` itself.
+    step_model: nn.Module | None = None
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -418,20 +422,27 @@ class Trainer:
         resume: Run | None = None,
         run: Run | None = None,
         lock: RunLock | None = None,
+        world: SingleProcess | None = None,
     ) -> None:
         self.config = config
+        #: The processes training this run together (one, without torchrun): see workbench/distributed.py.
+        self.world = world or distributed.current()
         self._lock = lock  # taken by RunPlan.begin() for a resume; else train() takes it
         self.registry = registry or get_registry()
         self.on_event = on_event
         self.should_stop = should_stop or (lambda: False)
         self.resume_run = resume
-        self.device = resolve_device(config.device)  # fail before a run directory is made
+        self.device = self.world.device(resolve_device(config.device))  # fail before a run directory is made
         if resume is not None:
             self.run = resume
         elif run is not None:
             self.run = run
-        else:
+        elif not self.world.distributed:
             self.run = new_run(runs_root or current_settings().runs_dir, config.dataset, config.arch)
+        else:  # made by rank 0; the other processes learn its path
+            made = new_run(runs_root or current_settings().runs_dir, config.dataset, config.arch) \
+                if self.world.is_main else None
+            self.run = Run(Path(self.world.share(made and str(made.path))))
         self._events: EventWriter | None = None
         self._sinks: EventSinks | None = None
         self._last_control_check = 0.0
@@ -440,6 +451,8 @@ class Trainer:
         self._deadline: float | None = None
         self._watchdog: StopWatchdog | None = None
         self._loss_watch = LossWatch()
+        #: Optimisation steps the run has taken (all epochs, resumes included), once training ends.
+        self.global_step = 0
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
 
@@ -449,6 +462,8 @@ class Trainer:
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
+        if not self.world.is_main:
+            return  # rank 0 tells the run's story for all processes
         if event.time is None:
             event = replace(event, time=time.time())
         if self._events is not None:
@@ -460,32 +475,38 @@ class Trainer:
                 self.emit(StatusEvent(message=problem))
 
     def _poll_control(self, force: bool = False) -> str | None:
-        """"stop", or None; blocks while paused. Checks the control file at most a few times a second."""
+        """"stop", or None; blocks while paused. Checks the control file at most a few times a second.
+        All processes of a distributed run act on the same decision (rank 0 reads the file)."""
+        command = self.world.agree(self._control_command(force))
+        if command != "pause":
+            return command
+        self._write_status(state="paused")
+        self.emit(StateEvent(state="paused"))
+        while command == "pause":
+            time.sleep(0.2)
+            command = self.world.agree(self._control_command(force=True))
+        if command == "stop":
+            return "stop"
+        self._write_status(state="running")
+        self.emit(StateEvent(state="running"))
+        return None
+
+    def _control_command(self, force: bool) -> str | None:
+        """This process's wish: "stop" (asked, or past the time limit), "pause", or None."""
         if self.should_stop():
             return "stop"
+        if self._deadline is not None and self.world.distributed and time.monotonic() > self._deadline:
+            return "stop"  # one clock decides for all processes
         now = time.monotonic()
-        if not force and now - self._last_control_check < 0.25:
+        if not self.world.is_main or (not force and now - self._last_control_check < 0.25):
             return None
         self._last_control_check = now
         command = self.run.read_control()
-        if command == "stop":
-            return "stop"
-        if command != "pause":
-            return None
-        self.run.write_status(state="paused")
-        self.emit(StateEvent(state="paused"))
-        while True:
-            time.sleep(0.2)
-            if self.should_stop():
-                return "stop"
-            command = self.run.read_control()
-            if command == "stop":
-                return "stop"
-            if command != "pause":
-                break
-        self.run.write_status(state="running")
-        self.emit(StateEvent(state="running"))
-        return None
+        return command if command in ("stop", "pause") else None
+
+    def _write_status(self, **fields: Any) -> None:
+        if self.world.is_main:
+            self.run.write_status(**fields)
 
     def _download_progress(self, done: int, total: int | None, label: str) -> None:
         now = time.monotonic()
@@ -497,30 +518,36 @@ class Trainer:
     def train(self) -> TrainResult:
         """Train while holding the run's lock (:class:`~workbench.runs.RunBusyError` when another
         live process trains it); the files a killed writer left are removed first."""
-        lock = self._lock or RunLock.acquire(self.run)
+        lock = self._lock or (RunLock.acquire(self.run) if self.world.is_main else None)
         self._lock = None
         try:
-            remove_stale_temporaries(self.run)
+            if self.world.is_main:
+                remove_stale_temporaries(self.run)
             return self._train_locked()
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def _train_locked(self) -> TrainResult:
         run = self.run
-        if self.resume_run is None:
-            atomic_write_json(run.config_path, self.config.to_dict())
-        try:
-            run.control_path.unlink()
-        except FileNotFoundError:
-            pass
-        run.write_status(state="starting", pid=os.getpid(), started=time.time())
-        self._events = EventWriter(run.events_path)
+        if self.world.is_main:
+            if self.resume_run is None:
+                atomic_write_json(run.config_path, self.config.to_dict())
+            try:
+                run.control_path.unlink()
+            except FileNotFoundError:
+                pass
+            run.write_status(state="starting", pid=os.getpid(), started=time.time())
+            self._events = EventWriter(run.events_path)
         try:
             return self._train()
         except BaseException as exc:
+            if not self.world.is_main:
+                raise
             if self._started_at is None and self.resume_run is None and isinstance(exc, WorkbenchError):
                 # a mistake found while preparing (bad data path, unknown plugin): leave no empty run behind
-                self._events.close()
+                if self._events is not None:
+                    self._events.close()
                 self._events = None
                 shutil.rmtree(run.path, ignore_errors=True)
                 raise
@@ -549,8 +576,11 @@ class Trainer:
         threads = configure_threads(options.threads)
         generator = seed_everything(options.seed)
 
-        # the checkpoint to resume from, if any (read first: a missing one fails before any work)
-        resume = self._resume_payload()
+        # the checkpoint to resume from, if any (read first: a missing one fails before any work);
+        # rank 0 reads it for all processes, which need not see the run folder
+        resume = self._resume_payload() if self.world.is_main else None
+        if self.resume_run is not None:
+            resume = self.world.share(resume)
 
         # data, task, model, optimiser and schedule
         t = self._prepare(options, generator, resume)
@@ -561,9 +591,11 @@ class Trainer:
         if resume is not None:
             self._restore(t, resume, progress, stopper)
 
+        t.step_model = self.world.wrap(t.model, self.device)  # after restoring: DDP copies rank 0's weights
+
         # say what runs where, then train
         self.emit(self._start_event(t, options, threads, resumed=resume is not None, start_epoch=progress.start_epoch))
-        self.run.write_status(state="running", epoch=progress.start_epoch - 1, epochs=options.epochs)
+        self._write_status(state="running", epoch=progress.start_epoch - 1, epochs=options.epochs)
         self._started_at = time.time()
         progress.started = time.monotonic()
 
@@ -578,6 +610,7 @@ class Trainer:
                 state, message = self._forced_stop(watchdog.fired)
             finally:
                 self._watchdog = None
+                self.global_step = progress.global_step
         if self._loss_watch.warning:
             message = f"{message}; {self._loss_watch.warning}" if message else self._loss_watch.warning
 
@@ -590,7 +623,7 @@ class Trainer:
 
     def _stop_reason(self) -> str | None:
         """Why the run should stop now (asked by the watchdog thread), or None."""
-        if self.should_stop() or self.run.read_control() == "stop":
+        if self.should_stop() or (self.world.is_main and self.run.read_control() == "stop"):
             return STOP_REQUESTED
         if self._deadline is not None and time.monotonic() > self._deadline:
             return TIME_LIMIT
@@ -620,7 +653,8 @@ class Trainer:
                  resume: dict[str, Any] | None) -> Training:
         config = self.config
         self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
-        data = load_dataset(config, self.registry, progress=self._download_progress)
+        with self.world.local_main_first():  # one download per machine
+            data = load_dataset(config, self.registry, progress=self._download_progress)
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume is not None:
             last = self.run.checkpoint_path("last")
@@ -740,6 +774,7 @@ class Trainer:
             resumed_at_epoch=start_epoch if resumed else None,
             workbench_version=__version__,
             headline_metrics=tuple(t.task.headline_metrics),
+            world_size=self.world.world_size,
         )
 
     def _epoch_loop(self, t: Training, options: TrainOptions, progress: RunProgress,
@@ -757,7 +792,8 @@ class Trainer:
             progress.samples_seen += trained.samples
 
             # evaluate: the score picks the best checkpoint, drives early stopping and the plateau schedule
-            valid = self._evaluate(t, options, t.valid_set, detailed=False) if t.valid_set else {}
+            valid = self._evaluate(t, options, t.valid_set, detailed=False) if t.valid_set and self.world.is_main else {}
+            valid = self.world.share(valid)  # rank 0 evaluates; every process follows its score
             progress.last_valid = valid
             score = epoch_score(t.task, trained.metrics, valid)
             improved = stopper.update(score, epoch)
@@ -773,12 +809,13 @@ class Trainer:
             progress.history.append(summary.history_entry())
             payload = self._checkpoint_payload(t, summary, progress, stopper)
             self._arm(False)  # never interrupt a checkpoint write
-            save_checkpoint(self.run.checkpoint_path("last"), payload)
-            if improved:
-                save_checkpoint(self.run.checkpoint_path("best"), payload)
+            if self.world.is_main:
+                save_checkpoint(self.run.checkpoint_path("last"), payload)
+                if improved:
+                    save_checkpoint(self.run.checkpoint_path("best"), payload)
             self.emit(summary)
-            self.run.write_status(state="running", epoch=epoch,
-                                  best={t.task.main_metric: stopper.best_score, "epoch": stopper.best_epoch})
+            self._write_status(state="running", epoch=epoch,
+                               best={t.task.main_metric: stopper.best_score, "epoch": stopper.best_epoch})
 
             # go on?
             if trained.stopped:
@@ -798,8 +835,9 @@ class Trainer:
         t.model.train()
         started = time.monotonic()
         totals, window = EpochTotals(self.device), StepWindow(self.device)
-        steps = math.ceil(len(t.train_set) / options.batch_size)
-        batches = t.task.batches(t.train_set, options.batch_size, True, t.generator)
+        examples = self.world.shard(t.train_set, epoch, options.seed)  # this process's part (all, in one)
+        steps = math.ceil(len(examples) / options.batch_size)
+        batches = t.task.batches(examples, options.batch_size, True, t.generator)
         for step, batch in enumerate(batches, start=1):
             loss, grad_norm, correct = self._train_step(t, options, batch, epoch, step)
             progress.global_step += 1
@@ -814,10 +852,24 @@ class Trainer:
                 warning = self._loss_watch.update(event.loss)
                 if warning is not None:
                     self.emit(StatusEvent(message=warning))
-            if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline):
+            if self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline
+                                                  and not self.world.distributed):
+                self._sum_over_processes(totals)
                 return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started,
                                 stopped=True)
+        self._sum_over_processes(totals)
         return EpochRun(totals.metrics(t.task.main_metric), totals.samples, time.monotonic() - started, stopped=False)
+
+    def _sum_over_processes(self, counts: EpochTotals | StepWindow) -> None:
+        """The whole run's loss sum, hits and sample counts in ``counts`` (nothing to do in one process)."""
+        if not self.world.distributed:
+            return
+        summed = self.world.sum({"loss": counts.loss, "correct": counts.correct, "units": counts.units,
+                                 "samples": counts.samples})
+        counts.loss = torch.tensor(summed["loss"] / self.world.world_size if isinstance(counts, StepWindow)
+                                   else summed["loss"])
+        counts.correct = torch.tensor(summed["correct"])
+        counts.units, counts.samples = int(summed["units"]), int(summed["samples"])
 
     def _train_step(self, t: Training, options: TrainOptions, batch: Any, epoch: int,
                     step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -825,7 +877,7 @@ class Trainer:
         batch = batch.to(self.device)
         t.optimizer.zero_grad(set_to_none=True)
         with t.autocast:
-            output = t.task.loss(t.model, batch)
+            output = t.task.loss(t.step_model if t.step_model is not None else t.model, batch)
         loss, correct = output if isinstance(output, tuple) else (output, None)
         if not torch.isfinite(loss.detach()).all():
             raise WorkbenchError(
@@ -841,6 +893,7 @@ class Trainer:
     def _step_event(self, t: Training, options: TrainOptions, window: StepWindow, totals: EpochTotals,
                     epoch: int, step: int, steps: int, global_step: int) -> StepEvent:
         """The window's event; the window starts anew."""
+        self._sum_over_processes(window)
         now = time.monotonic()
         rate = window.samples / max(now - window.started, 1e-9)
         remaining = (steps - step) * options.batch_size + (options.epochs - epoch) * len(t.train_set)
@@ -884,16 +937,18 @@ class Trainer:
     def _final_evaluation(self, t: Training, options: TrainOptions,
                           last_valid: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Test and validation metrics (detailed) of the best weights, also stored in ``best.pt``."""
+        if not self.world.is_main:
+            return self.world.share(None)  # rank 0 evaluates the best weights for all processes
         best_path = self.run.checkpoint_path("best")
         if not best_path.exists():
-            return {}, last_valid
+            return self.world.share(({}, last_valid))
         best = load_checkpoint(best_path)
         t.model.load_state_dict(best["model_state"])
         test = self._evaluate(t, options, t.test_set, detailed=True) if t.test_set else {}
         valid = self._evaluate(t, options, t.valid_set, detailed=True) if t.valid_set else last_valid
         best["evaluation"] = {"test": test, "valid": valid}
         save_checkpoint(best_path, best)
-        return test, valid
+        return self.world.share((test, valid))
 
     def _finish(self, progress: RunProgress, stopper: EarlyStopping, state: str, message: str,
                 test: dict[str, Any], valid: dict[str, Any]) -> TrainResult:
@@ -907,6 +962,8 @@ class Trainer:
             seconds=progress.seconds(), samples_per_second=progress.samples_seen / max(progress.train_seconds, 1e-9),
             message=message, history=progress.history,
         )
+        if not self.world.is_main:
+            return result
         atomic_write_json(run.results_path, result.to_dict())
         # the end event first: a follower that sees the final state in status.json finds it already written
         self.emit(EndEvent(state=state, message=message, test=test, valid=valid, best_epoch=stopper.best_epoch,
