@@ -769,7 +769,7 @@ class Trainer:
             parameters=count_parameters(t.model),
             memory_estimate=t.memory_estimate,
             sizes={"train": len(t.train_set), "valid": len(t.valid_set), "test": len(t.test_set)},
-            steps_per_epoch=math.ceil(len(t.train_set) / options.batch_size),
+            steps_per_epoch=math.ceil(math.ceil(len(t.train_set) / self.world.world_size) / options.batch_size),
             dataset_info=t.dataset_info,
             resumed_at_epoch=start_epoch if resumed else None,
             workbench_version=__version__,
@@ -896,7 +896,8 @@ class Trainer:
         self._sum_over_processes(window)
         now = time.monotonic()
         rate = window.samples / max(now - window.started, 1e-9)
-        remaining = (steps - step) * options.batch_size + (options.epochs - epoch) * len(t.train_set)
+        remaining = ((steps - step) * options.batch_size * self.world.world_size
+                     + (options.epochs - epoch) * len(t.train_set))
         event = StepEvent(
             epoch=epoch, step=step, steps=steps, global_step=global_step,
             loss=float(window.loss) / window.steps, grad_norm=float(window.grad_norm),
