@@ -6,6 +6,7 @@ check the pieces of :mod:`workbench.distributed` that need no second process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,6 +55,15 @@ def launch_env(shared_data: Path) -> dict[str, str]:
     return env
 
 
+def kill_tree(process: subprocess.Popen[str]) -> None:
+    """A torchrun and the workers it started (in sessions of their own, so not its process group)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for pid in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), 9)
+    process.kill()
+
+
 def finish(processes: list[subprocess.Popen[str]], timeout: float = 240) -> list[tuple[int, str, str]]:
     """Each process's exit code, stdout and stderr; a process still running at ``timeout`` fails the test."""
     outcomes = []
@@ -62,7 +72,7 @@ def finish(processes: list[subprocess.Popen[str]], timeout: float = 240) -> list
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             for other in processes:
-                other.kill()
+                kill_tree(other)
             pytest.fail("a distributed run hung")
         outcomes.append((process.returncode, out, err))
     return outcomes
@@ -201,7 +211,7 @@ def test_pause_and_stop_reach_every_process_and_the_run_resumes_in_one(registry,
         deadline = time.monotonic() + 120
         while not condition():
             if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
+                kill_tree(process)
                 pytest.fail(f"never saw {what}: {process.communicate()[1][-3000:]}")
             time.sleep(0.1)
 
@@ -222,12 +232,60 @@ def test_pause_and_stop_reach_every_process_and_the_run_resumes_in_one(registry,
     # both processes stopped after the same step (a process one step ahead would have waited for ever)
     last = load_checkpoint(run.checkpoint_path("last"))
     assert f"process 1 of 2 stopped with run {run.id} at step {last['progress']['global_step']}" in err
-    assert last["epoch"] == 0  # stopped inside epoch 1: it is redone on resume
+    done = last["epoch"]  # the epochs finished before the stop (a partial one is redone on resume)
 
     # resume with one process (another world size): the checkpoint is the plain model's
-    plan = plan_run(registry, resume=run.id, runs_root=runs_root, assignments=["epochs=1"], data_dir=str(shared_data))
+    plan = plan_run(registry, resume=run.id, runs_root=runs_root, assignments=[f"epochs={done + 1}"],
+                    data_dir=str(shared_data))
     lock = plan.begin()
     result = Trainer(plan.config, registry=registry, resume=plan.resume, lock=lock).train()
-    assert result.state == "finished" and result.epochs_completed == 1
+    assert result.state == "finished" and result.epochs_completed == done + 1
     starts = [e for e in run.events() if isinstance(e, StartEvent)]
-    assert [(s.world_size, s.resumed_at_epoch) for s in starts] == [(2, None), (1, 1)]
+    assert [(s.world_size, s.resumed_at_epoch) for s in starts] == [(2, None), (1, done + 1)]
+
+
+@needs_gloo
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the processes through Linux's /proc")
+def test_a_machine_that_dies_ends_the_other_with_one_line(shared_data, isolated_dirs):
+    """Node 2 (its torchrun and its worker) is killed mid-run: node 1's process says so and ends,
+    and the run is marked failed with that line, instead of waiting for ever."""
+    endpoint = f"localhost:{free_port()}"
+    nodes = [subprocess.Popen(
+        torchrun("--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                 "--rdzv-id", "workbench-kill", *cli_train("epochs=30", "limit=3000", "log_every=1")),
+        env=launch_env(shared_data), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True) for _ in range(2)]
+    runs_root = isolated_dirs / "runs"
+    deadline = time.monotonic() + 120
+    while not (list_runs(runs_root) and any(e.kind == "step" for e in list_runs(runs_root)[0].events())):
+        if time.monotonic() > deadline or any(node.poll() is not None for node in nodes):
+            for node in nodes:
+                kill_tree(node)
+            pytest.fail("the run never took a step")
+        time.sleep(0.1)
+    run = the_one_run(runs_root)
+    # whichever node holds rank 0 (the pid in status.json) survives; the other machine "dies"
+    rank0 = run.status()["pid"]
+    workers = {n.pid: [int(pid) for pid in Path(f"/proc/{n.pid}/task/{n.pid}/children").read_text().split()]
+               for n in nodes}
+    survivor = next(n for n in nodes if rank0 in workers[n.pid])
+    victim = next(n for n in nodes if n is not survivor)
+    for pid in workers[victim.pid]:  # torchrun starts its workers in sessions of their own
+        os.kill(pid, 9)
+    os.killpg(victim.pid, 9)
+    # rank 0's own process ends within seconds (torchrun's agent may then wait on its lost rendezvous)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{rank0}").exists() and Path(f"/proc/{rank0}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the surviving process hung"
+        time.sleep(0.1)
+    status = run.status()
+    assert status["state"] == "failed" and "process 0 of 2 lost the other processes" in status["message"]
+    survivor.terminate()  # its agent may be waiting on the lost rendezvous
+    try:
+        _, err = survivor.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(survivor.pid, 9)
+        _, err = survivor.communicate(timeout=30)
+    victim.wait(timeout=30)
+    assert "workbench: error: process 0 of 2 lost the other processes while" in err, err[-3000:]

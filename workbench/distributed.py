@@ -90,6 +90,10 @@ class SingleProcess:
     def close(self) -> None:
         """Leave the process group (nothing to leave in one process)."""
 
+    def lost(self, exc: BaseException) -> WorkbenchError | None:
+        """The one-line error for ``exc`` when it means the other processes are gone, else None."""
+        return None
+
     def describe(self) -> str:
         return "1 process"
 
@@ -193,17 +197,28 @@ class ProcessGroup(SingleProcess):
     def describe(self) -> str:
         return f"process {self.rank} of {self.world_size}"
 
+    def lost(self, exc: BaseException, doing: str = "training") -> WorkbenchError | None:
+        """A communication failure (torch's ``DistError``, gloo's or NCCL's own errors, raised by a
+        collective or by DDP's gradient averaging inside ``backward``) as one line naming this process."""
+        import torch.distributed as dist
+
+        text = str(exc)
+        if isinstance(exc, WorkbenchError) or not isinstance(exc, RuntimeError):
+            return None
+        if not isinstance(exc, dist.DistError) and not any(word in text for word in ("gloo", "NCCL", "Connection")):
+            return None
+        reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+        return DistributedError(
+            f"{self.describe()} lost the other processes while {doing} ({reason}); another process "
+            f"failed or was stopped (see its messages), or took longer than {self.timeout:g} s "
+            "(WORKBENCH_DIST_TIMEOUT)")
+
     def _collective(self, doing: str, call: Any) -> Any:
         """``call()``; a failure (a peer died, or the timeout passed) is one line naming this process."""
         try:
             return call()
         except RuntimeError as exc:  # DistBackendError and gloo's own errors are RuntimeErrors
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise DistributedError(
-                f"{self.describe()} lost the other processes while {doing} ({reason}); another process "
-                f"failed or was stopped (see its messages), or took longer than {self.timeout:g} s "
-                "(WORKBENCH_DIST_TIMEOUT)"
-            ) from None
+            raise (self.lost(exc, doing) or exc) from None
 
 
 class _Sized:

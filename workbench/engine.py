@@ -540,7 +540,13 @@ class Trainer:
             run.write_status(state="starting", pid=os.getpid(), started=time.time())
             self._events = EventWriter(run.events_path)
         try:
-            return self._train()
+            try:
+                return self._train()
+            except RuntimeError as exc:  # in a distributed run: another process died (one line, not a trace)
+                lost = self.world.lost(exc)
+                if lost is None:
+                    raise
+                raise lost from None
         except BaseException as exc:
             if not self.world.is_main:
                 raise
