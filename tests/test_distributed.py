@@ -289,3 +289,50 @@ def test_a_machine_that_dies_ends_the_other_with_one_line(shared_data, isolated_
         _, err = survivor.communicate(timeout=30)
     victim.wait(timeout=30)
     assert "workbench: error: process 0 of 2 lost the other processes while" in err, err[-3000:]
+
+
+# -- the app -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_app_starts_a_run_on_every_gpu_through_torchrun(monkeypatch, isolated_dirs):
+    """With 2 CUDA devices the setup offers "all GPUs" and the detached child is torchrun with one
+    process each; with one there is no such choice. (Devices are faked: no GPU is assumed.)"""
+    import asyncio
+
+    from workbench.devices import DeviceInfo
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.launch import train_command
+
+    def devices(gpus: int) -> list[DeviceInfo]:
+        return [DeviceInfo("cpu", "CPU", True), *(DeviceInfo(f"cuda:{i}", "GPU", True, 2**34) for i in range(gpus))]
+
+    monkeypatch.setattr("workbench.tui.setup.list_devices", lambda: devices(2))
+    started: list[tuple[str, int]] = []
+    app = WorkbenchApp(runs_root=isolated_dirs / "runs", keys_file=isolated_dirs / "no-keys.toml")
+    monkeypatch.setattr(app, "start_run", lambda config, processes=1: started.append((config.device, processes)))
+
+    def ids() -> list[str]:
+        listing = app.screen.query_one("#devices")
+        return [listing.get_option_at_index(i).id for i in range(listing.option_count)]
+
+    async def choose() -> tuple[list[str], list[str]]:
+        async with app.run_test(size=(80, 24)) as pilot:
+            deadline = time.monotonic() + 30
+            while len(ids()) != 5:
+                assert time.monotonic() < deadline, "the device list never came"
+                await pilot.pause(0.1)
+            with_two = ids()
+            app.screen.query_one("#devices").highlighted = with_two.index("cuda*2")
+            await pilot.pause()
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            app.screen._show_devices(devices(1))
+            await pilot.pause()
+            return with_two, ids()
+
+    with_two, with_one = asyncio.run(choose())
+    assert with_two[-1] == "cuda*2" and started == [("cuda", 2)]
+    assert with_one == ["auto", "cpu", "cuda:0"]
+    command = train_command(Path("run"), Path("run/setup.toml"), processes=2)
+    assert command[1:7] == ["-P", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert command[7:10] == ["-m", "workbench", "train"]
+    assert train_command(Path("run"), Path("run/setup.toml"))[1:5] == ["-P", "-m", "workbench", "train"]

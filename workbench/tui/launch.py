@@ -1,7 +1,8 @@
 """Start training as a detached process, so closing the app or losing SSH never stops a run.
 
 The child is ``python -P -m workbench train --config setup.toml --run-dir DIR --quiet`` in its own
-session (no SIGHUP from the terminal), with its output in ``DIR/train.log``. The app follows the
+session (no SIGHUP from the terminal), with its output in ``DIR/train.log``; a run on several GPUs
+is the same command under ``python -m torch.distributed.run --standalone --nproc_per_node N``. The app follows the
 run like any other run: through the run directory, never through a pipe.
 """
 
@@ -49,22 +50,28 @@ class Launched:
             pass
 
 
-def train_command(run_dir: Path, setup: Path) -> list[str]:
+def train_command(run_dir: Path, setup: Path, processes: int = 1) -> list[str]:
     # -P: ``-m`` would otherwise put the current folder first on sys.path, and a ``numpy.py`` or
     # ``pluggy.py`` lying where the user started the app would run in the trainer. The child keeps
     # the app's working folder, so relative paths in the setup mean what they meant in the form.
-    return [sys.executable, "-P", "-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir),
-            "--quiet"]
+    train = ["-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir), "--quiet"]
+    if processes <= 1:
+        return [sys.executable, "-P", *train]
+    # torchrun's workers do not inherit -P; PYTHONSAFEPATH (set by start_training) does the same for them
+    return [sys.executable, "-P", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            *train]
 
 
-def start_training(config: RunConfig, runs_root: Path) -> Launched:
-    """Make the run folder, write the setup there and start the trainer detached from this process."""
+def start_training(config: RunConfig, runs_root: Path, processes: int = 1) -> Launched:
+    """Make the run folder, write the setup there and start the trainer detached from this process
+    (``processes`` > 1: that many under torchrun, one per GPU)."""
     run = new_run(runs_root, config.dataset, config.arch)
     setup = run.path / SETUP_FILE
     setup.write_text(config.to_toml(), encoding="utf-8")
     log = open(run.path / LOG_FILE, "w+b")  # noqa: SIM115 - kept open to read a failure after the folder is gone
     process = subprocess.Popen(
-        train_command(run.path, setup),
+        train_command(run.path, setup, processes),
+        env={**os.environ, "PYTHONSAFEPATH": "1"} if processes > 1 else None,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
