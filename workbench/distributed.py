@@ -133,8 +133,9 @@ class ProcessGroup(SingleProcess):
         and averages the gradients during ``backward``. The checkpoint keeps ``model`` itself."""
         from torch.nn.parallel import DistributedDataParallel
 
-        device_ids = [device.index] if device.type == "cuda" else None
-        return self._collective("wrapping the model", lambda: DistributedDataParallel(model, device_ids=device_ids))
+        # no device_ids: DDP would then move every input to the GPU, and the task contracts keep
+        # ``lengths`` on the CPU; the engine has already put each batch where it belongs
+        return self._collective("wrapping the model", lambda: DistributedDataParallel(model, device_ids=None))
 
     def shard(self, examples: Sequence[Any], epoch: int, seed: int) -> Sequence[Any]:
         """This process's part of ``examples`` for ``epoch``: a ``DistributedSampler`` over all of

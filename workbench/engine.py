@@ -631,8 +631,8 @@ class Trainer:
         """Why the run should stop now (asked by the watchdog thread), or None."""
         if self.should_stop() or (self.world.is_main and self.run.read_control() == "stop"):
             return STOP_REQUESTED
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            return TIME_LIMIT
+        if self._deadline is not None and self.world.is_main and time.monotonic() > self._deadline:
+            return TIME_LIMIT  # in a distributed run rank 0's clock decides (the others follow its decision)
         return None
 
     def _forced_stop(self, reason: str) -> tuple[str, str]:
