@@ -578,7 +578,8 @@ class Trainer:
 
     def _train(self) -> TrainResult:
         options = self.options
-        self._sinks = EventSinks(self.registry, sink_names(options.sinks), self.run.path)
+        if self.world.is_main:  # the other processes of a distributed run write nothing
+            self._sinks = EventSinks(self.registry, sink_names(options.sinks), self.run.path)
         threads = configure_threads(options.threads)
         generator = seed_everything(options.seed)
 
