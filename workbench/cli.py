@@ -58,16 +58,29 @@ def _runs_root(args: argparse.Namespace) -> Path:
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.config import plan_run
+    from workbench import distributed
     from workbench.registry import get_registry
 
     registry = get_registry()
-    plan = plan_run(registry, dataset=args.dataset, arch=args.arch, device=args.device, assignments=args.set,
-                    data_dir=args.data_dir, config_file=args.config, resume=args.resume,
-                    runs_root=_runs_root(args), run_dir=args.run_dir)
-    if args.save_config:
+    world = distributed.join()  # one process, unless torchrun started this one
+    try:
+        return _train_in(world, args, registry)
+    finally:
+        distributed.leave()
+
+
+def _train_in(world: Any, args: argparse.Namespace, registry: Any) -> int:
+    """``workbench train`` in this process's world; only rank 0 locks, prints and saves."""
+    from workbench import distributed
+    from workbench.config import plan_run
+
+    plan = distributed.agree_on_plan(world, lambda: plan_run(
+        registry, dataset=args.dataset, arch=args.arch, device=args.device, assignments=args.set,
+        data_dir=args.data_dir, config_file=args.config, resume=args.resume, runs_root=_runs_root(args),
+        run_dir=args.run_dir))
+    if args.save_config and world.is_main:
         _save_setup(Path(args.save_config), plan.config.to_toml())
-    lock = plan.begin()  # a resumed run is locked from here: no second process writes it
+    lock = plan.begin() if world.is_main else None  # a resumed run is locked from here: no second process writes it
 
     from workbench.engine import Trainer
     from workbench.progress import ConsoleProgress
@@ -85,13 +98,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(plan.config, registry=registry, runs_root=_runs_root(args),
                           on_event=None if args.quiet else ConsoleProgress(),
                           should_stop=lambda: stop_requests["count"] > 0, resume=plan.resume, run=plan.run,
-                          lock=lock)
-        result = trainer.train().to_dict()
+                          lock=lock, world=world)
+        trained = trainer.train()
+        result = trained.to_dict()
     finally:
         if lock is not None:
             lock.release()  # already released by the trainer, unless it never started
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not world.is_main:  # rank 0 reports for all; the others say where they stopped (on stderr)
+        sys.stderr.write(f"workbench: {world.describe()} {result['state']} with run {result['run']} at step "
+                         f"{trainer.global_step}\n")
+        return 0
     if args.json:
         print_json(result)
     else:
@@ -548,11 +566,12 @@ def _variables_help(width: int = 80) -> str:
     """The ``--help`` epilog: every variable of :data:`workbench.settings.VARIABLES`."""
     import textwrap
 
-    from workbench.settings import VARIABLES
+    from workbench.settings import LAUNCHER_VARIABLES, VARIABLES
 
-    column = max(map(len, VARIABLES)) + 4
+    shown = {**VARIABLES, **LAUNCHER_VARIABLES}
+    column = max(map(len, shown)) + 4
     lines = ["environment:"]
-    for name, meaning in VARIABLES.items():
+    for name, meaning in shown.items():
         lines.append(textwrap.fill(meaning, width, initial_indent=f"  {name:<{column - 2}}",
                                    subsequent_indent=" " * column))
     return "\n".join(lines)

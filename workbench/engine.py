@@ -8,6 +8,7 @@ or stop a run through :meth:`workbench.runs.Run.request`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -21,11 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench import __version__
+from workbench import __version__, distributed
 from workbench.accelerate import compile_model, deterministic_mode, flatten_recurrent_weights
 from workbench.api import LoadContext
 from workbench.config import RunConfig, resume_refusal, stored_config
 from workbench.devices import resolve_device
+from workbench.distributed import SingleProcess
 from workbench.errors import CheckpointError, DataError, WorkbenchError
 from workbench.events import (
     DownloadEvent,
@@ -279,12 +281,14 @@ class Training:
     precision: str = "fp32"
     #: fp16's gradient scaler (None in the other precisions).
     scaler: Any = None
-    #: What training steps call: the model, or its ``torch.compile`` form (same weights).
-    step_model: nn.Module | None = None
     #: The estimated peak memory of one training step, in bytes.
     memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
     params: list[nn.Parameter] = field(default_factory=list)
+    #: The module the training steps call: ``model``, its ``torch.compile`` form (same weights), or
+    #: DistributedDataParallel around it (several processes); evaluation and checkpoints always use
+    #: ``model`` itself.
+    step_model: nn.Module | None = None
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -339,20 +343,27 @@ class Trainer:
         resume: Run | None = None,
         run: Run | None = None,
         lock: RunLock | None = None,
+        world: SingleProcess | None = None,
     ) -> None:
         self.config = config
+        #: The processes training this run together (one, without torchrun): see workbench/distributed.py.
+        self.world = world or distributed.current()
         self._lock = lock  # taken by RunPlan.begin() for a resume; else train() takes it
         self.registry = registry or get_registry()
         self.on_event = on_event
         self.should_stop = should_stop or (lambda: False)
         self.resume_run = resume
-        self.device = resolve_device(config.device)  # fail before a run directory is made
+        self.device = self.world.device(resolve_device(config.device))  # fail before a run directory is made
         if resume is not None:
             self.run = resume
         elif run is not None:
             self.run = run
-        else:
+        elif not self.world.distributed:
             self.run = new_run(runs_root or current_settings().runs_dir, config.dataset, config.arch)
+        else:  # made by rank 0; the other processes learn its path
+            made = new_run(runs_root or current_settings().runs_dir, config.dataset, config.arch) \
+                if self.world.is_main else None
+            self.run = Run(Path(self.world.share(made and str(made.path))))
         self._events: EventWriter | None = None
         self._sinks: EventSinks | None = None
         self._last_control_check = 0.0
@@ -364,6 +375,8 @@ class Trainer:
         self._last_position_write = 0.0
         self._watchdog: StopWatchdog | None = None
         self._loss_watch = LossWatch()
+        #: Optimisation steps the run has taken (all epochs, resumes included), once training ends.
+        self.global_step = 0
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
         #: CPU, memory and GPU use, sent as system events at the first step and every few seconds.
@@ -375,6 +388,8 @@ class Trainer:
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
+        if not self.world.is_main:
+            return  # rank 0 tells the run's story for all processes
         if event.time is None:
             event = replace(event, time=time.time())
         if self._events is not None:
@@ -386,39 +401,42 @@ class Trainer:
                 self.emit(StatusEvent(message=problem))
 
     def _poll_control(self, force: bool = False) -> str | None:
-        """"stop", or None; blocks while paused. Checks the control file at most a few times a second."""
-        if self.should_stop():
-            return "stop"
-        now = time.monotonic()
-        if not force and now - self._last_control_check < 0.25:
-            return None
-        self._last_control_check = now
-        command = self.run.read_control()
-        if command == "stop":
-            return "stop"
+        """"stop", or None; blocks while paused. Checks the control file at most a few times a second.
+        All processes of a distributed run act on the same decision (rank 0 reads the file)."""
+        command = self.world.agree(self._control_command(force))
         if command != "pause":
-            return None
-        self.run.write_status(state="paused")
+            return command
+        self._write_status(state="paused")
         self.emit(StateEvent(state="paused"))
         paused_at = time.monotonic()
         try:
-            return self._wait_while_paused()
-        finally:
+            while command == "pause":
+                time.sleep(0.2)
+                command = self.world.agree(self._control_command(force=True))
+        finally:  # left out of samples/s, ETA and epoch seconds
             self._paused_seconds += time.monotonic() - paused_at
-
-    def _wait_while_paused(self) -> str | None:
-        while True:
-            time.sleep(0.2)
-            if self.should_stop():
-                return "stop"
-            command = self.run.read_control()
-            if command == "stop":
-                return "stop"
-            if command != "pause":
-                break
-        self.run.write_status(state="running")
+        if command == "stop":
+            return "stop"
+        self._write_status(state="running")
         self.emit(StateEvent(state="running"))
         return None
+
+    def _control_command(self, force: bool) -> str | None:
+        """This process's wish: "stop" (asked, or past the time limit), "pause", or None."""
+        if self.should_stop():
+            return "stop"
+        if self._deadline is not None and self.world.distributed and time.monotonic() > self._deadline:
+            return "stop"  # one clock decides for all processes
+        now = time.monotonic()
+        if not self.world.is_main or (not force and now - self._last_control_check < 0.25):
+            return None
+        self._last_control_check = now
+        command = self.run.read_control()
+        return command if command in ("stop", "pause") else None
+
+    def _write_status(self, **fields: Any) -> None:
+        if self.world.is_main:
+            self.run.write_status(**fields)
 
     def _download_progress(self, done: int, total: int | None, label: str) -> None:
         now = time.monotonic()
@@ -430,31 +448,43 @@ class Trainer:
     def train(self) -> TrainResult:
         """Train while holding the run's lock (:class:`~workbench.runs.RunBusyError` when another
         live process trains it); the files a killed writer left are removed first."""
-        lock = self._lock or RunLock.acquire(self.run)
+        lock = self._lock or (RunLock.acquire(self.run) if self.world.is_main else None)
         self._lock = None
         try:
-            remove_stale_temporaries(self.run)
+            if self.world.is_main:
+                remove_stale_temporaries(self.run)
             return self._train_locked()
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def _train_locked(self) -> TrainResult:
         run = self.run
-        if self.resume_run is None:
-            atomic_write_json(run.config_path, self.config.to_dict())
+        if self.world.is_main:
+            if self.resume_run is None:
+                atomic_write_json(run.config_path, self.config.to_dict())
+            try:
+                run.control_path.unlink()
+            except FileNotFoundError:
+                pass
+            run.write_status(state="starting", pid=os.getpid(), started=time.time())
+            self._events = EventWriter(run.events_path)
         try:
-            run.control_path.unlink()
-        except FileNotFoundError:
-            pass
-        run.write_status(state="starting", pid=os.getpid(), started=time.time())
-        self._events = EventWriter(run.events_path)
-        try:
-            with deterministic_mode(self.options.deterministic):
-                return self._train()
+            try:
+                with deterministic_mode(self.options.deterministic):
+                    return self._train()
+            except RuntimeError as exc:  # in a distributed run: another process died (one line, not a trace)
+                lost = self.world.lost(exc)
+                if lost is None:
+                    raise
+                raise lost from None
         except BaseException as exc:
+            if not self.world.is_main:
+                raise
             if self._started_at is None and self.resume_run is None and isinstance(exc, WorkbenchError):
                 # a mistake found while preparing (bad data path, unknown plugin): leave no empty run behind
-                self._events.close()
+                if self._events is not None:
+                    self._events.close()
                 self._events = None
                 shutil.rmtree(run.path, ignore_errors=True)
                 raise
@@ -479,12 +509,16 @@ class Trainer:
 
     def _train(self) -> TrainResult:
         options = self.options
-        self._sinks = EventSinks(self.registry, sink_names(options.sinks), self.run.path)
+        if self.world.is_main:  # the other processes of a distributed run write nothing
+            self._sinks = EventSinks(self.registry, sink_names(options.sinks), self.run.path)
         threads = configure_threads(options.threads)
         generator = seed_everything(options.seed)
 
-        # the checkpoint to resume from, if any (read first: a missing one fails before any work)
-        resume = self._resume_payload()
+        # the checkpoint to resume from, if any (read first: a missing one fails before any work);
+        # rank 0 reads it for all processes, which need not see the run folder
+        resume = self._resume_payload() if self.world.is_main else None
+        if self.resume_run is not None:
+            resume = self.world.share(resume)
 
         # data, task, model, optimiser and schedule
         t = self._prepare(options, generator, resume)
@@ -495,9 +529,14 @@ class Trainer:
         if resume is not None:
             self._restore(t, resume, progress, stopper)
 
+        if self.world.distributed:  # after restoring: DDP copies rank 0's weights
+            if options.compile:
+                self.emit(StatusEvent(message="compile is not used with several processes; training eagerly"))
+            t.step_model = self.world.wrap(t.model, self.device)
+
         # say what runs where, then train
         self.emit(self._start_event(t, options, threads, resumed=resume is not None, start_epoch=progress.start_epoch))
-        self.run.write_status(state="running", epochs=options.epochs,
+        self._write_status(state="running", epochs=options.epochs,
                               **status_fields(progress.start_epoch - 1, 0, math.ceil(len(t.train_set) / options.batch_size)))
         self._started_at = time.time()
         progress.started = time.monotonic()
@@ -513,6 +552,7 @@ class Trainer:
                 state, message = self._forced_stop(watchdog.fired)
             finally:
                 self._watchdog = None
+                self.global_step = progress.global_step
         if self._loss_watch.warning:
             message = f"{message}; {self._loss_watch.warning}" if message else self._loss_watch.warning
 
@@ -525,10 +565,10 @@ class Trainer:
 
     def _stop_reason(self) -> str | None:
         """Why the run should stop now (asked by the watchdog thread), or None."""
-        if self.should_stop() or self.run.read_control() == "stop":
+        if self.should_stop() or (self.world.is_main and self.run.read_control() == "stop"):
             return STOP_REQUESTED
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            return TIME_LIMIT
+        if self._deadline is not None and self.world.is_main and time.monotonic() > self._deadline:
+            return TIME_LIMIT  # in a distributed run rank 0's clock decides (the others follow its decision)
         return None
 
     def _forced_stop(self, reason: str) -> tuple[str, str]:
@@ -555,8 +595,9 @@ class Trainer:
                  resume: dict[str, Any] | None) -> Training:
         config = self.config
         self.emit(StatusEvent(phase="prepare", message=f"loading dataset {config.dataset}"))
-        data = load_dataset(config, self.registry, progress=self._download_progress,
-                            status=lambda message: self.emit(StatusEvent(message=message)))
+        with self.world.local_main_first():  # one download per machine
+            data = load_dataset(config, self.registry, progress=self._download_progress,
+                                status=lambda message: self.emit(StatusEvent(message=message)))
         task_cls = task_class(self.registry.dataset(config.dataset).task)
         if resume is not None:
             last = self.run.checkpoint_path("last")
@@ -697,11 +738,12 @@ class Trainer:
             parameters=count_parameters(t.model),
             memory_estimate=t.memory_estimate,
             sizes={"train": len(t.train_set), "valid": len(t.valid_set), "test": len(t.test_set)},
-            steps_per_epoch=math.ceil(len(t.train_set) / options.batch_size),
+            steps_per_epoch=math.ceil(math.ceil(len(t.train_set) / self.world.world_size) / options.batch_size),
             dataset_info=t.dataset_info,
             resumed_at_epoch=start_epoch if resumed else None,
             workbench_version=__version__,
             headline_metrics=tuple(t.task.headline_metrics),
+            world_size=self.world.world_size,
         )
 
     def _epoch_loop(self, t: Training, options: TrainOptions, progress: RunProgress,
@@ -719,7 +761,8 @@ class Trainer:
             progress.samples_seen += trained.samples
 
             # evaluate: the score picks the best checkpoint, drives early stopping and the plateau schedule
-            valid = self._evaluate(t, options, t.valid_set, detailed=False) if t.valid_set else {}
+            valid = self._evaluate(t, options, t.valid_set, detailed=False) if t.valid_set and self.world.is_main else {}
+            valid = self.world.share(valid)  # rank 0 evaluates; every process follows its score
             progress.last_valid = valid
             score = epoch_score(t.task, trained.metrics, valid)
             improved = stopper.update(score, epoch)
@@ -737,11 +780,12 @@ class Trainer:
             payload["position"] = status_fields(payload["epoch"], trained.steps if summary.partial else 0,
                                                 trained.total_steps)
             self._arm(False)  # never interrupt a checkpoint write
-            save_checkpoint(self.run.checkpoint_path("last"), payload)
-            if improved:
-                save_checkpoint(self.run.checkpoint_path("best"), payload)
+            if self.world.is_main:
+                save_checkpoint(self.run.checkpoint_path("last"), payload)
+                if improved:
+                    save_checkpoint(self.run.checkpoint_path("best"), payload)
             self.emit(summary)
-            self.run.write_status(state="running", best={t.task.main_metric: stopper.best_score,
+            self._write_status(state="running", best={t.task.main_metric: stopper.best_score,
                                                          "epoch": stopper.best_epoch},
                                   **status_fields(epoch - 1 if summary.partial else epoch,
                                                   trained.steps if summary.partial else 0, trained.total_steps))
@@ -765,8 +809,9 @@ class Trainer:
         started = time.monotonic()
         totals, window = EpochTotals(), StepWindow()
         window.reset(started, 1)
-        steps = math.ceil(len(t.train_set) / options.batch_size)
-        batches = t.task.batches(t.train_set, options.batch_size, True, t.generator)
+        examples = self.world.shard(t.train_set, epoch, options.seed)  # this process's part (all, in one)
+        steps = math.ceil(len(examples) / options.batch_size)
+        batches = t.task.batches(examples, options.batch_size, True, t.generator)
         step = 0
         for step, batch in enumerate(batches, start=1):
             loss, grad_norm, correct = self._train_step(t, options, batch)
@@ -779,7 +824,8 @@ class Trainer:
             if (sample := self.system.due()) is not None:
                 self.emit(sample)
             paused_before = self._paused_seconds
-            stop = self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline)
+            stop = self._poll_control() == "stop" or (deadline is not None and time.monotonic() > deadline
+                                                      and not self.world.distributed)  # there: rank 0's clock
             paused = self._paused_seconds - paused_before
             window.started += paused  # time spent paused is not training time
             started += paused
@@ -795,7 +841,7 @@ class Trainer:
                    epoch: int, step: int, steps: int, global_step: int) -> None:
         """A step event for the window, a loss warning if it calls for one, and now and then the
         position in ``status.json`` (so run lists show progress within an epoch)."""
-        sums = self._close_window(window, epoch)
+        sums = self._sum_over_processes(self._close_window(window, epoch))
         totals.add(sums)
         event = self._step_event(t, options, sums, totals, epoch, step, steps, global_step)
         self.emit(event)
@@ -805,7 +851,20 @@ class Trainer:
         now = time.monotonic()
         if now - self._last_position_write >= 2.0:
             self._last_position_write = now
-            self.run.write_status(**status_fields(epoch - 1, step, steps))
+            self._write_status(**status_fields(epoch - 1, step, steps))
+
+    def _sum_over_processes(self, sums: WindowSums) -> WindowSums:
+        """The whole run's window: counts and loss sums added over the processes of a distributed run
+        (every process closes its window at the same step); one process: as it is."""
+        if not self.world.distributed:
+            return sums
+        summed = self.world.sum({"samples": sums.samples, "units": sums.units, "loss_sum": sums.loss_sum,
+                                 "weighted_loss": sums.weighted_loss, "correct": sums.correct or 0})
+        return dataclasses.replace(
+            sums, samples=int(summed["samples"]), units=int(summed["units"]),
+            loss_sum=summed["loss_sum"] / self.world.world_size, weighted_loss=summed["weighted_loss"],
+            correct=None if sums.correct is None else int(summed["correct"]),
+        )
 
     @staticmethod
     def _close_window(window: StepWindow, epoch: int) -> WindowSums:
@@ -843,9 +902,10 @@ class Trainer:
 
     def _step_event(self, t: Training, options: TrainOptions, window: WindowSums, totals: EpochTotals,
                     epoch: int, step: int, steps: int, global_step: int) -> StepEvent:
-        """The event of one closed window."""
+        """The event of one closed window (summed over the processes of a distributed run)."""
         rate = window.samples / max(window.seconds, 1e-9)
-        remaining = (steps - step) * options.batch_size + (options.epochs - epoch) * len(t.train_set)
+        remaining = ((steps - step) * options.batch_size * self.world.world_size
+                     + (options.epochs - epoch) * len(t.train_set))
         return StepEvent(
             epoch=epoch, step=step, steps=steps, global_step=global_step,
             loss=window.loss_sum / max(window.steps, 1), grad_norm=window.max_grad_norm,
@@ -885,16 +945,18 @@ class Trainer:
     def _final_evaluation(self, t: Training, options: TrainOptions,
                           last_valid: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Test and validation metrics (detailed) of the best weights, also stored in ``best.pt``."""
+        if not self.world.is_main:
+            return self.world.share(None)  # rank 0 evaluates the best weights for all processes
         best_path = self.run.checkpoint_path("best")
         if not best_path.exists():
-            return {}, last_valid
+            return self.world.share(({}, last_valid))
         best = load_checkpoint(best_path)
         t.model.load_state_dict(best["model_state"])
         test = self._evaluate(t, options, t.test_set, detailed=True) if t.test_set else {}
         valid = self._evaluate(t, options, t.valid_set, detailed=True) if t.valid_set else last_valid
         best["evaluation"] = {"test": test, "valid": valid}
         save_checkpoint(best_path, best)
-        return test, valid
+        return self.world.share((test, valid))
 
     def _finish(self, progress: RunProgress, stopper: EarlyStopping, state: str, message: str,
                 test: dict[str, Any], valid: dict[str, Any]) -> TrainResult:
@@ -908,6 +970,8 @@ class Trainer:
             seconds=progress.seconds(), samples_per_second=progress.samples_seen / max(progress.train_seconds, 1e-9),
             message=message, history=progress.history,
         )
+        if not self.world.is_main:
+            return result
         atomic_write_json(run.results_path, result.to_dict())
         # the end event first: a follower that sees the final state in status.json finds it already written
         self.emit(EndEvent(state=state, message=message, test=test, valid=valid, best_epoch=stopper.best_epoch,

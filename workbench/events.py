@@ -214,6 +214,8 @@ class StartEvent(BaseEvent):
     headline_metrics: tuple[str, ...] = _missing_as(())
     #: The estimated peak memory of one training step, in bytes (None in runs written before it existed).
     memory_estimate: int | None = _missing_as(None)
+    #: How many processes train the run together (torchrun's WORLD_SIZE; 1 in runs written before it existed).
+    world_size: int = _missing_as(1)
     events_version: int = field(default=EVENTS_VERSION, metadata={"fallback": 0})
 
     @classmethod

@@ -49,25 +49,31 @@ class Launched:
             pass
 
 
-def train_command(run_dir: Path, setup: Path) -> list[str]:
+def train_command(run_dir: Path, setup: Path, processes: int = 1) -> list[str]:
     # -P: ``-m`` would otherwise put the current folder first on sys.path, and a ``numpy.py`` or
     # ``pluggy.py`` lying where the user started the app would run in the trainer. The child keeps
     # the app's working folder, so relative paths in the setup mean what they meant in the form.
-    return [sys.executable, "-P", "-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir),
-            "--quiet"]
+    train = ["-m", "workbench", "train", "--config", str(setup), "--run-dir", str(run_dir), "--quiet"]
+    if processes <= 1:
+        return [sys.executable, "-P", *train]
+    # torchrun's workers do not inherit -P; PYTHONSAFEPATH (set by start_training) does the same for them
+    return [sys.executable, "-P", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            *train]
 
 
 def resume_command(run_dir: Path) -> list[str]:
     return [sys.executable, "-P", "-m", "workbench", "train", "--resume", str(run_dir), "--quiet"]
 
 
-def start_training(config: RunConfig, runs_root: Path) -> Launched:
-    """Make the run folder, write the setup there and start the trainer detached from this process."""
+def start_training(config: RunConfig, runs_root: Path, processes: int = 1) -> Launched:
+    """Make the run folder, write the setup there and start the trainer detached from this process
+    (``processes`` > 1: that many under torchrun, one per GPU)."""
     run = new_run(runs_root, config.dataset, config.arch)
     setup = run.path / SETUP_FILE
     setup.write_text(config.to_toml(), encoding="utf-8")
     log = open(run.path / LOG_FILE, "w+b")  # noqa: SIM115 - kept open to read a failure after the folder is gone
-    return Launched(run, _detached(train_command(run.path, setup), log), log)
+    env = {**os.environ, "PYTHONSAFEPATH": "1"} if processes > 1 else None
+    return Launched(run, _detached(train_command(run.path, setup, processes), log, env), log)
 
 
 def resume_training(run: Run) -> Launched:
@@ -76,10 +82,10 @@ def resume_training(run: Run) -> Launched:
     return Launched(run, _detached(resume_command(run.path), log), log)
 
 
-def _detached(command: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+def _detached(command: list[str], log: IO[bytes], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A child in its own session (no SIGHUP when the terminal goes), writing into ``log``."""
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, close_fds=True)
+                            start_new_session=True, close_fds=True, env=env)
 
 
 FORCED_MESSAGE = "forced to stop from the app; the checkpoint of the last finished epoch is kept"

@@ -81,8 +81,9 @@ class ConsoleProgress:
         sizes, config = event.sizes, event.config
         resumed = f", resumed at epoch {event.resumed_at_epoch}" if event.resumed_at_epoch else ""
         memory = f" (~{format_bytes(event.memory_estimate)} per step)" if event.memory_estimate else ""
+        processes = f" x {event.world_size} processes" if event.world_size > 1 else ""
         self._write_line(
-            f"run {event.run}: {config.get('dataset')} / {config.get('arch')} on {event.device} "
+            f"run {event.run}: {config.get('dataset')} / {config.get('arch')} on {event.device}{processes} "
             f"({event.threads} threads{f', {event.precision} autocast' if event.precision in ('bf16', 'fp16') else ''}), "
             f"{event.parameters:,} parameters{memory}; "
             f"train {sizes.get('train', 0):,}, valid {sizes.get('valid', 0):,}, test {sizes.get('test', 0):,}{resumed}"

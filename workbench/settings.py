@@ -1,6 +1,7 @@
 """Paths and switches from the environment, read in one place.
 
-Every ``WORKBENCH_*`` variable is read here and nowhere else, so ``docs`` and ``--help`` can list
+Every ``WORKBENCH_*`` variable, and the placement torchrun gives each process it starts (``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), is read here and nowhere else, so ``docs`` and ``--help`` can list
 them from one table and a test can change one with ``monkeypatch.setenv``: :func:`current` reads the
 environment anew on each call (it is a handful of dictionary lookups), never at import time.
 No torch, no Textual.
@@ -28,10 +29,23 @@ VARIABLES: dict[str, str] = {
     "WORKBENCH_TRACE_PLUGINS": "1: print every plugin hook call and its result on stderr",
     "WORKBENCH_PLUGIN_TIMEOUT": "seconds each plugin may take to import (and each hook call); a plugin "
                                 "that takes longer is reported and skipped (default 10; 0: no limit)",
+    "WORKBENCH_DIST_TIMEOUT": "seconds a process of a distributed run waits for the others before it "
+                              "gives up with a message (default 1800)",
+}
+
+#: What torchrun (or another launcher of torch.distributed) tells each process it starts.
+LAUNCHER_VARIABLES: dict[str, str] = {
+    "RANK": "set by torchrun: this process's number among all processes of a run (0 writes the run folder)",
+    "WORLD_SIZE": "set by torchrun: how many processes train the run together",
+    "LOCAL_RANK": "set by torchrun: this process's number on its machine (its GPU, cuda:LOCAL_RANK)",
+    "MASTER_ADDR": "set by torchrun: the host of rank 0, where the processes meet",
+    "MASTER_PORT": "set by torchrun: the port on MASTER_ADDR where the processes meet",
 }
 
 #: How long a plugin may take to import when WORKBENCH_PLUGIN_TIMEOUT is unset (or not a number).
 DEFAULT_PLUGIN_TIMEOUT = 10.0
+#: How long a process of a distributed run waits for the others (torch's own default for gloo).
+DEFAULT_DIST_TIMEOUT = 1800.0
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -47,6 +61,33 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         return default
     return value if value >= 0 and value != float("inf") else default
+
+
+def _count(env: Mapping[str, str], name: str) -> int | None:
+    """A non-negative whole number, or None (unset or not one)."""
+    value = env.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where a launcher (torchrun) put this process: one process of one (``world_size`` 1) without one."""
+
+    world_size: int = 1
+    rank: int | None = None
+    local_rank: int = 0
+    master_addr: str | None = None
+    master_port: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Launch:
+        return cls(
+            world_size=_count(env, "WORLD_SIZE") or 1,
+            rank=_count(env, "RANK"),
+            local_rank=_count(env, "LOCAL_RANK") or 0,
+            master_addr=env.get("MASTER_ADDR", "").strip() or None,
+            master_port=env.get("MASTER_PORT", "").strip() or None,
+        )
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -71,6 +112,10 @@ class Settings:
     trace_plugins: bool = False
     #: Seconds a plugin may take to import, and each of its hook calls (0: no limit).
     plugin_timeout: float = DEFAULT_PLUGIN_TIMEOUT
+    #: Seconds a process of a distributed run waits for the others.
+    dist_timeout: float = DEFAULT_DIST_TIMEOUT
+    #: The launcher's placement of this process (torchrun's RANK, WORLD_SIZE, ...).
+    launch: Launch = field(default_factory=Launch)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +137,8 @@ class Settings:
             ),
             trace_plugins=_flag(env, "WORKBENCH_TRACE_PLUGINS"),
             plugin_timeout=_seconds(env, "WORKBENCH_PLUGIN_TIMEOUT", DEFAULT_PLUGIN_TIMEOUT),
+            dist_timeout=_seconds(env, "WORKBENCH_DIST_TIMEOUT", DEFAULT_DIST_TIMEOUT) or DEFAULT_DIST_TIMEOUT,
+            launch=Launch.from_env(env),
         )
 
 

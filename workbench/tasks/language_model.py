@@ -103,9 +103,10 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
         return self._lengths(self.starts)
 
     def __getitem__(self, index: int | slice) -> Any:  # type: ignore[override]
-        """Window ``index`` as (inputs, targets) lists, or for a slice the windows it selects
-        (``train.limit`` keeps the first windows: the beginning of the text)."""
-        if isinstance(index, slice):
+        """Window ``index`` as (inputs, targets) lists, or for a slice (or a list of indices) the
+        windows it selects (``train.limit`` keeps the first windows: the beginning of the text; a
+        process of a distributed run its shard)."""
+        if isinstance(index, (slice, list)):
             subset = copy.copy(self)
             subset._numbers = self._numbers[index]
             return subset

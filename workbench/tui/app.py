@@ -282,9 +282,9 @@ class WorkbenchApp(App[int]):
                     timeout=12)
 
     # -- run control -----------------------------------------------------------------------
-    def start_run(self, config: Any) -> Run | None:
+    def start_run(self, config: Any, processes: int = 1) -> Run | None:
         try:
-            launched = start_training(config, self.runs_root)
+            launched = start_training(config, self.runs_root, processes)
         except (OSError, WorkbenchError) as exc:
             self.notify(f"could not start training: {exc}", severity="error")
             return None

@@ -43,6 +43,10 @@ def same_but_default(a: Param, b: Param) -> bool:
     return all(getattr(a, f.name) == getattr(b, f.name) for f in fields(a) if f.name != "default")
 
 
+#: The device choice of "every GPU, one process each": this prefix and the number of GPUs.
+ALL_GPUS = "cuda*"
+
+
 class ParamValidator(Validator):
     """Checks a form field with the parameter's own ``parse`` (the same check ``--set`` gets)."""
 
@@ -107,6 +111,8 @@ class SetupScreen(Screen[None]):
         self.dataset: str | None = None
         self.arch: str | None = None
         self.device = "auto"
+        #: Training processes (one per GPU, under torchrun): more than 1 only with several CUDA devices.
+        self.processes = 1
         #: Values the user typed, kept across dataset / architecture changes: "ns.name" -> text.
         self.edited: dict[str, str] = {}
         self.params: dict[str, Param] = {}
@@ -190,11 +196,16 @@ class SetupScreen(Screen[None]):
                 # the reason is in the help line while the list has focus: it never fits 34 columns
                 options.append(Option(f"{d.name}  (unavailable)", id=d.name, disabled=True))
         self._device_notes = [f"{d.name} unavailable: {d.reason}" for d in devices if not d.available]
+        gpus = sum(1 for d in devices if d.available and d.name.startswith("cuda"))
+        if gpus >= 2:  # one process per GPU through torchrun (see docs/engine.md, "Distributed runs")
+            options.append(Option(f"cuda x{gpus}  all GPUs (torchrun)",
+                                  id=f"{ALL_GPUS}{gpus}"))
         widget = self.query_one("#devices", OptionList)
         widget.clear_options()
         widget.add_options(options)
         ids = [o.id for o in options]
-        widget.highlighted = ids.index(self.device) if self.device in ids else 0
+        chosen = f"{ALL_GPUS}{self.processes}" if self.processes > 1 else self.device
+        widget.highlighted = ids.index(chosen) if chosen in ids else 0
 
     # -- pickers ---------------------------------------------------------------------------
     @on(OptionList.OptionHighlighted, "#datasets")
@@ -234,8 +245,11 @@ class SetupScreen(Screen[None]):
 
     @on(OptionList.OptionHighlighted, "#devices")
     def _device_moved(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id:
-            self.device = event.option.id
+        choice = event.option.id
+        if choice and choice.startswith(ALL_GPUS):
+            self.device, self.processes = "cuda", int(choice[len(ALL_GPUS):])
+        elif choice:
+            self.device, self.processes = choice, 1
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -533,7 +547,7 @@ class SetupScreen(Screen[None]):
         except WorkbenchError as exc:
             self.app.notify(str(exc), severity="error", title="cannot start")
             return
-        self.wb.start_run(config)
+        self.wb.start_run(config, processes=self.processes)
 
     def action_save(self) -> None:
         if self._form_now():
@@ -577,7 +591,7 @@ class SetupScreen(Screen[None]):
         self.edited = {f"{ns}.{k}": show_value(v) for ns in ("train", "data", "model") for k, v in
                        getattr(config, ns).items()}
         self.edited["run.data_dir"] = config.data_dir or ""
-        self.device = config.device
+        self.device, self.processes = config.device, 1
         datasets = self.query_one("#datasets", OptionList)
         ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
         self.dataset = None
