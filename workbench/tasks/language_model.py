@@ -74,8 +74,9 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
                 self._tail_start = covered
         elif not self._regular and targets > 0:
             self._tail_start = 0
-        #: The windows this object holds, by number (a slice holds a part of them).
-        self._numbers = range(self._regular + (self._tail_start is not None))
+        #: The windows this object holds, by number (a slice holds a part of them, a distributed
+        #: run's shard a tensor of them).
+        self._numbers: range | Tensor = range(self._regular + (self._tail_start is not None))
         #: Training windows may be shifted by up to stride-1 each epoch (see ``batch``).
         self.max_start = targets - seq_len
 
@@ -84,11 +85,21 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
 
     def _starts(self, index: Tensor) -> Tensor:
         """Where the windows ``index`` (positions in this object) start in the text."""
-        numbers = self._numbers.start + index.long() * self._numbers.step
+        if isinstance(self._numbers, range):
+            numbers = self._numbers.start + index.long() * self._numbers.step
+        else:
+            numbers = self._numbers[index.long()]
         starts = numbers * self.stride
         if self._tail_start is not None:
             starts = torch.where(numbers >= self._regular, self._tail_start, starts)
         return starts
+
+    def _starts_numbers(self, index: list[int]) -> Tensor:
+        """The window numbers at the positions ``index`` (a distributed run's shard), as a tensor."""
+        if isinstance(self._numbers, range):
+            numbers = self._numbers
+            return torch.tensor([numbers[i] for i in index], dtype=torch.long)
+        return self._numbers[torch.tensor(index, dtype=torch.long)]
 
     def _lengths(self, starts: Tensor) -> Tensor:
         return (self.targets - starts).clamp(max=self.seq_len)
@@ -106,9 +117,13 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
         """Window ``index`` as (inputs, targets) lists, or for a slice (or a list of indices) the
         windows it selects (``train.limit`` keeps the first windows: the beginning of the text; a
         process of a distributed run its shard)."""
-        if isinstance(index, (slice, list)):
+        if isinstance(index, slice):
             subset = copy.copy(self)
             subset._numbers = self._numbers[index]
+            return subset
+        if isinstance(index, list):
+            subset = copy.copy(self)
+            subset._numbers = self._starts_numbers(index)
             return subset
         if index < 0:
             index += len(self)
@@ -133,7 +148,7 @@ class TextWindows(Sequence[tuple[list[int], list[int]]]):
     @property
     def chars(self) -> int:
         """Characters scored (prediction targets) over all windows."""
-        tail = self._tail_start if self._tail_start is not None and self._regular in self._numbers else None
+        tail = self._tail_start if self._tail_start is not None and bool(self._regular in self._numbers) else None
         if tail is None:
             return len(self._numbers) * self.seq_len
         return (len(self._numbers) - 1) * self.seq_len + self.targets - tail
