@@ -99,6 +99,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """``workbench lr-find``: the learning-rate range test on the setup ``train`` would run (no run is saved)."""
+    from workbench.config import plan_run
+    from workbench.lr_find import check_range, find_lr, format_lr, plot
+    from workbench.registry import get_registry
+
+    check_range(args.start_lr, args.end_lr, args.steps)
+    registry = get_registry()
+    plan = plan_run(registry, dataset=args.dataset, arch=args.arch, device=args.device, assignments=args.set,
+                    data_dir=args.data_dir, config_file=args.config)
+
+    def show_progress(step: int, steps: int, lr: float, loss: float) -> None:
+        if not args.json and sys.stderr.isatty():
+            sys.stderr.write(f"\rstep {step}/{steps}  lr {lr:.2e}  loss {loss:.4f} ")
+
+    finding = find_lr(plan.config, registry, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
+                      on_step=show_progress)
+    if not args.json and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.json:
+        print_json(finding.to_dict())
+        return 0
+    sys.stdout.write(plot(finding, colors=sys.stdout.isatty()) + "\n")
+    say(finding.summary())
+    if finding.suggestion is not None:
+        say(f"use it: --set lr={format_lr(finding.suggestion)}")
+    return 0
+
+
 def _save_setup(path: Path, text: str) -> None:
     """``--save-config FILE``, before the run starts: a folder or an unwritable place is one line."""
     try:
@@ -442,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "adds to $WORKBENCH_PLUGINS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_train(sub)
+    _add_lr_find(sub)
     _add_checkpoint_commands(sub)
     _add_export(sub)
     _add_listings(sub)
@@ -473,6 +503,24 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _common(p)
     p.set_defaults(func=cmd_train)
+
+
+def _add_lr_find(sub: Any) -> None:
+    from workbench.lr_find import DEFAULT_END_LR, DEFAULT_START_LR, DEFAULT_STEPS
+
+    p = sub.add_parser("lr-find", help="sweep the learning rate on a throwaway copy of a setup and suggest one")
+    p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
+    p.add_argument("--arch", help="architecture (default: the dataset's recommendation)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter, as for train")
+    p.add_argument("--data-dir", type=_path, help="folder or file with the dataset")
+    p.add_argument("--config", type=_path, help="TOML setup file (as saved by the app or --save-config)")
+    p.add_argument("--start-lr", type=float, default=DEFAULT_START_LR, help=f"first rate (default {DEFAULT_START_LR:g})")
+    p.add_argument("--end-lr", type=float, default=DEFAULT_END_LR, help=f"last rate (default {DEFAULT_END_LR:g})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"optimisation steps, rates evenly spaced on a log scale (default {DEFAULT_STEPS})")
+    _common(p)
+    p.set_defaults(func=cmd_lr_find)
 
 
 def _add_checkpoint_commands(sub: Any) -> None:
