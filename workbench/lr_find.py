@@ -203,7 +203,7 @@ def plot(finding: LRFinding, width: int = 80, height: int = 20, colors: bool = T
     """The loss against the learning rate (log x axis) as terminal text, the suggestion marked by a
     vertical line. The y axis stops a little above the starting loss, so the last diverging steps do
     not flatten the part of the curve that matters."""
-    import plotext as plt
+    import plotext as plt  # type: ignore[import-untyped]
 
     plt.clear_figure()
     plt.plotsize(width, height)
