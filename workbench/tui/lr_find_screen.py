@@ -87,7 +87,7 @@ class LRFindScreen(ModalScreen[float | None]):
         if self._cancel.is_set():
             return
         bar = self.query_one("#lr-progress", ProgressBar)
-        bar.update(progress=bar.total)
+        bar.update(progress=bar.total or 0)
         width = max(40, min(self.size.width - 6, 94))
         height = max(8, min(self.size.height - 9, 20))
         self.query_one("#lr-plot", Static).update(Text.from_ansi(plot(finding, width, height)))
