@@ -20,7 +20,7 @@ from workbench.registry import Registry
 from workbench.runs import Run, RunLock, atomic_write_json, find_run, lock_held
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
-SCHEDULES = ("none", "step", "cosine", "plateau")
+SCHEDULES = ("none", "step", "cosine", "plateau", "one-cycle")
 
 #: Training parameters every dataset shares; datasets override their defaults in ``DatasetSpec.defaults``.
 TRAIN_PARAMS: list[Param] = [
@@ -30,7 +30,8 @@ TRAIN_PARAMS: list[Param] = [
     Param("optimizer", str, "adam", "optimisation algorithm", choices=OPTIMIZERS),
     Param("momentum", float, 0.9, "momentum for sgd", min=0.0, max=0.999),
     Param("weight_decay", float, 0.0, "L2 penalty (decoupled for adamw)", min=0.0, max=1.0),
-    Param("schedule", str, "none", "learning-rate schedule", choices=SCHEDULES),
+    Param("schedule", str, "none", "learning-rate schedule (one-cycle: warm up to lr over the first 30% of "
+          "steps, then anneal; stepped every batch)", choices=SCHEDULES),
     Param("step_size", int, 5, "epochs between decays for schedule=step", min=1, max=10_000),
     Param("gamma", float, 0.5, "decay factor for schedule=step and plateau", min=0.01, max=1.0),
     Param("class_weight", str, "none", "classification loss weights: none, or balanced (n / (classes x "

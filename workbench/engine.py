@@ -49,6 +49,7 @@ from workbench.runs import (
     remove_stale_temporaries,
     save_checkpoint,
 )
+from workbench.schedules import ONE_CYCLE, make_one_cycle, step_batch, steps_per_batch
 from workbench.settings import current as current_settings
 from workbench.sinks import EventSinks, sink_names
 from workbench.tasks import check_task_state, task_class
@@ -131,8 +132,11 @@ def make_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optim
     raise WorkbenchError(f"unknown optimizer {name!r}")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, options: TrainOptions, higher_is_better: bool) -> Any:
+def make_scheduler(optimizer: torch.optim.Optimizer, options: TrainOptions, higher_is_better: bool,
+                   steps_per_epoch: int = 1) -> Any:
     name = options.schedule
+    if name == ONE_CYCLE:
+        return make_one_cycle(optimizer, options.lr, options.epochs, steps_per_epoch)
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=options.step_size, gamma=options.gamma)
     if name == "cosine":
@@ -169,8 +173,8 @@ def apply_resume_changes(optimizer: torch.optim.Optimizer, scheduler: Any, store
 
 
 def step_scheduler(scheduler: Any, score: float) -> None:
-    """Once per epoch; the plateau schedule watches the epoch's score."""
-    if scheduler is None:
+    """Once per epoch; the plateau schedule watches the epoch's score (one-cycle moves per batch)."""
+    if scheduler is None or steps_per_batch(scheduler):
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(score)
@@ -646,7 +650,8 @@ class Trainer:
         optimizer = make_optimizer(model, options)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
-            optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
+            optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better,
+                                                          math.ceil(len(train_set) / options.batch_size)),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
             autocast=mixed_precision(precision, self.device), precision=precision, memory_estimate=memory,
         )
@@ -713,6 +718,9 @@ class Trainer:
         saved = payload.get("progress", {})
         progress.start_epoch = int(payload.get("epoch", 0)) + 1
         progress.global_step = int(saved.get("global_step", 0))
+        if steps_per_batch(t.scheduler):  # the cycle's peak and length follow the new lr, epochs, batch_size
+            t.scheduler = make_one_cycle(t.optimizer, self.options.lr, self.options.epochs,
+                                         math.ceil(len(t.train_set) / self.options.batch_size), progress.global_step)
         progress.history = [h for h in saved.get("history", []) if not h.get("partial")]
         progress.seconds_before = float(saved.get("seconds", 0.0))
         stopper.load_state_dict(EarlyStopping.state_from_progress(saved))
@@ -836,6 +844,7 @@ class Trainer:
         clip = options.clip_grad_norm
         grad_norm = torch.nn.utils.clip_grad_norm_(t.params, clip if clip > 0 else float("inf"))
         t.optimizer.step()
+        step_batch(t.scheduler)
         return loss.detach(), grad_norm.detach(), correct
 
     def _step_event(self, t: Training, options: TrainOptions, window: StepWindow, totals: EpochTotals,
