@@ -15,6 +15,7 @@ from workbench.events import (
     EndEvent,
     EpochEvent,
     EventReader,
+    MemoryEvent,
     StartEvent,
     StateEvent,
     StatusEvent,
@@ -45,6 +46,7 @@ EVERY_KIND = [
     StateEvent(state="paused", time=2.5),
     DownloadEvent(label="names.zip", done=10, total=None),
     DownloadEvent(label="names.zip", done=10, total=10),
+    MemoryEvent(epoch=2, global_step=8, lags=(0.5, 0.25, 1e-7), cell="lstm", examples=32, time=3.5),
     EndEvent(state="failed", message="boom", time=4.0),
     EndEvent(state="finished", message="", test={"loss": 2.0, "accuracy": 0.4}, valid={"loss": 2.1},
              best_epoch=None, checkpoint="/runs/r1/best.pt", time=4.0),
@@ -62,6 +64,12 @@ def test_every_kind_is_covered_and_written_with_its_type_first():
     for event in EVERY_KIND:
         keys = list(event.to_json())
         assert keys[0] == "type" and ("time" not in keys or keys[-1] == "time")
+
+
+def test_a_memory_line_needs_its_lags_and_tolerates_the_rest():
+    assert parse_event({"type": "memory", "epoch": 1}) is None  # no lags: nothing to draw, skipped
+    odd = parse_event({"type": "memory", "epoch": 1, "lags": [1, 0.5], "cell": 7})
+    assert isinstance(odd, MemoryEvent) and odd.lags == (1.0, 0.5) and odd.cell == "" and odd.examples == 0
 
 
 def test_the_json_keeps_the_shape_other_readers_know():

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -274,6 +275,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not args.run:
         raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
     run = find_run(args.run, root)
+    if args.action == "show" and args.memory:
+        return _show_memory(args, run)
     if args.action == "show":
         summary = run.summary()
         config = None if summary["state"] == "unreadable" and "config.json" in summary["reason"] else run.config()
@@ -300,6 +303,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print_json({"run": run.id, "action": args.action, "ok": True})
     else:
         say(message)
+    return 0
+
+
+def _show_memory(args: argparse.Namespace, run: Any) -> int:
+    """``workbench runs show RUN --memory``: the run's memory-across-time probes as an epoch x lag map."""
+    from workbench.events import MemoryEvent
+    from workbench.memory_view import memory_map, reach
+
+    probes = [e for e in run.events() if isinstance(e, MemoryEvent)]
+    if args.json:
+        print_json({"run": run.id, "memory": [e.to_json() for e in probes]})
+        return 0
+    if not probes:
+        say(f"run {run.id} has no memory probes (runs before this version, memory_every=0, or a model "
+            "without a padded recurrent encoder)")
+        return 0
+    columns = shutil.get_terminal_size((80, 24)).columns
+    say(f"memory across time, {run.id}: |dL/dh| at each lag back from the last step, relative to lag 0 "
+        f"({probes[-1].cell}, {probes[-1].examples} probe examples)")
+    for line in memory_map(probes, width=min(columns, 120), height=max(len(probes) + 2, 3)):
+        say(line)
+    say("reach (largest lag with at least 1e-3 of lag 0's gradient): "
+        + ", ".join(f"epoch {e.epoch}: {reach(e)}" for e in probes[-5:]))
     return 0
 
 
@@ -577,6 +603,8 @@ def _add_listings(sub: Any) -> None:
     p.add_argument("--format", metavar="SINK", help="export: the event sink to replay events.jsonl through "
                    "(csv, or any other sink `workbench plugins` lists)")
     p.add_argument("--output", type=_path, metavar="DIR", help="export: write here (default: the run's folder)")
+    p.add_argument("--memory", action="store_true", help="show: the memory-across-time map (gradient reaching "
+                   "each earlier hidden state, by epoch)")
     _common(p)
     p.set_defaults(func=cmd_runs)
 

@@ -54,6 +54,8 @@ TRAIN_PARAMS: list[Param] = [
           "longest line in the data)", min=0, max=10_000_000),
     Param("allow_large", bool, False, "start even when the estimated memory per step exceeds the memory "
           "available (the run may be killed by the system)"),
+    Param("memory_every", int, 1, "epochs between probes of memory across time (the gradient reaching each "
+          "earlier hidden state, on a fixed batch; recurrent models only; 0 = off)", min=0, max=100_000),
     Param("sinks", str, "", "event sinks that receive the run's events as they happen, comma-separated "
           "(e.g. csv: metrics.csv and steps.csv in the run folder; see `workbench plugins`)"),
 ]
@@ -64,7 +66,7 @@ TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
 #: and schedule. Every other train value (optimizer, schedule, step_size, gamma, seed, class_weight,
 #: limit, and any added later) is fixed: the restored state would silently overrule it or not fit.
 RESUME_CHANGEABLE = ("epochs", "lr", "momentum", "weight_decay", "clip_grad_norm", "patience", "max_minutes",
-                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks")
+                     "log_every", "threads", "top_k", "batch_size", "precision", "sinks", "memory_every")
 
 
 def resume_refusal(run_id: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:

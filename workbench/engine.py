@@ -31,6 +31,7 @@ from workbench.events import (
     EndEvent,
     EpochEvent,
     Event,
+    MemoryEvent,
     StartEvent,
     StateEvent,
     StatusEvent,
@@ -444,6 +445,7 @@ class Trainer:
         self._deadline: float | None = None
         self._watchdog: StopWatchdog | None = None
         self._loss_watch = LossWatch()
+        self._memory_probe: Any = None
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
 
@@ -755,6 +757,8 @@ class Trainer:
         """Train epochs until done, stopped or out of patience; the run's state and message."""
         deadline = (time.monotonic() + options.max_minutes * 60) if options.max_minutes else None
         self._deadline = deadline
+        if progress.start_epoch == 1:
+            self._probe_memory(t, options, 0, 0)  # the untrained model: where memory starts from
         for epoch in range(progress.start_epoch, options.epochs + 1):
             # train one epoch (cut short by a stop request or the time limit)
             self._arm(True)
@@ -785,6 +789,8 @@ class Trainer:
             if improved:
                 save_checkpoint(self.run.checkpoint_path("best"), payload)
             self.emit(summary)
+            if not summary.partial:
+                self._probe_memory(t, options, epoch, progress.global_step)
             self.run.write_status(state="running", epoch=epoch,
                                   best={t.task.main_metric: stopper.best_score, "epoch": stopper.best_epoch})
 
@@ -800,6 +806,22 @@ class Trainer:
             return "finished", (f"nothing to do: the run already completed {options.epochs} epochs "
                                 "(raise epochs to continue)")
         return "finished", ""
+
+    def _probe_memory(self, t: Training, options: TrainOptions, epoch: int, global_step: int) -> None:
+        """Every ``memory_every`` epochs, memory across time on the fixed probe batch (workbench.memory)."""
+        if not options.memory_every or epoch % options.memory_every:
+            return
+        from workbench.memory import MemoryProbe, recurrent_direction
+
+        found = recurrent_direction(t.model)
+        if found is None:
+            return
+        if self._memory_probe is None:
+            self._memory_probe = MemoryProbe(t.task, t.valid_set or t.train_set)
+        lags = self._memory_probe.measure(t.model, self.device)
+        if lags:
+            self.emit(MemoryEvent(epoch=epoch, global_step=global_step, lags=tuple(lags), cell=found[1],
+                                  examples=self._memory_probe.examples))
 
     def _run_epoch(self, t: Training, options: TrainOptions, epoch: int, progress: RunProgress,
                    deadline: float | None) -> EpochRun:

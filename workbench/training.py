@@ -43,6 +43,7 @@ class TrainOptions:
     precision: str
     max_tokens: int
     allow_large: bool
+    memory_every: int
     sinks: str
 
     @classmethod
