@@ -16,8 +16,8 @@ from workbench.events import MemoryEvent
 
 #: (lowest ratio to lag 0, shade), strongest first.
 LEVELS: tuple[tuple[float, str], ...] = ((1e-1, "█"), (1e-2, "▓"), (1e-3, "▒"), (1e-4, "░"), (1e-6, "·"))
-LEGEND = "█ ≥1/10 of lag 0  ▓ ≥1/100  ▒ ≥1e-3  ░ ≥1e-4  · ≥1e-6"
-LABEL_WIDTH = 6
+LEGEND = "vs lag 0: █>.1 ▓>.01 ▒>1e-3 ░>1e-4 ·>1e-6"
+LABEL_WIDTH = 4
 
 
 def shade(ratio: float) -> str:
@@ -52,10 +52,10 @@ def memory_map(events: Sequence[MemoryEvent], width: int = 60, height: int = 12)
     lags = max(len(e.lags) for e in probes)
     columns = _columns(lags, width - LABEL_WIDTH)
     span = len(columns[0])
-    header = f"{'epoch':<{LABEL_WIDTH}}lag 0" + (f", {span} per column" if span > 1 else "")
-    last = f"{lags - 1}"
-    if len(header) + len(last) + 1 < LABEL_WIDTH + len(columns):
-        header = header + " " * (LABEL_WIDTH + len(columns) - len(header) - len(last)) + last
+    header = f"{'ep':<{LABEL_WIDTH}}lag 0"
+    tail = f"{lags - 1}" + (f" ({span}/col)" if span > 1 else "")
+    room = LABEL_WIDTH + len(columns) - len(header) - len(tail)
+    header = header + " " * max(room, 1) + tail
     lines = [header[:width]]
     for event in _rows(probes, max(1, height - 2)):
         reference = event.lags[0] if event.lags[0] > 0 else max(event.lags)

@@ -1,0 +1,92 @@
+"""Memory across time: the unrolled probe matches the fused layers, the map, the engine's events,
+`workbench runs show --memory` and the Train screen."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from workbench.cli import main
+from workbench.config import resolve_config
+from workbench.engine import build_model, load_dataset, train
+from workbench.events import MemoryEvent
+from workbench.memory import MemoryProbe, recurrent_direction, unrolled
+from workbench.memory_view import LEVELS, memory_map, reach
+from workbench.tasks import task_class
+
+BRACKETS = ["data.train_size=200", "data.test_size=20", "data.length=24", "model.hidden_size=12",
+            "model.embedding_dim=4", "threads=1"]
+
+
+def brackets_model(registry, arch: str, *extra: str):
+    config = resolve_config(registry, "brackets", arch, "cpu", [*BRACKETS, *extra])
+    data = load_dataset(config, registry)
+    task = task_class("classification").from_data(data)
+    return task, task.encode(data), build_model(config, task, registry)
+
+
+@pytest.mark.parametrize("arch, extra", [("elman", ()), ("rnn", ()), ("lstm", ()), ("gru", ()),
+                                         ("lstm", ("model.num_layers=2", "model.bidirectional=true"))])
+def test_the_unrolled_top_layer_computes_what_the_fused_one_does(registry, arch, extra):
+    task, encoded, model = brackets_model(registry, arch, *extra)
+    model.eval()
+    probe = MemoryProbe(task, encoded["valid"], size=8)
+    assert probe.batch is not None and probe.examples == 8
+    inputs = probe.batch.inputs
+    direction, cell = recurrent_direction(model)
+    states: list[torch.Tensor] = []
+    with torch.no_grad():
+        fused = model(**inputs)
+        with unrolled(direction, cell, states):
+            stepped = model(**inputs)
+    assert len(states) == inputs["tokens"].shape[1]
+    assert torch.allclose(fused, stepped, atol=1e-5)
+    assert "forward" not in vars(direction)  # the fused forward is back
+
+    rng = torch.get_rng_state()
+    model.train()
+    lags = probe.measure(model, torch.device("cpu"))
+    assert model.training and torch.equal(rng, torch.get_rng_state())
+    assert all(p.grad is None for p in model.parameters())  # nothing leaks into training
+    assert len(lags) == int(inputs["lengths"].max()) and all(math.isfinite(x) and x >= 0 for x in lags)
+    assert lags[-1] < lags[0]  # an untrained network forgets
+
+
+def test_models_without_a_padded_recurrent_encoder_are_not_probed(registry):
+    task, encoded, model = brackets_model(registry, "gru", "model.sequence_mode=packed")
+    assert recurrent_direction(model) is None
+    assert MemoryProbe(task, encoded["valid"]).measure(model, torch.device("cpu")) is None
+
+
+def test_the_map_shades_each_lag_against_lag_0_and_fits_its_width():
+    events = [MemoryEvent(epoch=e, global_step=10 * e, lags=tuple(10.0 ** -(k / (e + 1)) for k in range(40)),
+                          cell="rnn", examples=32) for e in range(30)]
+    lines = memory_map(events, width=30, height=8)
+    assert all(len(line) <= 30 for line in lines)
+    assert lines[0].startswith("ep  lag 0") and "39" in lines[0] and "(2/col)" in lines[0]
+    rows = lines[1:-1]
+    assert len(rows) == 6 and rows[0].split()[0] == "0" and rows[-1].split()[0] == "29"  # first and latest
+    assert rows[0][4] == "█" and rows[0][5] == "▒"  # lags 0-1, then 2-3 (geometric mean 10^-2.5 of lag 0)
+    assert rows[0].rstrip()[-1] in "·░" and len(rows[0].rstrip()) < len(rows[-1].rstrip())  # it remembers more later
+    assert {mark for _, mark in LEVELS} >= set("".join(r[4:] for r in rows).replace(" ", ""))
+    assert reach(events[0]) == 3 and reach(events[-1]) == 39
+    assert memory_map([], 30, 8) == []
+
+
+@pytest.mark.slow
+def test_training_probes_memory_every_n_epochs_and_runs_show_prints_the_map(registry, capsys):
+    config = resolve_config(registry, "brackets", "elman", "cpu", [*BRACKETS, "epochs=3", "memory_every=2"])
+    run = train(config, registry=registry).run
+    probes = [e for e in run.events() if isinstance(e, MemoryEvent)]
+    assert [p.epoch for p in probes] == [0, 2] and probes[0].global_step == 0 < probes[1].global_step
+    assert all((p.cell, p.examples, len(p.lags)) == ("elman", 20, 24) for p in probes), probes
+    assert main(["runs", "show", run.id, "--memory"]) == 0
+    out = capsys.readouterr().out
+    assert "memory across time" in out and "\n  0 " in out and "\n  2 " in out and "reach" in out
+    assert main(["runs", "show", run.id, "--memory", "--json"]) == 0
+    import json
+
+    shown = json.loads(capsys.readouterr().out)["memory"]
+    assert [p["epoch"] for p in shown] == [0, 2] and shown[0]["lags"] == list(probes[0].lags)
