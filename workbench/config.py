@@ -34,8 +34,9 @@ TRAIN_PARAMS: list[Param] = [
           "steps, then anneal; stepped every batch)", choices=SCHEDULES),
     Param("step_size", int, 5, "epochs between decays for schedule=step", min=1, max=10_000),
     Param("gamma", float, 0.5, "decay factor for schedule=step and plateau", min=0.01, max=1.0),
-    Param("class_weight", str, "none", "classification loss weights: none, or balanced (n / (classes x "
-          "count): rare classes count as much as common ones)", choices=("none", "balanced")),
+    Param("class_weight", str, "none", "classification loss weights: none, balanced (n / (classes x "
+          "count): rare classes count as much as common ones), or sqrt (the square root of balanced: a middle "
+          "way)", choices=("none", "balanced", "sqrt")),
     Param("clip_grad_norm", float, 5.0, "clip the global gradient norm to this (0 = off)", min=0.0, max=1e6),
     Param("patience", int, 5, "stop after this many epochs without validation improvement (0 = never)",
           min=0, max=10_000),

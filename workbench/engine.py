@@ -374,6 +374,8 @@ class Training:
     memory_estimate: int = 0
     #: The parameters the optimiser trains (their gradient norm is clipped and reported).
     params: list[nn.Parameter] = field(default_factory=list)
+    #: Further test splits (``ClassificationData.extra_tests``), evaluated with the best weights at the end.
+    extra_tests: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -656,6 +658,7 @@ class Trainer:
                                                           math.ceil(len(train_set) / options.batch_size)),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
             autocast=mixed_precision(precision, self.device), precision=precision, memory_estimate=memory,
+            extra_tests={k: v for k, v in encoded.items() if k not in ("train", "valid", "test")},
         )
 
     def _cut_long(self, task: Task, encoded: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], int]:
@@ -921,6 +924,8 @@ class Trainer:
         best = load_checkpoint(best_path)
         t.model.load_state_dict(best["model_state"])
         test = self._evaluate(t, options, t.test_set, detailed=True) if t.test_set else {}
+        for name, examples in t.extra_tests.items():
+            test.update(extra_test_metrics(name, self._evaluate(t, options, examples, detailed=False)))
         valid = self._evaluate(t, options, t.valid_set, detailed=True) if t.valid_set else last_valid
         best["evaluation"] = {"test": test, "valid": valid}
         save_checkpoint(best_path, best)
@@ -953,6 +958,12 @@ def epoch_score(task: Task, train_metrics: dict[str, Any], valid_metrics: dict[s
     if score is None:
         score = -train_metrics["loss"] if task.higher_is_better else train_metrics["loss"]
     return float(score)
+
+
+def extra_test_metrics(name: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """An extra test split's numbers, named after it (``test_2x_accuracy``), to sit next to the test metrics."""
+    return {f"{name}_{key}": float(value) for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "count"}
 
 
 def train(config: RunConfig, **kwargs: Any) -> TrainResult:
@@ -1027,9 +1038,15 @@ def evaluate_checkpoint(loaded: LoadedModel, registry: Registry | None = None, s
         config = RunConfig.from_dict({**config.to_dict(), "data_dir": data_dir})
     data = load_dataset(config, registry)
     loaded.task.check_data(data)
-    examples = loaded.task.encode(data)[split]
+    encoded = loaded.task.encode(data)
+    examples = encoded[split]
     if not examples:
         other = " (try --split valid)" if split == "test" else ""
         raise DataError(f"dataset {config.dataset!r} has no {split} examples{other}")
-    return loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True,
-                                top_k=TrainOptions.from_config(config.train).top_k)
+    top_k = TrainOptions.from_config(config.train).top_k
+    metrics = loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True, top_k=top_k)
+    if split == "test":  # the extra test splits (length generalisation) come with the test split
+        for name in (k for k in encoded if k not in ("train", "valid", "test")):
+            extra = loaded.task.evaluate(loaded.model, encoded[name], batch_size, loaded.device, top_k=top_k)
+            metrics.update(extra_test_metrics(name, extra))
+    return metrics
