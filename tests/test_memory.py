@@ -90,3 +90,55 @@ def test_training_probes_memory_every_n_epochs_and_runs_show_prints_the_map(regi
 
     shown = json.loads(capsys.readouterr().out)["memory"]
     assert [p["epoch"] for p in shown] == [0, 2] and shown[0]["lags"] == list(probes[0].lags)
+
+
+@pytest.mark.slow
+async def test_the_train_screen_draws_the_map_next_to_the_gradient_norm_and_overlays_runs(isolated_dirs,
+                                                                                          monkeypatch):
+    from workbench.events import EndEvent, StartEvent
+    from workbench.runs import EventWriter, Run, atomic_write_json
+    from workbench.tui.app import WorkbenchApp
+
+    monkeypatch.setattr("workbench.tui.setup.list_devices", lambda: [])
+    root = isolated_dirs / "runs"
+
+    def write(run_id: str, cell: str, decay: float) -> Run:
+        run = Run(root / run_id)
+        run.path.mkdir(parents=True)
+        config = {"dataset": "brackets", "arch": cell, "device": "cpu", "train": {"epochs": 3}, "data": {},
+                  "model": {}, "data_dir": None}
+        atomic_write_json(run.config_path, config)
+        writer = EventWriter(run.events_path)
+        writer.write(StartEvent(run=run_id, config=config, task="classification", main_metric="accuracy",
+                                device="cpu", threads=1, precision="fp32", parameters=10, sizes={}, steps_per_epoch=1,
+                                dataset_info={}, resumed_at_epoch=None, workbench_version="test"))
+        for epoch in range(4):
+            writer.write(MemoryEvent(epoch=epoch, global_step=epoch, cell=cell, examples=32,
+                                     lags=tuple(decay ** k for k in range(100))))
+        writer.write(EndEvent(state="finished", message=""))
+        writer.close()
+        atomic_write_json(run.status_path, {"state": "finished", "pid": None, "epoch": 3})
+        return run
+
+    write("20260101-000000-brackets-elman", "elman", 0.6)
+    write("20260101-000100-brackets-lstm", "lstm", 0.99)
+    app = WorkbenchApp(runs_root=root, keys_file=isolated_dirs / "no-keys.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4", "c", "down", "enter")  # compare the LSTM, watch the Elman RNN
+        await pilot.pause(1.0)
+        screen = app.screen
+        memory = screen.query_one("#memory")
+        assert not memory.has_class("-hidden") and not screen.query_one("#grad").has_class("-hidden")
+        shown = str(memory.content).splitlines()
+        assert shown[0].startswith("ep  lag 0") and len(shown) <= memory.size.height
+        assert all(len(line) <= memory.size.width for line in shown)
+        assert shown[1].startswith("  0 █") and shown[1].endswith(" ")  # the Elman map fades out within the row
+        assert "lstm" not in str(memory.content)  # only the watched run next to its gradient norm
+        for _ in range(4):  # all -> loss -> metric -> grad -> memory
+            await pilot.press("v")
+        await pilot.pause(1.0)
+        assert screen.view == "memory" and screen.query_one("#grad").has_class("-hidden")
+        both = str(memory.content)
+        assert "000000 elman (elman)" in both and "000100 lstm (lstm)" in both  # the overlay: one map per run
+        lstm_rows = [line for line in both.split("000100 lstm")[1].splitlines() if line.startswith("  3 ")]
+        assert lstm_rows and lstm_rows[0].rstrip().endswith("█")  # 0.99^99 = 0.37 of lag 0: still there

@@ -17,6 +17,7 @@ from workbench.events import MemoryEvent
 #: (lowest ratio to lag 0, shade), strongest first.
 LEVELS: tuple[tuple[float, str], ...] = ((1e-1, "█"), (1e-2, "▓"), (1e-3, "▒"), (1e-4, "░"), (1e-6, "·"))
 LEGEND = "vs lag 0: █>.1 ▓>.01 ▒>1e-3 ░>1e-4 ·>1e-6"
+SHORT_LEGEND = "█▓▒░·: 1e-1..1e-6"
 LABEL_WIDTH = 4
 
 
@@ -54,6 +55,8 @@ def memory_map(events: Sequence[MemoryEvent], width: int = 60, height: int = 12)
     span = len(columns[0])
     header = f"{'ep':<{LABEL_WIDTH}}lag 0"
     tail = f"{lags - 1}" + (f" ({span}/col)" if span > 1 else "")
+    if len(header) + 1 + len(tail) > width:
+        tail = f"{lags - 1}"
     room = LABEL_WIDTH + len(columns) - len(header) - len(tail)
     header = header + " " * max(room, 1) + tail
     lines = [header[:width]]
@@ -70,7 +73,7 @@ def memory_map(events: Sequence[MemoryEvent], width: int = 60, height: int = 12)
             else:  # the geometric mean of the column's lags
                 cells.append(shade(math.exp(sum(math.log(v) for v in positive) / len(positive)) / reference))
         lines.append(f"{event.epoch:>{LABEL_WIDTH - 1}} " + "".join(cells))
-    lines.append(LEGEND[:width])
+    lines.append(LEGEND if len(LEGEND) <= width else SHORT_LEGEND[:width])
     return lines
 
 

@@ -194,7 +194,7 @@ class MonitorScreen(Screen[None]):
             return
         self._memory_key = key
         widget.set_class(not runs and self.view != "memory", "-hidden")
-        width, height = max(widget.size.width - 2, 20), max(widget.size.height - 2, 3)
+        width, height = max(widget.size.width, 8), max(widget.size.height, 3)
         lines: list[str] = []
         for index, run in enumerate(runs):
             share = max(3, (height - len(lines)) // (len(runs) - index))
