@@ -164,9 +164,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print_json({"checkpoint": str(path), "split": args.split, "metrics": metrics})
         return 0
     say(f"{path} on {loaded.config.dataset} {args.split} ({metrics.get('count', 0):,} examples)")
+    width = max([18, *(len(key) for key, value in metrics.items() if isinstance(value, float))])
     for key, value in metrics.items():
         if isinstance(value, float):
-            say(f"  {key:<18} {value:.4f}")
+            say(f"  {key:<{width}} {value:.4f}")
     if "per_class_accuracy" in metrics:
         say("  per class:")
         for label, acc in metrics["per_class_accuracy"].items():
