@@ -75,16 +75,20 @@ class LRFindScreen(ModalScreen[float | None]):
             self.app.call_from_thread(self._progress, step, steps, lr, loss)
 
     def _progress(self, step: int, steps: int, lr: float, loss: float) -> None:
+        if self._cancel.is_set() or not self.is_attached:  # closed while the sweep was between steps
+            return
         self.query_one("#lr-progress", ProgressBar).update(total=steps, progress=step)
         self.query_one("#lr-status", Static).update(f"step {step}/{steps}  lr {lr:.2e}  smoothed loss {loss:.4f}")
 
     def _failed(self, message: str) -> None:
+        if self._cancel.is_set() or not self.is_attached:
+            return
         self.query_one("#lr-status", Static).update(Text(f"the finder failed: {message}", style="bold"))
         self.app.notify(message, severity="error", title="lr-find")
 
     def _show(self, finding: LRFinding) -> None:
         self.finding = finding
-        if self._cancel.is_set():
+        if self._cancel.is_set() or not self.is_attached:
             return
         bar = self.query_one("#lr-progress", ProgressBar)
         bar.update(progress=bar.total or 0)
