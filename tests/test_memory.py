@@ -142,3 +142,16 @@ async def test_the_train_screen_draws_the_map_next_to_the_gradient_norm_and_over
         assert "000000 elman (elman)" in both and "000100 lstm (lstm)" in both  # the overlay: one map per run
         lstm_rows = [line for line in both.split("000100 lstm")[1].splitlines() if line.startswith("  3 ")]
         assert lstm_rows and lstm_rows[0].rstrip().endswith("█")  # 0.99^99 = 0.37 of lag 0: still there
+
+
+@pytest.mark.slow
+def test_a_probe_that_fails_is_one_status_line_and_the_run_goes_on(registry, monkeypatch):
+    def broken(self, model, device):
+        raise RuntimeError("no such kernel")
+
+    monkeypatch.setattr("workbench.memory.MemoryProbe.measure", broken)
+    config = resolve_config(registry, "brackets", "gru", "cpu", [*BRACKETS, "epochs=2"])
+    result = train(config, registry=registry)
+    assert result.state == "finished" and result.metrics
+    messages = [e.message for e in result.run.events() if e.kind == "status" and "memory probe" in e.message]
+    assert messages == ["memory probe failed (RuntimeError: no such kernel); probing is off"]

@@ -448,6 +448,7 @@ class Trainer:
         self._watchdog: StopWatchdog | None = None
         self._loss_watch = LossWatch()
         self._memory_probe: Any = None
+        self._memory_off = False
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
 
@@ -812,16 +813,21 @@ class Trainer:
 
     def _probe_memory(self, t: Training, options: TrainOptions, epoch: int, global_step: int) -> None:
         """Every ``memory_every`` epochs, memory across time on the fixed probe batch (workbench.memory)."""
-        if not options.memory_every or epoch % options.memory_every:
+        if not options.memory_every or epoch % options.memory_every or self._memory_off:
             return
         from workbench.memory import MemoryProbe, recurrent_direction
 
         found = recurrent_direction(t.model)
         if found is None:
             return
-        if self._memory_probe is None:
-            self._memory_probe = MemoryProbe(t.task, t.valid_set or t.train_set)
-        lags = self._memory_probe.measure(t.model, self.device)
+        try:
+            if self._memory_probe is None:
+                self._memory_probe = MemoryProbe(t.task, t.valid_set or t.train_set)
+            lags = self._memory_probe.measure(t.model, self.device)
+        except Exception as exc:  # a diagnostic never ends a run: say so once and stop probing
+            self._memory_off = True
+            self.emit(StatusEvent(message=f"memory probe failed ({type(exc).__name__}: {exc}); probing is off"))
+            return
         if lags:
             self.emit(MemoryEvent(epoch=epoch, global_step=global_step, lags=tuple(lags), cell=found[1],
                                   examples=self._memory_probe.examples))
