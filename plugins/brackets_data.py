@@ -173,7 +173,7 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     valid = generate(n_valid, length, pairs, rng, defects=defects)
     test = generate(params["test_size"], length, pairs, rng, defects=defects)
     # drawn after the others, so adding it changed none of them
-    long_test = generate(params["long_test_size"], 2 * length, pairs, rng, defects=defects)
+    long_test = generate(params.get("long_test_size", 0), 2 * length, pairs, rng, defects=defects)
     return ClassificationData(
         classes=list(CLASSES),
         train=train,

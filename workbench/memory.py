@@ -33,12 +33,15 @@ MAX_LAGS = 100
 
 
 def recurrent_direction(model: nn.Module) -> tuple[nn.Module, str] | None:
-    """The top layer's forward direction of the model's first padded SequenceEncoder, and its cell."""
-    for module in model.modules():
-        if isinstance(module, SequenceEncoder) and module.mode == "padded":
-            layers = module.layers
-            return layers[len(layers) - 1][0], module.cell  # type: ignore[index]
-    return None
+    """The top layer's forward direction of the model's outermost padded SequenceEncoder (a tagger's
+    sentence encoder, not its per-word character encoder), and its cell."""
+    encoders = [(name.count("."), index, module) for index, (name, module) in enumerate(model.named_modules())
+                if isinstance(module, SequenceEncoder) and module.mode == "padded"]
+    if not encoders:
+        return None
+    encoder = min(encoders, key=lambda found: found[:2])[2]
+    layers = encoder.layers
+    return layers[len(layers) - 1][0], encoder.cell  # type: ignore[index]
 
 
 def _step_function(direction: nn.Module, cell: str) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]:
@@ -68,11 +71,15 @@ def _step_function(direction: nn.Module, cell: str) -> Callable[[Tensor, Tensor,
 
 
 @contextmanager
-def unrolled(direction: nn.Module, cell: str, states: list[Tensor]) -> Iterator[None]:
-    """While inside, ``direction`` runs step by step and appends each step's state [B, H] to ``states``."""
+def unrolled(direction: nn.Module, cell: str, states: list[Tensor],
+             seen_lengths: list[Tensor] | None = None) -> Iterator[None]:
+    """While inside, ``direction`` runs step by step and appends each step's state [B, H] to ``states``
+    (and the lengths it was given to ``seen_lengths``)."""
     step = _step_function(direction, cell)
 
     def forward(x: Tensor, lengths: Tensor) -> Tensor:
+        if seen_lengths is not None:
+            seen_lengths.append(lengths)
         batch, max_len, _ = x.shape
         mask = lengths_mask(lengths.to(x.device), max_len).unsqueeze(-1)
         layer: Any = direction if isinstance(direction, ElmanLayer) else direction.rnn
@@ -111,17 +118,18 @@ class MemoryProbe:
             return None
         direction, cell = found
         states: list[Tensor] = []
+        lengths: list[Tensor] = []
         batch = self.batch.to(device)
         was_training = model.training
         model.eval()
         try:
-            with torch.random.fork_rng(devices=[]), unrolled(direction, cell, states):
+            with torch.random.fork_rng(devices=[]), unrolled(direction, cell, states, lengths):
                 output = self.task.loss(model, batch)
                 loss = output[0] if isinstance(output, tuple) else output
                 grads = torch.autograd.grad(loss * batch.size, states, allow_unused=True)
         finally:
             model.train(was_training)
-        return _by_lag(grads, batch.inputs.get("lengths"), self.max_lags)
+        return _by_lag(grads, lengths[0] if len(lengths) == 1 else None, self.max_lags)
 
 
 def _by_lag(grads: Sequence[Tensor | None], lengths: Tensor | None, max_lags: int) -> list[float]:
