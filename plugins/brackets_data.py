@@ -172,13 +172,16 @@ def load(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     train = generate(params["train_size"] - n_valid, length, pairs, rng, min_length, defects)
     valid = generate(n_valid, length, pairs, rng, defects=defects)
     test = generate(params["test_size"], length, pairs, rng, defects=defects)
+    # drawn after the others, so adding it changed none of them
+    long_test = generate(params.get("long_test_size", 0), 2 * length, pairs, rng, defects=defects)
     return ClassificationData(
         classes=list(CLASSES),
         train=train,
         valid=valid,
         test=test,
         tokenizer="char",
-        info={"source": "generated", "length": length, "train_lengths": f"{min_length or length}-{length}",
+        extra_tests={"test_2x": long_test} if long_test else {},
+        info={"source": "generated", "length": length, "test_2x_length": 2 * length if long_test else 0, "train_lengths": f"{min_length or length}-{length}",
               "defects": defects, "pairs": " ".join(PAIRS[:pairs]),
-              "train": len(train), "valid": len(valid), "test": len(test)},
+              "train": len(train), "valid": len(valid), "test": len(test), "test_2x": len(long_test)},
     )

@@ -128,6 +128,8 @@ def workbench_datasets() -> list[DatasetSpec]:
                 Param("pairs", int, 1, "kinds of bracket pair: 1 = (), 2 = () [], 3 = () [] {}", min=1, max=3),
                 Param("train_size", int, 8000, "training strings (half balanced)", min=10, max=10_000_000),
                 Param("test_size", int, 2000, "test strings", min=2, max=10_000_000),
+                Param("long_test_size", int, 1000, "strings of twice length for the length-generalisation "
+                      "test (reported as test_2x_accuracy; 0 = none)", min=0, max=10_000_000),
                 _valid_fraction(0.1),
                 Param("data_seed", int, 0, "random state of the generator", min=0, max=2**31 - 1),
             ],

@@ -15,6 +15,7 @@ from workbench.events import (
     EndEvent,
     EpochEvent,
     EventReader,
+    MemoryEvent,
     StartEvent,
     StateEvent,
     StatusEvent,
@@ -49,6 +50,7 @@ EVERY_KIND = [
     SystemEvent(cpu_percent=183.5, rss_bytes=512 * 2**20, peak_rss_bytes=600 * 2**20, cpus=2, time=2.2),
     SystemEvent(cpu_percent=99.0, rss_bytes=None, peak_rss_bytes=None, cpus=16,
                 gpus=({"index": 0, "name": "H200", "allocated_bytes": 2**30, "utilization": 45.0},), time=2.4),
+    MemoryEvent(epoch=2, global_step=8, lags=(0.5, 0.25, 1e-7), cell="lstm", examples=32, time=3.5),
     EndEvent(state="failed", message="boom", time=4.0),
     EndEvent(state="finished", message="", test={"loss": 2.0, "accuracy": 0.4}, valid={"loss": 2.1},
              best_epoch=None, checkpoint="/runs/r1/best.pt", time=4.0),
@@ -66,6 +68,12 @@ def test_every_kind_is_covered_and_written_with_its_type_first():
     for event in EVERY_KIND:
         keys = list(event.to_json())
         assert keys[0] == "type" and ("time" not in keys or keys[-1] == "time")
+
+
+def test_a_memory_line_needs_its_lags_and_tolerates_the_rest():
+    assert parse_event({"type": "memory", "epoch": 1}) is None  # no lags: nothing to draw, skipped
+    odd = parse_event({"type": "memory", "epoch": 1, "lags": [1, 0.5], "cell": 7})
+    assert isinstance(odd, MemoryEvent) and odd.lags == (1.0, 0.5) and odd.cell == "" and odd.examples == 0
 
 
 def test_the_json_keeps_the_shape_other_readers_know():

@@ -167,6 +167,10 @@ class ClassificationData:
     truncate: str = "start"
     #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
     info: dict[str, Any] = field(default_factory=dict)
+    #: More test splits by name (e.g. ``test_2x``: strings twice as long as in training, for length
+    #: generalisation). The final evaluation and ``workbench eval`` report each one's metrics as
+    #: ``<name>_<metric>`` next to the test metrics.
+    extra_tests: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 @dataclass

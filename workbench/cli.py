@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -117,6 +118,35 @@ def _train_in(world: Any, args: argparse.Namespace, registry: Any) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """``workbench lr-find``: the learning-rate range test on the setup ``train`` would run (no run is saved)."""
+    from workbench.config import plan_run
+    from workbench.lr_find import check_range, find_lr, format_lr, plot
+    from workbench.registry import get_registry
+
+    check_range(args.start_lr, args.end_lr, args.steps)
+    registry = get_registry()
+    plan = plan_run(registry, dataset=args.dataset, arch=args.arch, device=args.device, assignments=args.set,
+                    data_dir=args.data_dir, config_file=args.config)
+
+    def show_progress(step: int, steps: int, lr: float, loss: float) -> None:
+        if not args.json and sys.stderr.isatty():
+            sys.stderr.write(f"\rstep {step}/{steps}  lr {lr:.2e}  loss {loss:.4f} ")
+
+    finding = find_lr(plan.config, registry, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
+                      on_step=show_progress)
+    if not args.json and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.json:
+        print_json(finding.to_dict())
+        return 0
+    sys.stdout.write(plot(finding, colors=sys.stdout.isatty()) + "\n")
+    say(finding.summary())
+    if finding.suggestion is not None:
+        say(f"use it: --set lr={format_lr(finding.suggestion)}")
+    return 0
+
+
 def _save_setup(path: Path, text: str) -> None:
     """``--save-config FILE``, before the run starts: a folder or an unwritable place is one line."""
     try:
@@ -152,9 +182,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print_json({"checkpoint": str(path), "split": args.split, "metrics": metrics})
         return 0
     say(f"{path} on {loaded.config.dataset} {args.split} ({metrics.get('count', 0):,} examples)")
+    width = max([18, *(len(key) for key, value in metrics.items() if isinstance(value, float))])
     for key, value in metrics.items():
         if isinstance(value, float):
-            say(f"  {key:<18} {value:.4f}")
+            say(f"  {key:<{width}} {value:.4f}")
     if "per_class_accuracy" in metrics:
         say("  per class:")
         for label, acc in metrics["per_class_accuracy"].items():
@@ -287,6 +318,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not args.run:
         raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
     run = find_run(args.run, root)
+    if args.action == "show" and args.memory:
+        return _show_memory(args, run)
     if args.action == "show":
         summary = run.summary()
         config = None if summary["state"] == "unreadable" and "config.json" in summary["reason"] else run.config()
@@ -313,6 +346,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print_json({"run": run.id, "action": args.action, "ok": True})
     else:
         say(message)
+    return 0
+
+
+def _show_memory(args: argparse.Namespace, run: Any) -> int:
+    """``workbench runs show RUN --memory``: the run's memory-across-time probes as an epoch x lag map."""
+    from workbench.events import MemoryEvent
+    from workbench.memory_view import memory_map, reach
+
+    probes = [e for e in run.events() if isinstance(e, MemoryEvent)]
+    if args.json:
+        print_json({"run": run.id, "memory": [e.to_json() for e in probes]})
+        return 0
+    if not probes:
+        say(f"run {run.id} has no memory probes (runs before this version, memory_every=0, or a model "
+            "without a padded recurrent encoder)")
+        return 0
+    columns = shutil.get_terminal_size((80, 24)).columns
+    say(f"memory across time, {run.id}: |dL/dh| at each lag back from the last step, relative to lag 0 "
+        f"({probes[-1].cell}, {probes[-1].examples} probe examples)")
+    for line in memory_map(probes, width=min(columns, 120), height=max(len(probes) + 2, 3)):
+        say(line)
+    say("reach (largest lag with at least 1e-3 of lag 0's gradient): "
+        + ", ".join(f"epoch {e.epoch}: {reach(e)}" for e in probes[-5:]))
     return 0
 
 
@@ -589,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "adds to $WORKBENCH_PLUGINS_DIR)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_train(sub)
+    _add_lr_find(sub)
     _add_checkpoint_commands(sub)
     _add_export(sub)
     _add_listings(sub)
@@ -622,6 +679,24 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _common(p)
     p.set_defaults(func=cmd_train)
+
+
+def _add_lr_find(sub: Any) -> None:
+    from workbench.lr_find import DEFAULT_END_LR, DEFAULT_START_LR, DEFAULT_STEPS
+
+    p = sub.add_parser("lr-find", help="sweep the learning rate on a throwaway copy of a setup and suggest one")
+    p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
+    p.add_argument("--arch", help="architecture (default: the dataset's recommendation)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter, as for train")
+    p.add_argument("--data-dir", type=_path, help="folder or file with the dataset")
+    p.add_argument("--config", type=_path, help="TOML setup file (as saved by the app or --save-config)")
+    p.add_argument("--start-lr", type=float, default=DEFAULT_START_LR, help=f"first rate (default {DEFAULT_START_LR:g})")
+    p.add_argument("--end-lr", type=float, default=DEFAULT_END_LR, help=f"last rate (default {DEFAULT_END_LR:g})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"optimisation steps, rates evenly spaced on a log scale (default {DEFAULT_STEPS})")
+    _common(p)
+    p.set_defaults(func=cmd_lr_find)
 
 
 def _add_checkpoint_commands(sub: Any) -> None:
@@ -698,6 +773,8 @@ def _add_listings(sub: Any) -> None:
     p.add_argument("--format", metavar="SINK", help="export: the event sink to replay events.jsonl through "
                    "(csv, or any other sink `workbench plugins` lists)")
     p.add_argument("--output", type=_path, metavar="DIR", help="export: write here (default: the run's folder)")
+    p.add_argument("--memory", action="store_true", help="show: the memory-across-time map (gradient reaching "
+                   "each earlier hidden state, by epoch)")
     _common(p)
     p.set_defaults(func=cmd_runs)
 

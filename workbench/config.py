@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the app imports this before its first paint; the plugin mac
     from workbench.registry import Registry
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
-SCHEDULES = ("none", "step", "cosine", "plateau")
+SCHEDULES = ("none", "step", "cosine", "plateau", "one-cycle")
 
 #: Training parameters every dataset shares; datasets override their defaults in ``DatasetSpec.defaults``.
 TRAIN_PARAMS: list[Param] = [
@@ -32,11 +32,13 @@ TRAIN_PARAMS: list[Param] = [
     Param("optimizer", str, "adam", "optimisation algorithm", choices=OPTIMIZERS),
     Param("momentum", float, 0.9, "momentum for sgd", min=0.0, max=0.999),
     Param("weight_decay", float, 0.0, "L2 penalty (decoupled for adamw)", min=0.0, max=1.0),
-    Param("schedule", str, "none", "learning-rate schedule", choices=SCHEDULES),
+    Param("schedule", str, "none", "learning-rate schedule (one-cycle: warm up to lr over the first 30% of "
+          "steps, then anneal; stepped every batch)", choices=SCHEDULES),
     Param("step_size", int, 5, "epochs between decays for schedule=step", min=1, max=10_000),
     Param("gamma", float, 0.5, "decay factor for schedule=step and plateau", min=0.01, max=1.0),
-    Param("class_weight", str, "none", "classification loss weights: none, or balanced (n / (classes x "
-          "count): rare classes count as much as common ones)", choices=("none", "balanced")),
+    Param("class_weight", str, "none", "classification loss weights: none, balanced (n / (classes x "
+          "count): rare classes count as much as common ones), or sqrt (the square root of balanced: a middle "
+          "way)", choices=("none", "balanced", "sqrt")),
     Param("clip_grad_norm", float, 5.0, "clip the global gradient norm to this (0 = off)", min=0.0, max=1e6),
     Param("patience", int, 5, "stop after this many epochs without validation improvement (0 = never)",
           min=0, max=10_000),
@@ -60,6 +62,8 @@ TRAIN_PARAMS: list[Param] = [
           "whose model needs one that has none is refused before it starts); may be slower"),
     Param("compile", bool, False, "torch.compile the model (falls back to eager, saying why, where it fails; "
           "recurrent layers rarely gain)"),
+    Param("memory_every", int, 1, "epochs between probes of memory across time (the gradient reaching each "
+          "earlier hidden state, on a fixed batch; recurrent models only; 0 = off)", min=0, max=100_000),
     Param("sinks", str, "", "event sinks that receive the run's events as they happen, comma-separated "
           "(e.g. csv: metrics.csv and steps.csv in the run folder; see `workbench plugins`)"),
 ]
@@ -71,7 +75,7 @@ TRAIN_GROUP = ParamGroup("train", TRAIN_PARAMS)
 #: limit, and any added later) is fixed: the restored state would silently overrule it or not fit.
 RESUME_CHANGEABLE = ("epochs", "lr", "momentum", "weight_decay", "clip_grad_norm", "patience", "max_minutes",
                      "log_every", "threads", "top_k", "batch_size", "precision", "sinks",
-                     "deterministic", "compile")
+                     "deterministic", "compile", "memory_every")
 
 
 def resume_refusal(run_id: str, stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:

@@ -34,6 +34,7 @@ from workbench.events import (
     EndEvent,
     EpochEvent,
     Event,
+    MemoryEvent,
     StartEvent,
     StateEvent,
     StatusEvent,
@@ -54,6 +55,7 @@ from workbench.runs import (
     remove_stale_temporaries,
     save_checkpoint,
 )
+from workbench.schedules import ONE_CYCLE, make_one_cycle, step_batch, steps_per_batch
 from workbench.settings import current as current_settings
 from workbench.sinks import EventSinks, sink_names
 from workbench.step_stats import Diverged, EpochTotals, StepWindow, WindowSums, gradient_norm
@@ -140,8 +142,11 @@ def make_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optim
     raise WorkbenchError(f"unknown optimizer {name!r}")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, options: TrainOptions, higher_is_better: bool) -> Any:
+def make_scheduler(optimizer: torch.optim.Optimizer, options: TrainOptions, higher_is_better: bool,
+                   steps_per_epoch: int = 1) -> Any:
     name = options.schedule
+    if name == ONE_CYCLE:
+        return make_one_cycle(optimizer, options.lr, options.epochs, steps_per_epoch)
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=options.step_size, gamma=options.gamma)
     if name == "cosine":
@@ -178,8 +183,8 @@ def apply_resume_changes(optimizer: torch.optim.Optimizer, scheduler: Any, store
 
 
 def step_scheduler(scheduler: Any, score: float) -> None:
-    """Once per epoch; the plateau schedule watches the epoch's score."""
-    if scheduler is None:
+    """Once per epoch; the plateau schedule watches the epoch's score (one-cycle moves per batch)."""
+    if scheduler is None or steps_per_batch(scheduler):
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(score)
@@ -289,6 +294,8 @@ class Training:
     #: DistributedDataParallel around it (several processes); evaluation and checkpoints always use
     #: ``model`` itself.
     step_model: nn.Module | None = None
+    #: Further test splits (``ClassificationData.extra_tests``), evaluated with the best weights at the end.
+    extra_tests: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -377,6 +384,8 @@ class Trainer:
         self._loss_watch = LossWatch()
         #: Optimisation steps the run has taken (all epochs, resumes included), once training ends.
         self.global_step = 0
+        self._memory_probe: Any = None
+        self._memory_off = False
         #: Seconds a step may go on after a stop request before it is interrupted.
         self.stop_grace = STOP_GRACE_SECONDS
         #: CPU, memory and GPU use, sent as system events at the first step and every few seconds.
@@ -627,10 +636,12 @@ class Trainer:
         optimizer = make_optimizer(model, options)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
-            optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better),
+            optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better,
+                                                          math.ceil(len(train_set) / options.batch_size)),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
             autocast=autocast_context(precision, self.device), precision=precision, memory_estimate=memory,
             scaler=make_scaler(precision, self.device), step_model=step_model,
+            extra_tests={k: v for k, v in encoded.items() if k not in ("train", "valid", "test")},
         )
 
     def _cut_long(self, task: Task, encoded: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], int]:
@@ -716,6 +727,9 @@ class Trainer:
         saved = payload.get("progress", {})
         progress.start_epoch = int(payload.get("epoch", 0)) + 1
         progress.global_step = int(saved.get("global_step", 0))
+        if steps_per_batch(t.scheduler):  # the cycle's peak and length follow the new lr, epochs, batch_size
+            t.scheduler = make_one_cycle(t.optimizer, self.options.lr, self.options.epochs,
+                                         math.ceil(len(t.train_set) / self.options.batch_size), progress.global_step)
         progress.history = [h for h in saved.get("history", []) if not h.get("partial")]
         progress.seconds_before = float(saved.get("seconds", 0.0))
         stopper.load_state_dict(EarlyStopping.state_from_progress(saved))
@@ -751,6 +765,8 @@ class Trainer:
         """Train epochs until done, stopped or out of patience; the run's state and message."""
         deadline = (time.monotonic() + options.max_minutes * 60) if options.max_minutes else None
         self._deadline = deadline
+        if progress.start_epoch == 1:
+            self._probe_memory(t, options, 0, 0)  # the untrained model: where memory starts from
         for epoch in range(progress.start_epoch, options.epochs + 1):
             # train one epoch (cut short by a stop request or the time limit)
             self._arm(True)
@@ -785,6 +801,8 @@ class Trainer:
                 if improved:
                     save_checkpoint(self.run.checkpoint_path("best"), payload)
             self.emit(summary)
+            if not summary.partial and self.world.is_main:
+                self._probe_memory(t, options, epoch, progress.global_step)
             self._write_status(state="running", best={t.task.main_metric: stopper.best_score,
                                                          "epoch": stopper.best_epoch},
                                   **status_fields(epoch - 1 if summary.partial else epoch,
@@ -802,6 +820,27 @@ class Trainer:
             return "finished", (f"nothing to do: the run already completed {options.epochs} epochs "
                                 "(raise epochs to continue)")
         return "finished", ""
+
+    def _probe_memory(self, t: Training, options: TrainOptions, epoch: int, global_step: int) -> None:
+        """Every ``memory_every`` epochs, memory across time on the fixed probe batch (workbench.memory)."""
+        if not options.memory_every or epoch % options.memory_every or self._memory_off:
+            return
+        from workbench.memory import MemoryProbe, recurrent_direction
+
+        found = recurrent_direction(t.model)
+        if found is None:
+            return
+        try:
+            if self._memory_probe is None:
+                self._memory_probe = MemoryProbe(t.task, t.valid_set or t.train_set)
+            lags = self._memory_probe.measure(t.model, self.device)
+        except Exception as exc:  # a diagnostic never ends a run: say so once and stop probing
+            self._memory_off = True
+            self.emit(StatusEvent(message=f"memory probe failed ({type(exc).__name__}: {exc}); probing is off"))
+            return
+        if lags:
+            self.emit(MemoryEvent(epoch=epoch, global_step=global_step, lags=tuple(lags), cell=found[1],
+                                  examples=self._memory_probe.examples))
 
     def _run_epoch(self, t: Training, options: TrainOptions, epoch: int, progress: RunProgress,
                    deadline: float | None) -> EpochRun:
@@ -898,6 +937,7 @@ class Trainer:
             t.scaler.step(t.optimizer)
             t.scaler.update()
             grad_norm = torch.nan_to_num(grad_norm, nan=0.0, posinf=0.0)  # a skipped step plots as 0, not inf
+        step_batch(t.scheduler)
         return loss.detach(), grad_norm.detach(), correct
 
     def _step_event(self, t: Training, options: TrainOptions, window: WindowSums, totals: EpochTotals,
@@ -953,6 +993,8 @@ class Trainer:
         best = load_checkpoint(best_path)
         t.model.load_state_dict(best["model_state"])
         test = self._evaluate(t, options, t.test_set, detailed=True) if t.test_set else {}
+        for name, examples in t.extra_tests.items():
+            test.update(extra_test_metrics(name, self._evaluate(t, options, examples, detailed=False)))
         valid = self._evaluate(t, options, t.valid_set, detailed=True) if t.valid_set else last_valid
         best["evaluation"] = {"test": test, "valid": valid}
         save_checkpoint(best_path, best)
@@ -987,6 +1029,12 @@ def epoch_score(task: Task, train_metrics: dict[str, Any], valid_metrics: dict[s
     if score is None:
         score = -train_metrics["loss"] if task.higher_is_better else train_metrics["loss"]
     return float(score)
+
+
+def extra_test_metrics(name: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """An extra test split's numbers, named after it (``test_2x_accuracy``), to sit next to the test metrics."""
+    return {f"{name}_{key}": float(value) for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "count"}
 
 
 def train(config: RunConfig, **kwargs: Any) -> TrainResult:
@@ -1062,9 +1110,15 @@ def evaluate_checkpoint(loaded: LoadedModel, registry: Registry | None = None, s
         config = RunConfig.from_dict({**config.to_dict(), "data_dir": data_dir})
     data = load_dataset(config, registry)
     loaded.task.check_data(data)
-    examples = loaded.task.encode(data)[split]
+    encoded = loaded.task.encode(data)
+    examples = encoded[split]
     if not examples:
         other = " (try --split valid)" if split == "test" else ""
         raise DataError(f"dataset {config.dataset!r} has no {split} examples{other}")
-    return loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True,
-                                top_k=TrainOptions.from_config(config.train).top_k)
+    top_k = TrainOptions.from_config(config.train).top_k
+    metrics = loaded.task.evaluate(loaded.model, examples, batch_size, loaded.device, detailed=True, top_k=top_k)
+    if split == "test":  # the extra test splits (length generalisation) come with the test split
+        for name in (k for k in encoded if k not in ("train", "valid", "test")):
+            extra = loaded.task.evaluate(loaded.model, encoded[name], batch_size, loaded.device, top_k=top_k)
+            metrics.update(extra_test_metrics(name, extra))
+    return metrics

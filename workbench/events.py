@@ -326,12 +326,29 @@ class SystemEvent(BaseEvent):
     gpus: tuple[dict[str, Any], ...] = ()
 
 
-Event = StartEvent | StepEvent | EpochEvent | EndEvent | StateEvent | StatusEvent | DownloadEvent | SystemEvent
+@dataclass(frozen=True)
+class MemoryEvent(BaseEvent):
+    """Memory across time (:mod:`workbench.memory`): on a fixed probe batch, the mean norm of the
+    loss's gradient with respect to the hidden state at each lag back from the last step (``lags[0]``
+    is the last step). Epoch 0 is the model before training. Runs written before it have none."""
+
+    kind: ClassVar[str] = "memory"
+    required: ClassVar[tuple[str, ...]] = ("epoch", "lags")
+    epoch: int
+    global_step: int
+    lags: tuple[float, ...]
+    #: The recurrent cell probed (its top layer, forward direction) and the probe's size.
+    cell: str
+    examples: int
+
+
+Event = (StartEvent | StepEvent | EpochEvent | EndEvent | StateEvent | StatusEvent | DownloadEvent | SystemEvent
+         | MemoryEvent)
 
 #: Every event class by its ``type`` key.
 EVENT_TYPES: dict[str, type[BaseEvent]] = {
     cls.kind: cls for cls in (StartEvent, StepEvent, EpochEvent, EndEvent, StateEvent, StatusEvent, DownloadEvent,
-                              SystemEvent)
+                              SystemEvent, MemoryEvent)
 }
 
 

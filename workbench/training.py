@@ -45,6 +45,7 @@ class TrainOptions:
     allow_large: bool
     deterministic: bool
     compile: bool
+    memory_every: int
     sinks: str
 
     @classmethod

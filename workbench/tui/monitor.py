@@ -61,6 +61,8 @@ class RunMonitor:
         self._stride = 1  # keep every n-th step event once the buffer has been thinned
         self._skipped = 0
         self.epochs: deque[ev.EpochEvent] = deque(maxlen=10_000)
+        #: Memory-across-time probes (workbench.memory), one per probed epoch.
+        self.memory: deque[ev.MemoryEvent] = deque(maxlen=10_000)
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         #: Lines ever logged (the deque forgets old ones); views compare it with what they drew.
         self.log_count = 0
@@ -133,6 +135,8 @@ class RunMonitor:
             self.epochs.append(event)
             self._note_rate(event.samples_per_s)
             self.add_log(format_epoch(event, self.main_metric, self.headline_metrics, compact=True, kind=self.task))
+        elif isinstance(event, ev.MemoryEvent):
+            self.memory.append(event)
         elif isinstance(event, ev.StateEvent):
             self.state = event.state
             self.add_log(f"[{self.state}]")

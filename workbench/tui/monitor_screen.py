@@ -10,6 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
@@ -19,6 +20,7 @@ from textual_plotext import PlotextPlot
 
 from workbench.events import format_duration, format_system
 from workbench.headlines import derived_metric, loss_factor, metric_label, plotted_metric, shown_value
+from workbench.memory_view import memory_map
 from workbench.tui.logview import LogView
 from workbench.tui.monitor import RunMonitor, downsample
 from workbench.tui.widgets import NavBar, footer
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 #: Status and log refresh at most this often; one plot per tick (each plot every 1.5 s while training).
 #: On a 2-core machine every percent of a core the app uses is taken from training.
 REDRAW_SECONDS = 0.5
-VIEWS = ("all", "loss", "metric", "grad", "log")
+VIEWS = ("all", "loss", "metric", "grad", "memory", "log")
 #: Distinct markers so the curves stay apart without colour (NO_COLOR).
 MARKERS = ("braille", "dot", "x", "+", "o", "*", "#", "@")
 #: How the legend (under each plot) shows each marker.
@@ -91,6 +93,8 @@ class MonitorScreen(Screen[None]):
     MonitorScreen #plots.-single { grid-size: 1 1; }
     MonitorScreen Chart { border: round $primary; height: 1fr; }
     MonitorScreen Chart:focus { border: round $accent; }
+    MonitorScreen #grad-cell { height: 1fr; }
+    MonitorScreen #memory { border: round $primary; height: 1fr; width: 1fr; }
     MonitorScreen LogView { border: round $primary; height: 1fr; }
     MonitorScreen LogView:focus { border: round $accent; }
     MonitorScreen .-hidden { display: none; }
@@ -130,7 +134,9 @@ class MonitorScreen(Screen[None]):
         with Grid(id="plots"):
             yield Chart(id="loss")
             yield Chart(id="metric")
-            yield Chart(id="grad")
+            with Horizontal(id="grad-cell"):
+                yield Chart(id="grad")
+                yield Static("", id="memory")
             yield LogView(id="log")
         yield footer()
 
@@ -162,12 +168,15 @@ class MonitorScreen(Screen[None]):
             self._draw_status(monitor)
             self._draw_log(monitor)
         visible = {"all": {"loss", "metric", "grad", "log"}}.get(self.view, {self.view})
+        self._draw_memory(monitor, compared, data_key)
         chart_keys = {c: (data_key, self.query_one(f"#{c}").size) for c in self._chart_order}
         stale = [c for c in self._chart_order if c in visible and self._chart_keys.get(c) != chart_keys[c]]
         if full:
             self._layout_key = layout_key
-            for widget_id in ("loss", "metric", "grad", "log"):
+            for widget_id in ("loss", "metric", "log"):
                 self.query_one(f"#{widget_id}").set_class(widget_id not in visible, "-hidden")
+            self.query_one("#grad-cell").set_class(not visible & {"grad", "memory"}, "-hidden")
+            self.query_one("#grad").set_class("grad" not in visible, "-hidden")
             self.query_one("#plots").set_class(self.view != "all", "-single")
         elif stale:
             # a plot whose size changed is rendered anew anyway: draw those now; otherwise one per tick
@@ -180,6 +189,30 @@ class MonitorScreen(Screen[None]):
             self._chart_keys[chart_id] = chart_keys[chart_id]
             {"loss": self._draw_loss, "metric": self._draw_metric, "grad": self._draw_grad}[chart_id](
                 monitor, compared)
+
+    def _draw_memory(self, monitor: RunMonitor | None, compared: list[RunMonitor], data_key: object) -> None:
+        """The epoch x lag map of memory across time, next to the gradient norm (shown only for runs
+        that have probes; the memory view overlays the compared runs' maps below the current one)."""
+        widget = self.query_one("#memory", Static)
+        runs = [m for m in ([monitor] if monitor is not None else []) + compared if m.memory]
+        if self.view != "memory":
+            runs = runs[:1] if monitor is not None and monitor.memory else []
+        key = (data_key, self.view, widget.size)
+        if key == getattr(self, "_memory_key", None):
+            return
+        self._memory_key = key
+        widget.set_class(not runs and self.view != "memory", "-hidden")
+        width, height = max(widget.size.width, 8), max(widget.size.height, 3)
+        lines: list[str] = []
+        for index, run in enumerate(runs):
+            share = max(3, (height - len(lines)) // (len(runs) - index))
+            if len(runs) > 1:
+                lines.append(f"{run.label} ({run.memory[-1].cell})"[:width])
+                share -= 1
+            lines.extend(memory_map(list(run.memory), width, share))
+        text = "\n".join(lines[:height]) if lines else "no memory probes in this run"
+        widget.update(Text(text, no_wrap=True, overflow="crop"))
+        widget.border_title = "memory across time (|dL/dh| by lag)"
 
     def _draw_status(self, monitor: RunMonitor | None) -> None:
         status = self.query_one("#status", Static)

@@ -104,6 +104,7 @@ class SetupScreen(Screen[None]):
         Binding("ctrl+o", "load", "Load setup", id="setup.load"),
         Binding("ctrl+r", "reset", "Defaults", id="setup.reset"),
         Binding("escape", "datasets", "Datasets", id="setup.datasets"),
+        Binding("ctrl+l", "lr_find", "Find lr", id="setup.lr_find"),
     ]
 
     def __init__(self) -> None:
@@ -548,6 +549,24 @@ class SetupScreen(Screen[None]):
             self.app.notify(str(exc), severity="error", title="cannot start")
             return
         self.wb.start_run(config, processes=self.processes)
+
+    def action_lr_find(self) -> None:
+        """Sweep the learning rate for this setup (a dialog, off the UI thread); enter there puts the
+        suggestion into the lr field."""
+        try:
+            config = self.build_config()
+        except WorkbenchError as exc:
+            self.app.notify(str(exc), severity="error", title="cannot find a learning rate")
+            return
+        from workbench.lr_find import format_lr
+        from workbench.tui.lr_find_screen import LRFindScreen
+
+        def use(lr: float | None) -> None:
+            if lr is not None and self.query("#p-train-lr"):
+                self.query_one("#p-train-lr", Input).value = format_lr(lr)
+                self.app.notify(f"lr set to {format_lr(lr)} (the finder's suggestion)")
+
+        self.app.push_screen(LRFindScreen(config, self.wb.registry), use)
 
     def action_save(self) -> None:
         if self._form_now():
