@@ -76,7 +76,7 @@ def test_a_non_finite_loss_ends_the_run_naming_its_step(registry, shared_data, m
         return (value * float("nan") if calls["n"] == 7 else value), correct
 
     monkeypatch.setattr(ClassificationTask, "loss", poisoned)
-    config = names_config(registry, shared_data, "batch_size=16", "log_every=20")
+    config = names_config(registry, shared_data, "batch_size=16", "log_every=20", "memory_every=0")
     trainer = Trainer(config, registry=registry)
     with pytest.raises(WorkbenchError, match=r"training diverged at epoch 1, step 7: the loss is nan; lower lr"):
         trainer.train()

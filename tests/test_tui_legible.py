@@ -232,7 +232,7 @@ def test_snapshot_train_log_view_80x24(snap_compare, runs_root):
 
     async def log_view(pilot):
         await _on_train(pilot, run)
-        for _ in range(4):  # all -> loss -> metric -> grad -> log
+        for _ in range(5):  # all -> loss -> metric -> grad -> memory -> log
             await pilot.press("v")
         await wait_for(pilot, lambda: pilot.app.screen.view == "log", timeout=5)
         await pilot.pause(0.3)
