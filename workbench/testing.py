@@ -50,6 +50,7 @@ from typing import Any
 
 from workbench import hookspecs, settings
 from workbench.api import ArchitectureSpec, DatasetSpec, LoadContext, resolve_callable
+from workbench.corpus import CorpusText
 from workbench.errors import WorkbenchError
 from workbench.params import Param, ParamGroup
 from workbench.registry import PluginInfo, Registry
@@ -733,7 +734,7 @@ def _tiny(data: Any, examples: int) -> Any:
     changes: dict[str, Any] = {}
     for split in ("train", "valid", "test"):
         value = getattr(data, split, None)
-        if isinstance(value, str):
+        if isinstance(value, (str, CorpusText)):  # a corpus in the token cache slices to a string
             changes[split] = value[: examples * 32]
         elif isinstance(value, list):
             changes[split] = value[: examples if split == "train" else max(examples // 2, 2)]
@@ -744,7 +745,7 @@ def _describe_sizes(data: Any) -> str:
     sizes = []
     for split in ("train", "valid", "test"):
         value = getattr(data, split, None)
-        if isinstance(value, (list, str)):
+        if isinstance(value, (list, str, CorpusText)):
             sizes.append(f"{split} {len(value):,}")
     return ", ".join(sizes) or "no splits"
 
