@@ -634,10 +634,12 @@ class Trainer:
             self._trial_deterministic(task, train_set, model, precision)
         step_model = self._compiled(task, train_set, model, precision) if options.compile else model
         optimizer = make_optimizer(model, options)
+        # one process's steps per epoch (a distributed run splits the training split between processes)
+        steps_per_epoch = math.ceil(math.ceil(len(train_set) / self.world.world_size) / options.batch_size)
         return Training(
             task=task, train_set=train_set, valid_set=encoded["valid"], test_set=encoded["test"], model=model,
             optimizer=optimizer, scheduler=make_scheduler(optimizer, options, task.higher_is_better,
-                                                          math.ceil(len(train_set) / options.batch_size)),
+                                                          steps_per_epoch),
             generator=generator, dataset_info=getattr(data, "info", {}) or {},
             autocast=autocast_context(precision, self.device), precision=precision, memory_estimate=memory,
             scaler=make_scaler(precision, self.device), step_model=step_model,
