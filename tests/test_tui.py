@@ -417,7 +417,7 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
         await pilot.press("p")
         await wait_for(pilot, lambda: app.current_mode == "predict", timeout=10)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("Setup: Train", "Setup: Save setup", "Train: Pause/resume", "Runs: Delete", "Predict: Open model",
+        for title in ("Setup: Train", "Setup: Save", "Train: Pause/resume", "Runs: Delete", "Predict: Open model",
                       "Generate: Generate", "Generate: Stop", "Help"):
             assert title in titles, title
         await pilot.press("ctrl+p")

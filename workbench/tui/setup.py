@@ -100,8 +100,8 @@ class SetupScreen(Screen[None]):
 
     BINDINGS = [
         Binding("ctrl+t,t", "train", "Train", id="setup.train"),
-        Binding("ctrl+s", "save", "Save setup", id="setup.save"),
-        Binding("ctrl+o", "load", "Load setup", id="setup.load"),
+        Binding("ctrl+s", "save", "Save", id="setup.save"),
+        Binding("ctrl+o", "load", "Load", id="setup.load"),
         Binding("ctrl+r", "reset", "Defaults", id="setup.reset"),
         Binding("escape", "datasets", "Datasets", id="setup.datasets"),
         Binding("ctrl+l", "lr_find", "Find lr", id="setup.lr_find"),
