@@ -662,16 +662,23 @@ def _common(p: argparse.ArgumentParser) -> None:
                    metavar="DIR", help="load loose plugins from DIR")
 
 
-def _add_train(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a model headless")
+def _add_setup_options(p: argparse.ArgumentParser, arch_help: str = "architecture (default: the dataset's "
+                       "recommendation)", set_help: str = "override a parameter, e.g. --set lr=0.01 --set "
+                       "model.hidden_size=256", config_help: str = "TOML setup file (as saved by the app or "
+                       "--save-config)") -> None:
+    """What a setup is made of, the same for train, lr-find and sweep."""
     p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
-    p.add_argument("--arch", help="architecture (default: the dataset's recommendation)")
+    p.add_argument("--arch", help=arch_help)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter, e.g. --set lr=0.01 --set model.hidden_size=256")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     p.add_argument("--data-dir", type=_path,
                    help="folder or file with the dataset (default: $WORKBENCH_DATA_DIR, else download)")
-    p.add_argument("--config", type=_path, help="TOML setup file (as saved by the app or --save-config)")
+    p.add_argument("--config", type=_path, help=config_help)
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model headless")
+    _add_setup_options(p)
     p.add_argument("--save-config", type=_path, metavar="FILE", help="write the resolved setup as TOML")
     p.add_argument("--resume", type=_path, metavar="RUN", help="continue a run from its last checkpoint")
     p.add_argument("--run-dir", type=_path, metavar="DIR", help="train into this (new or empty) run folder instead of a "
@@ -685,12 +692,7 @@ def _add_lr_find(sub: Any) -> None:
     from workbench.lr_find import DEFAULT_END_LR, DEFAULT_START_LR, DEFAULT_STEPS
 
     p = sub.add_parser("lr-find", help="sweep the learning rate on a throwaway copy of a setup and suggest one")
-    p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
-    p.add_argument("--arch", help="architecture (default: the dataset's recommendation)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter, as for train")
-    p.add_argument("--data-dir", type=_path, help="folder or file with the dataset")
-    p.add_argument("--config", type=_path, help="TOML setup file (as saved by the app or --save-config)")
+    _add_setup_options(p, set_help="override a parameter, as for train")
     p.add_argument("--start-lr", type=float, default=DEFAULT_START_LR, help=f"first rate (default {DEFAULT_START_LR:g})")
     p.add_argument("--end-lr", type=float, default=DEFAULT_END_LR, help=f"last rate (default {DEFAULT_END_LR:g})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
@@ -800,12 +802,8 @@ def _add_sweep(sub: Any) -> None:
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a parameter (any --set key, or arch) and its values; repeat for more axes")
     p.add_argument("--seeds", metavar="N|S1,S2", help="number of seeds (0..N-1) or a list of seeds (default 3)")
-    p.add_argument("--dataset", help="dataset name (see `workbench plugins`)")
-    p.add_argument("--arch", help="architecture, unless the grid has arch")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter for every run")
-    p.add_argument("--config", type=_path, help="TOML setup file every run starts from")
-    p.add_argument("--data-dir", type=_path, help="folder or file with the dataset")
+    _add_setup_options(p, arch_help="architecture, unless the grid has arch", set_help="a parameter for every run",
+                       config_help="TOML setup file every run starts from")
     p.add_argument("--name", help="the sweep's folder under RUNS/sweeps (default: dataset and grid keys)")
     p.add_argument("--resume", metavar="NAME", help="continue sweep NAME (the same command again does too)")
     p.add_argument("--parallel", type=int, metavar="N", help="runs at once (default: one per free core, or per GPU)")

@@ -138,7 +138,27 @@ class ElmanLayer(nn.Module):
         return torch.stack(outputs, dim=1)
 
 
-class EquationGRU(nn.Module):
+class _EquationCells(nn.Module):
+    """Weights of a stack of cells written out from their equations, named and laid out as torch's
+    fused module's (``weight_ih_l0`` holds every gate's input weights stacked, and so on), so a state
+    dict loads into either; uniform in +-1/sqrt(hidden_size), as torch initialises them."""
+
+    def __init__(self, gates: int, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        bound = 1.0 / hidden_size**0.5
+        for layer in range(num_layers):
+            size_in = input_size if layer == 0 else hidden_size
+            shapes = {"weight_ih": (gates * hidden_size, size_in), "weight_hh": (gates * hidden_size, hidden_size),
+                      "bias_ih": (gates * hidden_size,), "bias_hh": (gates * hidden_size,)}
+            for name, shape in shapes.items():
+                self.register_parameter(f"{name}_l{layer}", nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+
+class EquationGRU(_EquationCells):
     """A multi-layer GRU written out from its gate equations, for reading and for ablations.
 
     For each step, with ``x`` the layer input and ``h`` the previous state::
@@ -156,24 +176,7 @@ class EquationGRU(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.dropout = dropout
-        for layer in range(num_layers):
-            size_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(3 * hidden_size, size_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(3 * hidden_size, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(3 * hidden_size)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(3 * hidden_size)))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Uniform in +-1/sqrt(hidden_size), as nn.GRU initialises."""
-        bound = 1.0 / self.hidden_size**0.5
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        super().__init__(3, input_size, hidden_size, num_layers, dropout)
 
     def forward(self, x: Tensor, state: Tensor | None = None,
                 lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -205,7 +208,7 @@ class EquationGRU(nn.Module):
         return layer_input, torch.stack(final_states, dim=0)
 
 
-class EquationLSTM(nn.Module):
+class EquationLSTM(_EquationCells):
     """A multi-layer LSTM written out from its gate equations (:func:`lstm_equations`), the LSTM's
     counterpart of :class:`EquationGRU`: parameters named and laid out as in
     ``nn.LSTM(batch_first=True)``, so a state dict loads into either, and ``state`` is ``(h, c)``,
@@ -213,20 +216,7 @@ class EquationLSTM(nn.Module):
     keeps nn.LSTM's fused kernels."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.dropout = dropout
-        for layer in range(num_layers):
-            size_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, size_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(4 * hidden_size)))
-        bound = 1.0 / hidden_size**0.5
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        super().__init__(4, input_size, hidden_size, num_layers, dropout)
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
