@@ -12,10 +12,17 @@ Prints, for each condition (quiet; then two spinning processes started here, ``-
 - the dataset list: seconds from each Down press to the description of the next dataset.
 
 The two models are trained first (one short epoch each, with the CLI) into a temporary folder.
+
+Bytecode: by default (``--bytecode cached``) both apps start with Python's bytecode cache in a
+folder of the benchmark's own (``PYTHONPYCACHEPREFIX``), written by one unmeasured start of each, as on
+a machine where the package was installed with pip or started once before. ``--bytecode none``
+compiles every module at every start (as where ``PYTHONDONTWRITEBYTECODE`` is set and no cache
+exists): that adds the compiling of workbench's own modules (0.1 s or more on a busy 2-core box) to
+the app's first paint only, and of Textual's to both.
 A poll of ``tmux capture-pane`` costs a few milliseconds, so figures have that resolution.
 
 usage: python benchmarks/tui_latency.py [--data ../shared/data] [--reps 5] [--conditions quiet,busy]
-                                        [--parts paint,predict,list]
+                                        [--parts paint,predict,list] [--bytecode cached|none]
        python benchmarks/tui_latency.py --minimal-app     (the baseline app, run by the benchmark itself)
 """
 
@@ -38,6 +45,8 @@ HERE = Path(__file__).resolve().parent.parent
 TYPING_INTERVAL = 0.125  # eight characters a second
 NAME = "Dostoevsky"
 REVIEW = "a gorgeous, witty and moving film"
+#: Environment for every app started (see --bytecode); set by main().
+PYTHON_ENV = ""
 
 
 def minimal_app() -> int:
@@ -95,7 +104,7 @@ class Pane:
 def app_command(work: Path, runs: Path, data: Path) -> str:
     # a tmux server that was already running passes its own environment on, not this process's
     path = f"PYTHONPATH={os.environ['PYTHONPATH']} " if os.environ.get("PYTHONPATH") else ""
-    return (f"{path}WORKBENCH_RUNS_DIR={runs} WORKBENCH_DATA_DIR={data} WORKBENCH_KEYS={work / 'no-keys.toml'} "
+    return (f"{PYTHON_ENV}{path}WORKBENCH_RUNS_DIR={runs} WORKBENCH_DATA_DIR={data} WORKBENCH_KEYS={work / 'no-keys.toml'} "
             f"TERM=xterm-256color {sys.executable} -m workbench")
 
 
@@ -114,16 +123,19 @@ def started(work: Path, command: str, tag: str) -> Iterator[tuple[Pane, float]]:
 # -- measurements ------------------------------------------------------------------------------
 def first_paint(work: Path, runs: Path, data: Path, reps: int) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"minimal": [], "workbench": [], "ready": []}
-    minimal = f"{sys.executable} {Path(__file__).resolve()} --minimal-app"
-    for rep in range(reps):
+    minimal = f"{PYTHON_ENV}{sys.executable} {Path(__file__).resolve()} --minimal-app"
+    for rep in range(-1, reps):  # rep -1 is not measured: it writes the bytecode cache, if one is kept
         with started(work, minimal, f"m{rep}") as (pane, start):
             pane.wait(lambda s: "Dataset" in s, 60, "the minimal app")
-            found["minimal"].append(time.perf_counter() - start)
+            minimal_paint = time.perf_counter() - start
         with started(work, app_command(work, runs, data), f"w{rep}") as (pane, start):
             pane.wait(lambda s: "Dataset" in s, 60, "the setup screen")
-            found["workbench"].append(time.perf_counter() - start)
+            paint = time.perf_counter() - start
             pane.wait(lambda s: "names  (classification)" in s, 60, "the dataset list")
-            found["ready"].append(time.perf_counter() - start)
+            if rep >= 0:
+                found["minimal"].append(minimal_paint)
+                found["workbench"].append(paint)
+                found["ready"].append(time.perf_counter() - start)
     return found
 
 
@@ -269,12 +281,19 @@ def main() -> int:
     parser.add_argument("--conditions", default="quiet,busy")
     parser.add_argument("--busy-procs", type=int, default=2)
     parser.add_argument("--parts", default="paint,predict,list", help="which figures: paint, predict, list")
+    parser.add_argument("--bytecode", choices=["cached", "none"], default="cached",
+                        help="cached: as after pip install or a first start (default); none: compile at every start")
     parser.add_argument("--minimal-app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.minimal_app:
         return minimal_app()
     data = Path(args.data).resolve()
     work = Path(tempfile.mkdtemp(prefix="wb-latency-"))
+    global PYTHON_ENV
+    # a prefix of the benchmark's own: nothing is written into the project or the installed packages
+    PYTHON_ENV = (f"PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX={work / 'pycache'} " if args.bytecode == "cached"
+                  else f"PYTHONDONTWRITEBYTECODE=1 PYTHONPYCACHEPREFIX={work / 'no-pycache'} ")
+    print(f"bytecode: {args.bytecode}", flush=True)
     models = {"names": work / "runs-names", "rt-polarity": work / "runs-sentiment"}
     print("training the two models (one short epoch each)...", flush=True)
     train(models["names"], data, "names", "limit=4000")
