@@ -192,56 +192,6 @@ async def test_moving_through_datasets_waits_to_rebuild_the_form_and_raises_noth
         assert errors(app) == []
 
 
-
-async def test_a_key_pressed_while_the_form_changes_is_handled_between_two_small_batches(tmp_path, monkeypatch):
-    """The form of a dataset the list rests on is mounted a few rows per frame: the next press does not
-    wait for the whole form (a second on a busy machine), and the form ends up complete and right."""
-    from workbench.config import resolve_config
-    from workbench.tui import setup
-
-    monkeypatch.setattr(setup, "FORM_DELAY", 0.2)
-    app = make_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        await wait_for(pilot, lambda: bool(screen.query("#p-train-epochs")))
-        datasets = screen.query_one("#datasets")
-        datasets.focus()
-        await pilot.pause()
-        ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
-        start = datasets.highlighted
-        batches: list[tuple[str | None, int, int]] = []  # (dataset shown, rows mounted, rows left) per frame
-        original = screen._mount_batch
-
-        def batch() -> None:
-            before = len(screen._queued)
-            if not batches:
-                burst(app, "down")  # the next press lands while the form is being updated
-            original()
-            if before:  # not a batch's timer that found its rows mounted already (the next rebuild does that)
-                batches.append((screen.dataset, before - len(screen._queued), len(screen._queued)))
-
-        monkeypatch.setattr(screen, "_mount_batch", batch)
-        await pilot.press("down")
-        await wait_for(pilot, lambda: screen.dataset == ids[start + 2] and not screen._queued
-                       and screen._form_timer is None, timeout=30)
-        await pilot.pause(0.3)
-        assert len(batches) >= 2 and all(0 < rows <= setup.ROWS_PER_FRAME for _, rows, _ in batches), batches
-        # the press was handled between two batches of the form it interrupted, not after the last one
-        shown = [dataset for dataset, _, _ in batches]
-        assert shown[0] == ids[start + 1] and ids[start + 2] in shown, batches
-        assert batches[shown.index(ids[start + 2]) - 1][2] > 0, batches
-        # the form shown is the last dataset's, complete, with its own defaults and nothing twice
-        defaults = resolve_config(get_registry(), screen.dataset, screen.arch, "auto")
-        fields = {f.id: f.value for f in screen.query("#form Input")}
-        assert len(fields) == len(screen.query("#form Input"))
-        for key, param in screen.params.items():
-            namespace, name = key.split(".", 1)
-            expected = setup.show_value(getattr(defaults, namespace).get(name, param.default))
-            assert fields[f"p-{namespace}-{name}"] == expected, key
-        assert set(fields) == {"p-run-data_dir", *(f"p-{k.replace('.', '-', 1)}" for k in screen.params)}
-        assert errors(app) == [] and screen.edited == {}
-
-
 # -- keys typed ahead ----------------------------------------------------------------------------
 async def test_keys_typed_ahead_land_in_the_field_they_were_meant_for(tmp_path):
     app = make_app(tmp_path)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +31,6 @@ if TYPE_CHECKING:
 DEFAULT_SETUP_FILE = "workbench-setup.toml"
 #: Seconds the dataset and architecture lists must rest before the form is rebuilt for them.
 FORM_DELAY = 0.5
-#: Rows mounted per frame when the form changes after the list rests: a key pressed meanwhile waits for
-#: one small batch (tens of milliseconds), not for the whole form (about a second on a busy machine).
-ROWS_PER_FRAME = 2
-#: Seconds between two batches: room for the keys that arrived meanwhile (a refresh callback ran first).
-BATCH_PAUSE = 0.02
 
 
 def list_devices() -> list[DeviceInfo]:
@@ -133,13 +126,8 @@ class SetupScreen(Screen[None]):
         #: The row (label and field) of each parameter shown, by namespace and name.
         self._rows: dict[str, dict[str, Horizontal]] = {}
         self._labels: dict[str, Label] = {}
-        #: Values the form set itself (in place, or as a new field's first value), by key, until their
-        #: Changed event is handled: not the user's edits.
-        self._placed: dict[str, list[str]] = {}
-        #: While a rested rebuild runs: its row mounts, to be spread over frames (see ROWS_PER_FRAME).
-        self._pending: list[Callable[[], object]] | None = None
-        #: Row mounts waiting for their frame, in order.
-        self._queued: list[Callable[[], object]] = []
+        #: Values the form set itself, by key, until their Changed event is handled.
+        self._placed: dict[str, str] = {}
 
     @property
     def wb(self) -> WorkbenchApp:
@@ -247,44 +235,10 @@ class SetupScreen(Screen[None]):
         self._describe()
         if self._form_timer is not None:
             self._form_timer.stop()
-        self._form_timer = self.set_timer(FORM_DELAY, self._rebuild_rested)
-
-    def _rebuild_rested(self) -> None:
-        """The rebuild once the list rests: its new rows are mounted a few per frame, so that a key
-        pressed meanwhile (the next dataset) is handled between two batches."""
-        self._pending = []
-        try:
-            self._rebuild_form()
-        finally:
-            pending, self._pending = self._pending, None
-        if pending:
-            self._queued = pending
-            self.set_timer(BATCH_PAUSE, self._mount_batch)
-
-    def _mount_batch(self) -> None:
-        batch, self._queued = self._queued[:ROWS_PER_FRAME], self._queued[ROWS_PER_FRAME:]
-        for mount in batch:
-            mount()
-        if self._queued:
-            self.set_timer(BATCH_PAUSE, self._mount_batch)
-
-    def _flush_mounts(self) -> bool:
-        """Mount the rows still waiting for their frame; True when some were waiting."""
-        waiting, self._queued = self._queued, []
-        for mount in waiting:
-            mount()
-        return bool(waiting)
-
-    def _mount_row(self, mount: Callable[[], object]) -> None:
-        if self._pending is None:
-            mount()
-        else:
-            self._pending.append(mount)
+        self._form_timer = self.set_timer(FORM_DELAY, self._rebuild_form)
 
     def _form_now(self) -> bool:
-        """Build a form that is waiting for its timer or its frames; True when one was waiting."""
-        if self._flush_mounts():
-            return True
+        """Build a form that is waiting for its timer; True when one was waiting."""
         if self._form_timer is None:
             return False
         self._rebuild_form()
@@ -369,7 +323,6 @@ class SetupScreen(Screen[None]):
         if self._form_timer is not None:
             self._form_timer.stop()
             self._form_timer = None
-        self._flush_mounts()  # the rows of the form before, all in place, before they are compared
         self._describe()
         form = self.query_one("#form", VerticalScroll)
         defaults = self._defaults()
@@ -415,12 +368,7 @@ class SetupScreen(Screen[None]):
             section.remove_children()
             rows = {p.name: self._field_row(namespace, p, shown[p.name]) for p in params}
             self._labels[namespace] = Label(namespace, classes="psection")
-            if self._pending is None:  # one mount for the lot
-                section.mount_all([self._labels[namespace], *rows.values()])
-            else:
-                section.mount(self._labels[namespace])
-                for row in rows.values():
-                    self._mount_row(partial(section.mount, row))
+            section.mount_all([self._labels[namespace], *rows.values()])
             self._rows[namespace] = rows
             return
         rows = self._rows.setdefault(namespace, {})
@@ -433,21 +381,18 @@ class SetupScreen(Screen[None]):
                 previous = rows[param.name]
                 self._set_in_place(previous.query_one(Input), f"{namespace}.{param.name}", shown[param.name])
             else:
-                rows[param.name] = row = self._field_row(namespace, param, shown[param.name])
-                self._mount_row(partial(section.mount, row, after=previous))
-                previous = row
+                rows[param.name] = self._field_row(namespace, param, shown[param.name])
+                section.mount(rows[param.name], after=previous)
+                previous = rows[param.name]
 
     def _set_in_place(self, field: Input, key: str, value: str) -> None:
         """Show another dataset's value; its Changed event, handled later, is not a user's edit."""
         if field.value != value:
-            self._placed.setdefault(key, []).append(value)
+            self._placed[key] = value
             field.value = value
 
-    def _field_row(self, namespace: str, param: Param, value: str) -> Horizontal:
-        """A new row; its first Changed event (once mounted, perhaps after the next dataset is shown)
-        carries ``value``: the form's, not an edit."""
-        if value:
-            self._placed.setdefault(f"{namespace}.{param.name}", []).append(value)
+    @staticmethod
+    def _field_row(namespace: str, param: Param, value: str) -> Horizontal:
         field_args: dict[str, Any] = {
             "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
             "valid_empty": False, "tooltip": param.help,
@@ -469,9 +414,9 @@ class SetupScreen(Screen[None]):
         if key is None:
             return
         param = self.params.get(key)
-        placed = event.value in self._placed.get(key, [])  # set by the form, not an edit
+        placed = self._placed.get(key) == event.value  # set by the form for another dataset: not an edit
         if placed:
-            self._placed[key].remove(event.value)
+            del self._placed[key]
         default_text = None
         if param is not None:
             defaults = self._defaults()
@@ -574,7 +519,6 @@ class SetupScreen(Screen[None]):
             raise WorkbenchError("choose a dataset first")
         if not self.arch:
             raise WorkbenchError(f"no installed architecture fits dataset {self.dataset!r}")
-        self._flush_mounts()  # every field of the form, also those still waiting for their frame
         values: dict[str, dict[str, str]] = {"train": {}, "data": {}, "model": {}}
         data_dir = ""
         for widget in self.query("#form Input").results(Input):
