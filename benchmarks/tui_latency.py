@@ -9,13 +9,21 @@ Prints, for each condition (quiet; then two spinning processes started here, ``-
 - Predict: typing a surname into a names model and a short review into a word-level sentiment model
   (rt-polarity) at eight characters a second: how late each character is echoed (median, max) and how
   long after the last key the answer for the whole text appears; then the same text pasted at once;
-- the dataset list: seconds from each Down press to the description of the next dataset.
+- the dataset list: seconds from each Down press to the description of the next dataset, presses
+  0.3 s apart, then presses timed to land as the form starts to change for the dataset before.
 
 The two models are trained first (one short epoch each, with the CLI) into a temporary folder.
+
+Bytecode: by default (``--bytecode cached``) both apps start with Python's bytecode cache in a
+folder of the benchmark's own (``PYTHONPYCACHEPREFIX``), written by one unmeasured start of each, as on
+a machine where the package was installed with pip or started once before. ``--bytecode none``
+compiles every module at every start (as where ``PYTHONDONTWRITEBYTECODE`` is set and no cache
+exists): that adds the compiling of workbench's own modules (0.1 s or more on a busy 2-core box) to
+the app's first paint only, and of Textual's to both.
 A poll of ``tmux capture-pane`` costs a few milliseconds, so figures have that resolution.
 
 usage: python benchmarks/tui_latency.py [--data ../shared/data] [--reps 5] [--conditions quiet,busy]
-                                        [--parts paint,predict,list]
+                                        [--parts paint,predict,list] [--bytecode cached|none]
        python benchmarks/tui_latency.py --minimal-app     (the baseline app, run by the benchmark itself)
 """
 
@@ -38,6 +46,8 @@ HERE = Path(__file__).resolve().parent.parent
 TYPING_INTERVAL = 0.125  # eight characters a second
 NAME = "Dostoevsky"
 REVIEW = "a gorgeous, witty and moving film"
+#: Environment for every app started (see --bytecode); set by main().
+PYTHON_ENV = ""
 
 
 def minimal_app() -> int:
@@ -95,7 +105,7 @@ class Pane:
 def app_command(work: Path, runs: Path, data: Path) -> str:
     # a tmux server that was already running passes its own environment on, not this process's
     path = f"PYTHONPATH={os.environ['PYTHONPATH']} " if os.environ.get("PYTHONPATH") else ""
-    return (f"{path}WORKBENCH_RUNS_DIR={runs} WORKBENCH_DATA_DIR={data} WORKBENCH_KEYS={work / 'no-keys.toml'} "
+    return (f"{PYTHON_ENV}{path}WORKBENCH_RUNS_DIR={runs} WORKBENCH_DATA_DIR={data} WORKBENCH_KEYS={work / 'no-keys.toml'} "
             f"TERM=xterm-256color {sys.executable} -m workbench")
 
 
@@ -114,16 +124,19 @@ def started(work: Path, command: str, tag: str) -> Iterator[tuple[Pane, float]]:
 # -- measurements ------------------------------------------------------------------------------
 def first_paint(work: Path, runs: Path, data: Path, reps: int) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"minimal": [], "workbench": [], "ready": []}
-    minimal = f"{sys.executable} {Path(__file__).resolve()} --minimal-app"
-    for rep in range(reps):
+    minimal = f"{PYTHON_ENV}{sys.executable} {Path(__file__).resolve()} --minimal-app"
+    for rep in range(-1, reps):  # rep -1 is not measured: it writes the bytecode cache, if one is kept
         with started(work, minimal, f"m{rep}") as (pane, start):
             pane.wait(lambda s: "Dataset" in s, 60, "the minimal app")
-            found["minimal"].append(time.perf_counter() - start)
+            minimal_paint = time.perf_counter() - start
         with started(work, app_command(work, runs, data), f"w{rep}") as (pane, start):
             pane.wait(lambda s: "Dataset" in s, 60, "the setup screen")
-            found["workbench"].append(time.perf_counter() - start)
+            paint = time.perf_counter() - start
             pane.wait(lambda s: "names  (classification)" in s, 60, "the dataset list")
-            found["ready"].append(time.perf_counter() - start)
+            if rep >= 0:
+                found["minimal"].append(minimal_paint)
+                found["workbench"].append(paint)
+                found["ready"].append(time.perf_counter() - start)
     return found
 
 
@@ -182,8 +195,9 @@ def predict(work: Path, runs: Path, data: Path, model_line: str, text: str) -> d
             "paste echo": max(pasted), "paste answer": pasted_answer}
 
 
-def dataset_list(work: Path, runs: Path, data: Path, names: list[str], presses: int) -> list[float]:
-    """Seconds per Down press in the dataset list, from the key to the next dataset's description."""
+def dataset_list(work: Path, runs: Path, data: Path, names: list[str], presses: int, rest: float) -> list[float]:
+    """Seconds per Down press in the dataset list, from the key to the next dataset's description;
+    ``rest`` seconds between presses."""
     delays = []
     with started(work, app_command(work, runs, data), "d") as (pane, _):
         pane.wait(lambda s: "names  (classification)" in s, 60, "the setup screen")
@@ -197,7 +211,7 @@ def dataset_list(work: Path, runs: Path, data: Path, names: list[str], presses: 
             described = re.compile(rf"(^|\s){re.escape(target)} \([a-z_0-9]+\):", re.MULTILINE)
             pane.wait(lambda s, d=described: d.search(s) is not None, 30, f"the description of {target}")
             delays.append(time.perf_counter() - start)
-            time.sleep(0.3)
+            time.sleep(rest)
     return delays
 
 
@@ -239,9 +253,13 @@ def run_condition(label: str, work: Path, data: Path, models: dict[str, Path], r
     if "predict" in parts:
         predict_figures(work, data, models)
     if "list" in parts:
-        delays = dataset_list(work, models["names"], data, names, presses=min(8, len(names) - 1))
-        print(f"dataset list, per Down press (s): {fmt(delays)}  median {statistics.median(delays):.2f}, "
-              f"max {max(delays):.2f}", flush=True)
+        from workbench.tui.setup import FORM_DELAY
+
+        # 0.3 s: presses in a row; FORM_DELAY + 0.05 s: each press lands as the form starts to change
+        for rest, what in ((0.3, "per Down press"), (FORM_DELAY + 0.05, "press during the form update")):
+            delays = dataset_list(work, models["names"], data, names, min(8, len(names) - 1), rest)
+            print(f"dataset list, {what} (s): {fmt(delays)}  median {statistics.median(delays):.2f}, "
+                  f"max {max(delays):.2f}", flush=True)
 
 
 def paint_figures(work: Path, data: Path, models: dict[str, Path], reps: int) -> None:
@@ -269,12 +287,19 @@ def main() -> int:
     parser.add_argument("--conditions", default="quiet,busy")
     parser.add_argument("--busy-procs", type=int, default=2)
     parser.add_argument("--parts", default="paint,predict,list", help="which figures: paint, predict, list")
+    parser.add_argument("--bytecode", choices=["cached", "none"], default="cached",
+                        help="cached: as after pip install or a first start (default); none: compile at every start")
     parser.add_argument("--minimal-app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.minimal_app:
         return minimal_app()
     data = Path(args.data).resolve()
     work = Path(tempfile.mkdtemp(prefix="wb-latency-"))
+    global PYTHON_ENV
+    # a prefix of the benchmark's own: nothing is written into the project or the installed packages
+    PYTHON_ENV = (f"PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX={work / 'pycache'} " if args.bytecode == "cached"
+                  else f"PYTHONDONTWRITEBYTECODE=1 PYTHONPYCACHEPREFIX={work / 'no-pycache'} ")
+    print(f"bytecode: {args.bytecode}", flush=True)
     models = {"names": work / "runs-names", "rt-polarity": work / "runs-sentiment"}
     print("training the two models (one short epoch each)...", flush=True)
     train(models["names"], data, "names", "limit=4000")

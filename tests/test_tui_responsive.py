@@ -192,6 +192,36 @@ async def test_moving_through_datasets_waits_to_rebuild_the_form_and_raises_noth
         assert errors(app) == []
 
 
+
+async def test_a_dataset_change_mounts_only_the_rows_whose_parameter_changed(tmp_path, monkeypatch):
+    """Mounting is what a press landing during the form update waits for (about a second for a whole
+    form on a busy machine): every other row keeps its widgets."""
+    from workbench.tui import setup
+
+    monkeypatch.setattr(setup, "FORM_DELAY", 0.1)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#p-train-epochs")))
+        datasets = screen.query_one("#datasets")
+        datasets.focus()
+        await pilot.pause()
+        ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
+        for _ in range(3):
+            before_params = dict(screen.params)
+            before_inputs = {f.id: f for f in screen.query("#form Input")}
+            wanted = ids[datasets.highlighted + 1]
+            await pilot.press("down")
+            await wait_for(pilot, lambda w=wanted: screen.dataset == w and screen._form_timer is None, timeout=10)
+            await pilot.pause(0.2)
+            after_inputs = {f.id: f for f in screen.query("#form Input")}
+            new = {key for key, field in after_inputs.items() if before_inputs.get(key) is not field}
+            changed = {f"p-{key.replace('.', '-', 1)}" for key, param in screen.params.items()
+                       if key not in before_params or not setup.same_but_default(before_params[key], param)}
+            assert new == changed, (wanted, sorted(new ^ changed))
+            assert not any(key.startswith("p-train-") for key in new), wanted
+
+
 # -- keys typed ahead ----------------------------------------------------------------------------
 async def test_keys_typed_ahead_land_in_the_field_they_were_meant_for(tmp_path):
     app = make_app(tmp_path)
