@@ -595,6 +595,16 @@ def test_opening_the_app_does_not_import_torch():
     assert result.stdout.strip() == "False"
 
 
+def test_opening_the_app_does_not_load_the_plugin_machinery():
+    """What `workbench` does before the first frame (the parser, the app and setup modules) leaves the
+    plugin registry, pluggy and importlib.metadata to the worker that runs after it (issue 12)."""
+    code = ("import sys, workbench.cli, workbench.tui.app, workbench.tui.setup; workbench.cli.build_parser().parse_args([]); "
+            "print(sorted(m for m in ('workbench.registry', 'pluggy', 'importlib.metadata') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 async def test_monitor_resizes_between_80x24_and_wide(runs_root):
     run = write_run(runs_root, "20260101-000000-names-gru", epochs=3)
     app = make_app(runs_root)

@@ -19,11 +19,13 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
-from workbench.registry import Registry, get_registry
+
+if TYPE_CHECKING:  # the CLI's parser reads this module's defaults before the app's first paint: no plugins
+    from workbench.registry import Registry
 
 DEFAULT_START_LR = 1e-7
 DEFAULT_END_LR = 10.0
@@ -128,7 +130,10 @@ def find_lr(config: RunConfig, registry: Registry | None = None, *, start_lr: fl
     from workbench.tasks import task_class
     from workbench.training import TrainOptions
 
-    registry = registry or get_registry()
+    if registry is None:
+        from workbench.registry import get_registry
+
+        registry = get_registry()
     options = TrainOptions.from_config(config.train)
     device = resolve_device(config.device)
     engine.configure_threads(options.threads)
