@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, Static
 from workbench.errors import ParamError, WorkbenchError
 from workbench.generation import GENERATE_PARAMS
 from workbench.terminal import printable
+from workbench.tui.guards import from_worker
 from workbench.tui.predict import ModelScreen
 from workbench.tui.setup import ParamValidator
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
@@ -161,6 +162,7 @@ class GenerateScreen(ModelScreen):
         finally:
             self.app.call_from_thread(self._finish, "".join(pending), message, generation)
 
+    @from_worker
     def _append(self, chunk: str, generation: int) -> None:
         if generation != self._generation:
             return  # a stopped, superseded generation
@@ -168,6 +170,7 @@ class GenerateScreen(ModelScreen):
         self.query_one("#out", Static).update(Text(printable(self.text)))
         self.query_one("#out-box", VerticalScroll).scroll_end(animate=False)
 
+    @from_worker
     def _finish(self, chunk: str, message: str, generation: int) -> None:
         if generation != self._generation:
             return

@@ -28,6 +28,7 @@ from workbench.inspect import (
     show_token,
 )
 from workbench.terminal import printable
+from workbench.tui.guards import from_worker
 from workbench.tui.predict import ModelScreen
 from workbench.tui.widgets import NavBar, footer
 
@@ -136,12 +137,14 @@ class InspectScreen(ModelScreen):
             return
         self.app.call_from_thread(self._show_result, result, loaded)
 
+    @from_worker
     def _failed(self, message: str, undo_intervention: bool) -> None:
         if undo_intervention and self.interventions:
             self.interventions.pop()
         self._status(message)
         self.app.notify(message, severity="error", title="inspect")
 
+    @from_worker
     def _show_result(self, result: Inspection, loaded: LoadedModel) -> None:
         if loaded is not self.loaded or result.text != self.query_one("#text", Input).value:
             return  # superseded by a newer input or model

@@ -17,6 +17,7 @@ from textual.widgets import Label, ProgressBar, Static
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
 from workbench.lr_find import LRFinding, format_lr, plot
+from workbench.tui.guards import from_worker
 
 
 class LRFindScreen(ModalScreen[float | None]):
@@ -74,18 +75,21 @@ class LRFindScreen(ModalScreen[float | None]):
         if step % 5 == 0 or step == steps:
             self.app.call_from_thread(self._progress, step, steps, lr, loss)
 
+    @from_worker
     def _progress(self, step: int, steps: int, lr: float, loss: float) -> None:
         if self._cancel.is_set() or not self.is_attached:  # closed while the sweep was between steps
             return
         self.query_one("#lr-progress", ProgressBar).update(total=steps, progress=step)
         self.query_one("#lr-status", Static).update(f"step {step}/{steps}  lr {lr:.2e}  smoothed loss {loss:.4f}")
 
+    @from_worker
     def _failed(self, message: str) -> None:
         if self._cancel.is_set() or not self.is_attached:
             return
         self.query_one("#lr-status", Static).update(Text(f"the finder failed: {message}", style="bold"))
         self.app.notify(message, severity="error", title="lr-find")
 
+    @from_worker
     def _show(self, finding: LRFinding) -> None:
         self.finding = finding
         if self._cancel.is_set() or not self.is_attached:

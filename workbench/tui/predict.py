@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, Static
 
 from workbench.errors import WorkbenchError
 from workbench.terminal import printable
+from workbench.tui.guards import from_worker
 from workbench.tui.latest import LatestOnly
 from workbench.tui.render import (
     checkpoint_position,
@@ -84,10 +85,12 @@ class ModelScreen(Screen[None]):
             return
         self.app.call_from_thread(self._loaded, path, loaded)
 
+    @from_worker
     def _loaded(self, path: Path, loaded: LoadedModel) -> None:
         if self.wanted == path:  # not superseded by a later choice while it loaded
             self.use_model(loaded)
 
+    @from_worker
     def _load_failed(self, path: Path, message: str) -> None:
         if self.wanted == path:
             self.wanted = None

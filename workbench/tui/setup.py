@@ -23,6 +23,7 @@ from workbench.config import RunConfig, plan_run, resolve_config
 from workbench.devices import DeviceInfo, list_devices_in_child
 from workbench.errors import ParamError, WorkbenchError
 from workbench.params import Param
+from workbench.tui.guards import from_worker
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ class SetupScreen(Screen[None]):
             return
         self.app.call_from_thread(self._show_devices, devices)
 
+    @from_worker
     def _show_devices(self, devices: list[Any]) -> None:
         options = [Option("auto  (best available)", id="auto")]
         for d in devices:
@@ -463,9 +465,8 @@ class SetupScreen(Screen[None]):
             text = f"model: {parameters:,} parameters, ~{format_bytes(weights)}/step"
         self.app.call_from_thread(self._show_estimate, text)
 
+    @from_worker
     def _show_estimate(self, text: str) -> None:
-        if not self.is_attached:  # the app closed while the estimate was computed
-            return
         widget = self.query_one("#estimate", Static)
         widget.update(Text(text))
         widget.display = bool(text)
