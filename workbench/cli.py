@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -831,6 +832,11 @@ def use_plugin_dirs(folders: list[str]) -> None:
     reset_registry()
 
 
+def _plugin_threads_left() -> bool:
+    """True while a plugin's import or hook call runs on in its time-limit thread."""
+    return any(t.name.startswith("workbench-plugin ") and t.is_alive() for t in threading.enumerate())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -846,6 +852,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("workbench: interrupted\n")
+        if _plugin_threads_left():
+            # a plugin still importing or hung in a hook cannot be stopped from Python; leave without
+            # the interpreter's shutdown, which must not wait on (or be disturbed by) that thread
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except BrokenPipeError:
         os._exit(0)
