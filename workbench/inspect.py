@@ -15,8 +15,6 @@ available" but the prediction per prefix still is.
 
 from __future__ import annotations
 
-import math
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +28,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from workbench.errors import WorkbenchError
+from workbench.interventions import Intervention
+
+# re-exported: the parsers were this module's before the app needed them without torch
+from workbench.interventions import parse_gate as parse_gate
+from workbench.interventions import parse_intervention as parse_intervention
+from workbench.interventions import parse_unit as parse_unit
 from workbench.nn import ElmanLayer, EquationGRU, EquationLSTM, RecurrentStack, gru_equations, lstm_equations
 
 #: Longest input stepped through: each prefix is a forward pass, so the cost grows with its square.
@@ -40,72 +44,7 @@ CELL_GATES = {"lstm": ("input", "forget", "output"), "gru": ("update", "reset"),
 CELL_STATES = {"lstm": ("candidate", "cell"), "gru": ("candidate",), "rnn": (), "elman": ()}
 
 
-# -- interventions -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Intervention:
-    """Clamp a hidden unit, or force a gate, from token ``step`` (1-based) on.
-
-    ``kind`` "unit": hidden unit ``unit`` (0-based) of traced layer ``layer`` (1-based, as listed)
-    is set to ``value`` after each step. ``kind`` "gate": gate ``gate`` is fixed at ``value`` in
-    every layer that has it, or only in ``layer`` when given."""
-
-    kind: str
-    step: int
-    value: float
-    layer: int | None = None
-    unit: int | None = None
-    gate: str | None = None
-
-    def describe(self) -> str:
-        if self.kind == "unit":
-            what = "zero" if self.value == 0 else f"clamp to {self.value:g}"
-            return f"{what} unit {self.unit} of layer {self.layer} from token {self.step} on"
-        where = f" in layer {self.layer}" if self.layer else ""
-        return f"force the {self.gate} gate to {self.value:g}{where} from token {self.step} on"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "step": self.step, "value": self.value, "layer": self.layer, "unit": self.unit,
-                "gate": self.gate, "description": self.describe()}
-
-
-_UNIT_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?:=\s*([-+0-9.eE]+))?\s*@\s*(\d+)\s*$")
-_GATE_RE = re.compile(r"^\s*(?:(\d+)\s*:\s*)?([a-z]+)\s*=\s*([-+0-9.eE]+)\s*@\s*(\d+)\s*$")
-
-
-def parse_unit(text: str, value: float | None = None) -> Intervention:
-    """``LAYER:UNIT@STEP`` (zero it; with ``value``, clamp to it) or ``LAYER:UNIT=VALUE@STEP``."""
-    match = _UNIT_RE.match(text)
-    if not match:
-        raise WorkbenchError(f"{text!r} is not LAYER:UNIT@STEP (e.g. 1:5@3: unit 5 of layer 1 from token 3 on)")
-    layer, unit, written, step = match.groups()
-    amount = float(written) if written is not None else (0.0 if value is None else value)
-    return Intervention("unit", _positive(step, text), _finite(amount, text), layer=_positive(layer, text),
-                        unit=int(unit))
-
-
-def parse_gate(text: str) -> Intervention:
-    """``GATE=VALUE@STEP`` (every layer with that gate) or ``LAYER:GATE=VALUE@STEP``."""
-    match = _GATE_RE.match(text)
-    if not match:
-        raise WorkbenchError(f"{text!r} is not GATE=VALUE@STEP (e.g. forget=1@4, update=0@2, 1:input=0@1)")
-    layer, gate, value, step = match.groups()
-    amount = _finite(float(value), text)
-    if not 0.0 <= amount <= 1.0:
-        raise WorkbenchError(f"{text!r}: a gate is a fraction between 0 and 1, not {amount:g}")
-    return Intervention("gate", _positive(step, text), amount, layer=_positive(layer, text) if layer else None,
-                        gate=gate)
-
-
-def _positive(number: str, text: str) -> int:
-    if int(number) < 1:
-        raise WorkbenchError(f"{text!r}: layers and tokens count from 1")
-    return int(number)
-
-
-def _finite(value: float, text: str) -> float:
-    if not math.isfinite(value):
-        raise WorkbenchError(f"{text!r}: the value must be a finite number")
-    return value
+# -- interventions (their specs live in workbench.interventions, which the app imports without torch) --
 
 
 # -- the recurrent layers of a model -----------------------------------------------------------
@@ -240,11 +179,20 @@ def _weights(module: nn.Module, layer: int, backward: bool) -> tuple[Tensor | No
 
 
 class _Run:
-    """The state of one pass: interventions to apply and, when recording, where states go."""
+    """The state of one pass: interventions to apply and, when recording, where states go.
 
-    def __init__(self, interventions: Sequence[Intervention], record: bool) -> None:
+    ``stream``: the module is called again and again on what follows (generation feeds one token at
+    a time with the carried state), so each module's calls continue its token count instead of
+    starting at token 1; ``positions`` holds how many tokens each module has read."""
+
+    def __init__(self, interventions: Sequence[Intervention], record: bool, stream: bool = False) -> None:
         self.interventions = list(interventions)
         self.record = record
+        self.stream = stream
+        #: where the current call's first token sits in the whole text (0-based)
+        self.offset = 0
+        #: module name -> tokens read so far (stream mode)
+        self.positions: dict[str, int] = {}
         #: layer index -> state name -> [T, H] tensor (in text order)
         self.traces: dict[int, dict[str, Tensor]] = {}
 
@@ -253,8 +201,8 @@ class _Run:
                 and (i.layer is None or i.layer == layer.index) and self._reached(layer, i, position)}
 
     def clamps(self, layer: TracedLayer, position: int) -> list[tuple[int, float]]:
-        return [(int(i.unit), i.value) for i in self.interventions if i.kind == "unit" and i.layer == layer.index
-                and i.unit is not None and self._reached(layer, i, position)]
+        return [(-1 if i.unit is None else i.unit, i.value) for i in self.interventions
+                if i.kind == "unit" and i.layer == layer.index and self._reached(layer, i, position)]
 
     @staticmethod
     def _reached(layer: TracedLayer, intervention: Intervention, position: int) -> bool:
@@ -272,7 +220,7 @@ def _run_direction(direction: _Direction, x: Tensor, h: Tensor | None, c: Tensor
     outputs: list[Tensor] = []
     steps: list[dict[str, Tensor]] = []
     for t in range(length):
-        position = length - 1 - t if layer.backward else t
+        position = run.offset + (length - 1 - t if layer.backward else t)
         force = run.force(layer, position)
         if direction.stepper is not None:
             new_h, carry, internals = direction.stepper.step(direction.module, x[t : t + 1], h, carry, force)
@@ -295,7 +243,10 @@ def _run_direction(direction: _Direction, x: Tensor, h: Tensor | None, c: Tensor
         for unit, value in run.clamps(layer, position):
             if unit < h.size(-1):
                 h = h.clone()
-                h[..., unit] = value
+                if unit < 0:  # every unit
+                    h[...] = value
+                else:
+                    h[..., unit] = value
         named["hidden"] = h
         outputs.append(h[0])
         steps.append(named)
@@ -375,20 +326,22 @@ class Tracer:
         self.owner = threading.get_ident()
 
     @contextmanager
-    def active(self, interventions: Sequence[Intervention] = (), record: bool = False) -> Iterator[_Run]:
+    def active(self, interventions: Sequence[Intervention] = (), record: bool = False,
+               stream: bool = False) -> Iterator[_Run]:
         """Hooks on for the calling thread only: the app shares a loaded model between screens, and
-        another thread's ``predict`` must not see this pass's interventions."""
-        self.run = _Run(interventions, record)
+        another thread's ``predict`` must not see this pass's interventions. ``stream``: successive
+        calls continue one text (generation) instead of each starting at its first token."""
+        self.run = _Run(interventions, record, stream)
         self.owner = threading.get_ident()
-        handles = [module.register_forward_hook(self._hook(directions), with_kwargs=True)
-                   for module, directions in self.plan.values()]
+        handles = [module.register_forward_hook(self._hook(name, directions), with_kwargs=True)
+                   for name, (module, directions) in self.plan.items()]
         try:
             yield self.run
         finally:
             for handle in handles:
                 handle.remove()
 
-    def _hook(self, directions: list[_Direction]) -> Callable[..., Any]:
+    def _hook(self, name: str, directions: list[_Direction]) -> Callable[..., Any]:
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
             if threading.get_ident() != self.owner:
                 return None
@@ -400,7 +353,10 @@ class Tracer:
             first = getattr(module, "batch_first", True)
             sequence = data if packed else (data[0] if first else data[:, 0])
             initial = _state_argument(module, args, kwargs)
-            outputs, final = _run_module(module, directions, sequence, initial, self.run)
+            run = self.run
+            run.offset = run.positions.get(name, 0) if run.stream else 0
+            outputs, final = _run_module(module, directions, sequence, initial, run)
+            run.positions[name] = run.offset + sequence.size(0)
             return _like(output, outputs, final, x, first)
         return hook
 
@@ -648,7 +604,7 @@ def inspect_model(model: nn.Module, task: Any, text: str, *, arch: str = "", che
                              "pass --allow-unknown to inspect it anyway")
     steppers = steppers or {}
     layers = find_layers(model, steppers, reader.exclude)
-    _check_interventions(interventions, layers, len(reader.tokens) + max(0, generate), arch)
+    check_interventions(interventions, layers, len(reader.tokens) + max(0, generate), arch)
     tracer = Tracer(model, layers, steppers)
     result = Inspection(checkpoint, arch, task.kind, text, reader.tokens, reader.unknown, layers, [],
                         list(interventions))
@@ -667,20 +623,22 @@ def inspect_model(model: nn.Module, task: Any, text: str, *, arch: str = "", che
     return result
 
 
-def _check_interventions(interventions: Sequence[Intervention], layers: list[TracedLayer], tokens: int,
-                         arch: str) -> None:
+def check_interventions(interventions: Sequence[Intervention], layers: list[TracedLayer], tokens: int,
+                        arch: str, too_far: str = "the input has only {tokens} tokens", token: str = "token") -> None:
+    """One clear error for an intervention the model cannot take (layer, unit, gate, or a step past
+    ``tokens``; ``too_far`` says what the tokens are)."""
     if interventions and not layers:
         raise WorkbenchError(f"interventions need a recurrent layer the inspector can step; architecture {arch!r} "
                              "has none")
     for item in interventions:
         if item.step > tokens:
-            raise WorkbenchError(f"{item.describe()}: the input has only {tokens} tokens")
+            raise WorkbenchError(f"{item.describe(token)}: {too_far.format(tokens=tokens)}")
         if item.layer is not None and item.layer > len(layers):
             listing = "; ".join(f"{layer.index} = {layer.label}" for layer in layers)
             raise WorkbenchError(f"there is no layer {item.layer}; the layers are {listing}")
         if item.kind == "unit":
             size = layers[int(item.layer or 1) - 1].hidden_size
-            if item.unit is None or item.unit >= size:
+            if item.unit is not None and item.unit >= size:
                 raise WorkbenchError(f"layer {item.layer} has units 0 to {size - 1}, not {item.unit}")
         else:
             chosen = [layers[item.layer - 1]] if item.layer else layers
