@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,10 +144,12 @@ def find_layers(model: nn.Module, steppers: dict[type, _PluginStepper],
         for sub in range(count):
             for backward in ((False, True) if both else (False,)):
                 layers.append(TracedLayer(0, name, kind, sub, backward, hidden, gates, states, _label(sub, backward)))
+    # one-layer modules in a list (a translation encoder's) would all be "layer 1": name their modules then
+    named = len({x.module.split('.')[0] for x in layers}) > 1 or len({(x.label, x.module) for x in layers}) > len(
+        {x.label for x in layers})
     for index, layer in enumerate(layers, start=1):
         layer.index = index
-        prefix = f"{layer.module}: " if len({x.module.split('.')[0] for x in layers}) > 1 else ""
-        layer.label = f"{prefix}{layer.cell.upper()} {layer.label}"
+        layer.label = f"{layer.module + ': ' if named else ''}{layer.cell.upper()} {layer.label}"
     return layers
 
 
@@ -250,10 +252,12 @@ def _run_direction(direction: _Direction, x: Tensor, h: Tensor | None, c: Tensor
         named["hidden"] = h
         outputs.append(h[0])
         steps.append(named)
-    if run.record:
+    if run.record and steps:
         order = list(reversed(steps)) if layer.backward else steps
-        run.traces[layer.index] = {name: torch.stack([s[name][0] for s in order]).detach()
-                                   for name in order[0]} if order else {}
+        traced = {name: torch.stack([s[name][0] for s in order]).detach() for name in order[0]}
+        earlier = run.traces.get(layer.index) if run.stream else None
+        run.traces[layer.index] = {name: torch.cat([earlier[name], value]) for name, value in traced.items()} \
+            if earlier else traced
     return torch.stack(outputs), h if h is not None else x.new_zeros(1, 0), c
 
 
@@ -484,8 +488,9 @@ class TaggingReader(Reader):
 
 
 class TranslationReader(Reader):
-    """Each prefix of the source translated greedily; the encoder is what steps (the decoder reads
-    the whole source through attention, so it has no per-source-token state)."""
+    """Each prefix of the source translated greedily; the encoder is what steps per source token.
+    The decoder steps per output word, once, for the whole source (:func:`_decoder_steps`); saliency
+    is per output word (:func:`translation_saliency`), beam search itself not being differentiable."""
 
     differentiable = False
 
@@ -547,6 +552,8 @@ class Inspection:
     saliency: list[float] | None = None
     notes: list[str] = field(default_factory=list)
     continuation: dict[str, str] | None = None
+    #: translation: the decoder per output word of the whole source's greedy translation
+    decoder: dict[str, Any] | None = None
 
     @property
     def internals(self) -> bool:
@@ -572,6 +579,7 @@ class Inspection:
                 {"token": t, "score": round(s, 6), "share": round(p, 6)}
                 for t, s, p in zip(self.tokens, self.saliency, shares or [], strict=True)],
             "continuation": self.continuation,
+            "decoder": self.decoder,
             "notes": self.notes,
         }
 
@@ -618,6 +626,9 @@ def inspect_model(model: nn.Module, task: Any, text: str, *, arch: str = "", che
     with torch.enable_grad(), tracer.active(interventions, record=True) as run:
         result.saliency = _saliency(reader, model, result.notes)
     result.steps = _steps(reader, tracer, interventions, run.traces, layers)
+    if isinstance(reader, TranslationReader):
+        result.decoder = _decoder_steps(reader, steppers, interventions)
+        result.saliency = _summed_saliency(result.decoder)
     if generate > 0 and isinstance(reader, LanguageModelReader):
         result.continuation = _continue(reader, tracer, interventions, generate)
     return result
@@ -653,7 +664,6 @@ def _saliency(reader: Reader, model: nn.Module, notes: list[str]) -> list[float]
     count = len(reader.tokens)
     if not reader.differentiable:
         reader.forward(count)
-        notes.append("saliency is not available for translation models")
         return None
     leaves: list[Tensor] = []
 
@@ -737,6 +747,99 @@ def _continue(reader: LanguageModelReader, tracer: Tracer, interventions: Sequen
     return result
 
 
+# -- translation: the decoder per output word, and saliency per output word --------------------
+def _decoder_steps(reader: TranslationReader, steppers: dict[type, _PluginStepper],
+                   interventions: Sequence[Intervention]) -> dict[str, Any]:
+    """The whole source translated greedily once, with the decoder's recurrent layers (every one
+    outside ``encoder``) run through the equations: their state and gates at each output word (the
+    end marker included), and which source tokens moved each word (gradient x input). Encoder
+    interventions act here too, so the decoder is seen as the intervened encoder leaves it."""
+    model, task = reader.model, reader.task
+    layers = find_layers(model, steppers, exclude=("encoder",))
+    decoder = Tracer(model, layers, steppers)
+    encoder = Tracer(model, find_layers(model, steppers, exclude=reader.exclude), steppers)
+    with torch.no_grad(), _intervened(encoder, interventions), decoder.active(record=True, stream=True) as run:
+        best = task.beam_search(model, reader.ids, reader.device, width=1)[0]
+    words = task.detokenize(best["ids"])
+    calls = run.positions.get(layers[0].module, 0) if layers else len(best["ids"]) + 1
+    finished = calls > len(best["ids"])
+    outputs = [*best["ids"], task.eos] if finished else list(best["ids"])  # out of steps: no end marker read
+    with torch.enable_grad(), _intervened(encoder, interventions):
+        saliency = translation_saliency(model, task, reader.ids, outputs, reader.device)
+    shown = [*words, "<eos>"][: len(outputs)]
+    source = [*reader.tokens, "<eos>"]
+    steps = []
+    for index, word in enumerate(shown):
+        scores = saliency[index] if saliency else None
+        total = sum(abs(v) for v in scores or []) or 1.0
+        steps.append({"step": index + 1, "token": word,
+                      "layers": [_layer_step(layer, run.traces.get(layer.index, {}), index) for layer in layers
+                                 if len(run.traces.get(layer.index, {}).get("hidden", ())) > index],
+                      "saliency": None if scores is None else [
+                          {"token": t, "score": round(v, 6), "share": round(abs(v) / total, 6)}
+                          for t, v in zip(source, scores, strict=True)]})
+    return {"translation": " ".join(words), "source": source, "layers": [layer.to_dict() for layer in layers],
+            "steps": steps}
+
+
+def _intervened(encoder: Tracer, interventions: Sequence[Intervention]) -> AbstractContextManager[Any]:
+    """The encoder through the equations with the interventions (which name the encoder's layers and
+    count source tokens), or untouched, the fused module, when there are none."""
+    return encoder.active(interventions) if interventions else nullcontext()
+
+
+def translation_saliency(model: nn.Module, task: Any, source: Sequence[int], outputs: Sequence[int],
+                         device: torch.device) -> list[list[float]] | None:
+    """Per output word, gradient x input on the source's input vectors (the encoder's embedding
+    outputs, end marker included) for that word's log-probability, the decoder fed the words before
+    it (the greedy translation's own computation). None if no source vectors were found."""
+    from workbench.tasks.base import pad_sequences
+
+    ids = [*source, task.src_eos]
+    tokens, lengths = pad_sequences([ids], 0)
+    leaves: list[Tensor] = []
+    owner = threading.get_ident()
+
+    def capture(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if threading.get_ident() == owner and isinstance(output, Tensor) and output.shape[:2] == (1, len(ids)):
+            leaf = output.detach().float().requires_grad_()
+            leaves.append(leaf)
+            return leaf.to(output.dtype)
+        return None
+
+    handles = [m.register_forward_hook(capture) for m in model.modules() if isinstance(m, nn.Embedding)]
+    try:
+        state = model.encode(tokens.to(device), lengths)  # type: ignore[operator]
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not leaves:
+        return None
+    previous = torch.full((1,), task.bos, dtype=torch.long, device=device)
+    per_word: list[list[float]] = []
+    for word in outputs:
+        logits, state, _ = model.decode_step(previous, state)  # type: ignore[operator]
+        objective = torch.log_softmax(logits.float(), dim=-1)[0, word]
+        grads = torch.autograd.grad(objective, leaves, retain_graph=True, allow_unused=True)
+        total = torch.zeros(len(ids))
+        for leaf, grad in zip(leaves, grads, strict=True):
+            if grad is not None:
+                total += (grad * leaf.detach())[0].sum(dim=-1).cpu()
+        per_word.append([float(v) for v in total])
+        previous = torch.full((1,), word, dtype=torch.long, device=device)
+    return per_word
+
+
+def _summed_saliency(decoder: dict[str, Any]) -> list[float] | None:
+    """The source tokens' saliency for the whole translation (the sum over its words, end marker
+    excluded from the tokens): gradient x input of the translation's log-probability."""
+    steps = decoder["steps"]
+    if not steps or steps[0]["saliency"] is None:
+        return None
+    count = len(decoder["source"]) - 1
+    return [sum(step["saliency"][i]["score"] for step in steps) for i in range(count)]
+
+
 # -- text views (the CLI prints them; the app's screen reuses the pieces) -----------------------
 SHADES = " ░▒▓█"
 
@@ -806,9 +909,31 @@ def render_text(result: Inspection, strip_units: int = 24) -> str:
         ranked = sorted(range(len(shares)), key=lambda i: -shares[i])[:10]
         for i in ranked:
             lines.append(f"  {i + 1:>4} {show_token(result.tokens[i])[:12]:<12} {shares[i]:6.1%} {bar(shares[i], 30)}")
+    if result.decoder:
+        lines.extend(decoder_lines(result.decoder))
     if result.continuation:
         lines.append(f"continues (greedy): {result.continuation['text']!r}")
         if "baseline" in result.continuation:
             lines.append(f"without the intervention: {result.continuation['baseline']!r}")
     lines.extend(f"note: {note}" for note in result.notes)
     return "\n".join(lines)
+
+
+def salient_sources(step: dict[str, Any], count: int = 3) -> str:
+    """The source tokens that moved one output word most, with their shares (``d 42%  a 30%``)."""
+    ranked = sorted(step["saliency"] or [], key=lambda entry: -entry["share"])[:count]
+    return "  ".join(f"{show_token(e['token'])} {e['share']:.0%}" for e in ranked)
+
+
+def decoder_lines(decoder: dict[str, Any]) -> list[str]:
+    """A translation's decoder in text: per output word its gate means per layer and the source
+    tokens that moved it most."""
+    listing = ", ".join(f"{layer['index']} = {layer['label']}" for layer in decoder["layers"])
+    lines = [f"decoder, per output word of the whole input's translation {decoder['translation']!r}"
+             + (f" (layers: {listing})" if listing else "") + ":"]
+    for step in decoder["steps"]:
+        gates = "  ".join(f"L{entry['index']} " + " ".join(f"{g[0]}{_mean(v):.2f}" for g, v in entry["gates"].items())
+                          for entry in step["layers"])
+        moved = f"   moved by: {salient_sources(step)}" if step["saliency"] else ""
+        lines.append(f"{step['step']:>4} {show_token(step['token'])[:10]:<10} {gates}{moved}")
+    return lines

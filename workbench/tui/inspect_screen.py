@@ -20,6 +20,7 @@ from workbench.inspect import (
     Intervention,
     TracedLayer,
     bar,
+    decoder_lines,
     gate_summary,
     parse_gate,
     parse_unit,
@@ -220,6 +221,9 @@ class InspectScreen(ModelScreen):
         lines = [Text(f"{'':11}{units:<{strip_width + 2}}mean per step", style="dim")]
         for position, layer in enumerate(result.layers):
             lines.extend(self._layer_lines(result, layer, position, strip_width))
+        if result.decoder:  # a translation: its decoder per output word, for the whole input
+            lines.extend(Text(printable(line, layout=False)[:width], no_wrap=True, style="" if index else "bold")
+                         for index, line in enumerate(decoder_lines(result.decoder)))
         lines.extend(Text(f"note: {note}", style="dim") for note in result.notes)
         return Text("\n").join(lines)
 
