@@ -173,7 +173,8 @@ class GenerateScreen(ModelScreen):
                     pending.clear()
                     last = now
             else:
-                message = "done"
+                message = "done" + (f" with {len(interventions)} intervention{'s' if len(interventions) > 1 else ''}"
+                                    if interventions else "")
         except WorkbenchError as exc:
             message = str(exc)
             self.app.call_from_thread(self.app.notify, message, severity="error", title="generate")
