@@ -155,3 +155,51 @@ def test_a_probe_that_fails_is_one_status_line_and_the_run_goes_on(registry, mon
     assert result.state == "finished" and result.metrics
     messages = [e.message for e in result.run.events() if e.kind == "status" and "memory probe" in e.message]
     assert messages == ["memory probe failed (RuntimeError: no such kernel); probing is off"]
+
+
+# -- language models: the recurrence itself -------------------------------------------------------
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "gru-eq"])
+def test_a_language_models_stack_is_unrolled_and_probed_at_its_last_position(registry, cell):
+    """A character model's multi-layer nn.RNN/LSTM/GRU (or equation GRU) runs step by step with the
+    same outputs and final state as the fused module; the probe measures the last position's loss
+    against the top layer's state at each lag, and it vanishes with the lag in an untrained model."""
+    from workbench.api import LanguageModelData
+    from workbench.memory import unrolled_stack
+    from workbench.tasks.language_model import LanguageModelTask
+
+    data = LanguageModelData("the quick brown fox jumps over the lazy dog " * 30, seq_len=24)
+    task = LanguageModelTask.from_data(data)
+    config = resolve_config(registry, "synthetic-text", f"char-{cell}", "cpu",
+                            ["model.hidden_size=16", "model.embedding_dim=8", "model.num_layers=2"])
+    torch.manual_seed(0)
+    model = build_model(config, task, registry).eval()
+    probe = MemoryProbe(task, task.encode(data)["train"], size=8)
+    assert probe.examples == 8 and recurrent_direction(model) is None  # not without the task's kind
+    module, found_cell = recurrent_direction(model, "language_model")
+    assert module is model.rnn and found_cell == cell.removesuffix("-eq")
+    inputs = {**probe.batch.inputs, "return_state": True}
+    states: list[torch.Tensor] = []
+    with torch.no_grad():
+        fused, fused_state = model(**inputs)
+        with unrolled_stack(module, found_cell, states):
+            stepped, stepped_state = model(**inputs)
+    assert len(states) == 24 and torch.allclose(fused, stepped, atol=1e-5)
+    for ours, theirs in zip(torch.utils._pytree.tree_leaves(stepped_state),
+                            torch.utils._pytree.tree_leaves(fused_state), strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert "forward" not in vars(module)
+
+    rng = torch.get_rng_state()
+    lags = probe.measure(model, torch.device("cpu"))
+    assert torch.equal(rng, torch.get_rng_state()) and all(p.grad is None for p in model.parameters())
+    assert len(lags) == 24 and all(math.isfinite(x) and x >= 0 for x in lags)
+    assert lags[-1] < 1e-3 * lags[0]  # one position's loss: it vanishes back through the window
+
+
+def test_training_a_language_model_probes_its_memory(registry):
+    config = resolve_config(registry, "synthetic-text", "char-gru", "cpu",
+                            ["chars=3000", "epochs=1", "seq_len=16", "model.hidden_size=12", "model.embedding_dim=4",
+                             "threads=1"])
+    run = train(config, registry=registry).run
+    probes = [e for e in run.events() if isinstance(e, MemoryEvent)]
+    assert [p.epoch for p in probes] == [0, 1] and all(p.cell == "gru" and len(p.lags) == 16 for p in probes)
