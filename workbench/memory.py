@@ -56,7 +56,7 @@ def language_model_stack(model: nn.Module) -> tuple[nn.Module, str] | None:
         return None
     module = found[0]
     if isinstance(module, nn.RNNBase):
-        if module.bidirectional or not module.batch_first or getattr(module, "proj_size", 0):
+        if module.bidirectional or not module.batch_first or module.proj_size > 0:
             return None
         cell = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}.get(type(module))
         return (module, cell) if cell else None
