@@ -54,10 +54,40 @@ def test_the_unrolled_top_layer_computes_what_the_fused_one_does(registry, arch,
     assert lags[-1] < lags[0]  # an untrained network forgets
 
 
-def test_models_without_a_padded_recurrent_encoder_are_not_probed(registry):
-    task, encoded, model = brackets_model(registry, "gru", "model.sequence_mode=packed")
-    assert recurrent_direction(model) is None
-    assert MemoryProbe(task, encoded["valid"]).measure(model, torch.device("cpu")) is None
+@pytest.mark.parametrize("arch, extra", [("rnn", ()), ("gru", ()), ("lstm", ("model.num_layers=2", "model.bidirectional=true"))])
+def test_a_packed_encoder_is_unrolled_over_the_padded_batch_and_probed(registry, arch, extra):
+    """sequence_mode=packed: the packed nn.RNN/GRU/LSTM (multi-layer, bidirectional) runs step by step
+    with padding masked, with the packed pass's outputs and summary; the probe uses each example's length."""
+    from workbench.memory import unrolled_packed
+
+    task, encoded, model = brackets_model(registry, arch, "model.sequence_mode=packed", *extra)
+    model.eval()
+    encoder, cell = recurrent_direction(model)
+    assert encoder is model.encoder and cell == arch
+    probe = MemoryProbe(task, encoded["train"][:8], size=8)  # training strings: of different lengths
+    inputs = probe.batch.inputs
+    assert len(set(inputs["lengths"].tolist())) > 1  # padding is really there
+    states: list[torch.Tensor] = []
+    lengths: list[torch.Tensor] = []
+    vectors = model.input(inputs["tokens"])
+    with torch.no_grad():
+        fused = model.encoder(vectors, inputs["lengths"])
+        with unrolled_packed(encoder, states, lengths):
+            stepped = model.encoder(vectors, inputs["lengths"])
+    assert torch.allclose(fused[0], stepped[0], atol=1e-5) and torch.allclose(fused[1], stepped[1], atol=1e-5)
+    assert len(states) == inputs["tokens"].shape[1] and "_forward_packed" not in vars(encoder)
+    lags = probe.measure(model, torch.device("cpu"))
+    assert len(lags) == int(inputs["lengths"].max()) and lags[-1] < lags[0]
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_models_without_a_recurrent_encoder_are_not_probed(registry):
+    from workbench.tasks.seq2seq import Seq2SeqTask
+
+    task = Seq2SeqTask.from_data(Seq2SeqTask.synthetic_data())
+    config = resolve_config(registry, "copy-reverse", "gru-attention", "cpu", ["model.hidden_size=8"])
+    model = build_model(config, task, registry)
+    assert recurrent_direction(model) is None and recurrent_direction(model, "seq2seq") is None
 
 
 def test_the_map_shades_each_lag_against_lag_0_and_fits_its_width():

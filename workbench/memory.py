@@ -13,8 +13,9 @@ its own weights, step by step with the same equations, and the gradient is taken
 each step's state. Training itself keeps the fused kernels. A language model has no
 ``SequenceEncoder``: there the model's one recurrent module (a multi-layer ``nn.RNN``/``nn.LSTM``/
 ``nn.GRU`` or equation GRU/LSTM, one direction) is unrolled, every layer, and the top layer's states
-are the ones measured; its probe batch is the first validation windows. Other models without a
-padded ``SequenceEncoder`` (custom plugins, ``sequence_mode=packed``, translation) are not probed.
+are the ones measured; its probe batch is the first validation windows. A packed ``SequenceEncoder``
+is run step by step over the padded batch (:func:`unrolled_packed`). Other models without a
+``SequenceEncoder`` (custom plugins, translation) are not probed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.nn import ElmanLayer, EquationGRU, EquationLSTM, SequenceEncoder, lengths_mask
+from workbench.nn import ElmanLayer, EquationGRU, EquationLSTM, SequenceEncoder, lengths_mask, reverse_padded
 from workbench.tasks.base import Batch, Task
 
 #: Examples in the probe batch and the most lags reported.
@@ -36,14 +37,17 @@ MAX_LAGS = 100
 
 
 def recurrent_direction(model: nn.Module, task_kind: str = "") -> tuple[nn.Module, str] | None:
-    """The top layer's forward direction of the model's outermost padded SequenceEncoder (a tagger's
-    sentence encoder, not its per-word character encoder), and its cell; for a language model
-    (``task_kind``) without one, its single recurrent stack (see :func:`language_model_stack`)."""
+    """The top layer's forward direction of the model's outermost SequenceEncoder (a tagger's
+    sentence encoder, not its per-word character encoder), and its cell; a packed encoder is
+    returned whole (:func:`unrolled_packed` runs it); for a language model (``task_kind``) without
+    one, its single recurrent stack (see :func:`language_model_stack`)."""
     encoders = [(name.count("."), index, module) for index, (name, module) in enumerate(model.named_modules())
-                if isinstance(module, SequenceEncoder) and module.mode == "padded"]
+                if isinstance(module, SequenceEncoder)]
     if not encoders:
         return language_model_stack(model) if task_kind == "language_model" else None
     encoder = min(encoders, key=lambda found: found[:2])[2]
+    if encoder.mode == "packed":
+        return encoder, encoder.cell
     layers = encoder.layers
     return layers[len(layers) - 1][0], encoder.cell  # type: ignore[index]
 
@@ -74,10 +78,13 @@ def _step_function(direction: nn.Module, cell: str) -> Callable[[Tensor, Tensor,
     return _cell_step(cell, rnn, 0)
 
 
-def _cell_step(cell: str, module: Any, layer: int) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """One step of layer ``layer`` of ``module`` (weights named as in nn.RNN/LSTM/GRU)."""
-    w_ih, w_hh = getattr(module, f"weight_ih_l{layer}"), getattr(module, f"weight_hh_l{layer}")
-    b_ih, b_hh = getattr(module, f"bias_ih_l{layer}", None), getattr(module, f"bias_hh_l{layer}", None)
+def _cell_step(cell: str, module: Any, layer: int,
+               reverse: bool = False) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """One step of layer ``layer`` (its backward direction with ``reverse``) of ``module``, weights
+    named as in nn.RNN/LSTM/GRU."""
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    w_ih, w_hh = getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}")
+    b_ih, b_hh = getattr(module, f"bias_ih{suffix}", None), getattr(module, f"bias_hh{suffix}", None)
     if cell == "lstm":
         def lstm(x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
             i, f, g, o = (F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
@@ -161,6 +168,46 @@ def unrolled_stack(module: nn.Module, cell: str, states: list[Tensor]) -> Iterat
         del module.forward
 
 
+@contextmanager
+def unrolled_packed(encoder: SequenceEncoder, states: list[Tensor], seen_lengths: list[Tensor]) -> Iterator[None]:
+    """While inside, a packed SequenceEncoder runs its ``packed_rnn`` step by step over the padded
+    batch instead (every layer and direction, padding masked as packing leaves it out), returning
+    what the packed pass returns, and appends the top layer's forward state at each step to
+    ``states`` (and the lengths to ``seen_lengths``). Eval mode: no dropout between layers."""
+    rnn: Any = encoder.packed_rnn
+    layers, directions = int(rnn.num_layers), encoder.directions
+
+    def forward_packed(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        seen_lengths.append(lengths)
+        mask = lengths_mask(lengths.to(x.device), x.size(1)).unsqueeze(-1)
+        zeros = x.new_zeros(x.size(0), int(rnn.hidden_size))
+        layer_input, finals = x, list[Tensor]()
+        for layer in range(layers):
+            parts, finals = [], []
+            for backward in range(directions):
+                step = _cell_step(encoder.cell, rnn, layer, reverse=bool(backward))
+                sequence = reverse_padded(layer_input, lengths) if backward else layer_input
+                h = c = zeros
+                outputs = []
+                for t in range(x.size(1)):
+                    new_h, new_c = step(sequence[:, t], h, c)
+                    h, c = torch.where(mask[:, t], new_h, h), torch.where(mask[:, t], new_c, c)
+                    outputs.append(torch.where(mask[:, t], h, zeros))  # padding reads as zeros, as unpacked
+                    if layer == layers - 1 and not backward:
+                        states.append(h)
+                out = torch.stack(outputs, dim=1)
+                parts.append(reverse_padded(out, lengths) if backward else out)
+                finals.append(h)
+            layer_input = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+        return layer_input, torch.cat(finals, dim=-1) if len(finals) > 1 else finals[0]
+
+    encoder._forward_packed = forward_packed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del encoder._forward_packed
+
+
 class MemoryProbe:
     """A fixed probe batch and the measurement on it (see the module's docstring)."""
 
@@ -191,7 +238,9 @@ class MemoryProbe:
         was_training = model.training
         model.eval()
         stack = isinstance(direction, (nn.RNNBase, EquationGRU, EquationLSTM))  # a language model's
-        unroll = unrolled_stack(direction, cell, states) if stack else unrolled(direction, cell, states, lengths)
+        unroll = (unrolled_stack(direction, cell, states) if stack
+                  else unrolled_packed(direction, states, lengths) if isinstance(direction, SequenceEncoder)
+                  else unrolled(direction, cell, states, lengths))
         try:
             with torch.random.fork_rng(devices=[]), unroll:
                 loss = _last_step_loss(model, batch) if stack else self.task.loss(model, batch)
