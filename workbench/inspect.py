@@ -929,8 +929,9 @@ def decoder_lines(decoder: dict[str, Any]) -> list[str]:
     """A translation's decoder in text: per output word its gate means per layer and the source
     tokens that moved it most."""
     listing = ", ".join(f"{layer['index']} = {layer['label']}" for layer in decoder["layers"])
-    lines = [f"decoder, per output word of the whole input's translation {decoder['translation']!r}"
-             + (f" (layers: {listing})" if listing else "") + ":"]
+    lines = [f"decoder, per output word of the whole input's translation {decoder['translation']!r}:"]
+    if listing:
+        lines.append(f"  decoder layers: {listing}")
     for step in decoder["steps"]:
         gates = "  ".join(f"L{entry['index']} " + " ".join(f"{g[0]}{_mean(v):.2f}" for g, v in entry["gates"].items())
                           for entry in step["layers"])

@@ -218,7 +218,8 @@ class InspectScreen(ModelScreen):
         strip_width = max(8, width - 14 - history)
         units = "each unit at this step" + (f" (first {strip_width})" if any(
             layer.hidden_size > strip_width for layer in result.layers) else "")
-        lines = [Text(f"{'':11}{units:<{strip_width + 2}}mean per step", style="dim")]
+        label = "mean per step" if history >= 13 else "means"  # over the last steps, right of the strips
+        lines = [Text(f"{'':11}{units:<{strip_width + 2}}{label}", style="dim", no_wrap=True, overflow="ellipsis")]
         for position, layer in enumerate(result.layers):
             lines.extend(self._layer_lines(result, layer, position, strip_width))
         if result.decoder:  # a translation: its decoder per output word, for the whole input
