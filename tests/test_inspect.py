@@ -275,6 +275,9 @@ def test_inspect_text_view_and_bad_input_each_give_one_line(names_lstm, tmp_path
         assert len(lines) == 1 and lines[0].startswith("workbench: error: ") and message in lines[0], lines
     assert main(["inspect", str(names_lstm), "Dost0evsky", "--allow-unknown", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_tokens"] == ["0"]
+    assert main(["inspect", str(names_lstm), "Smith", "--intervene", "2:*@3", "--intervene", "forget=1@2"]) == 0
+    shown = capsys.readouterr().out
+    assert "intervention: zero every unit of layer 2 from token 3 on" in shown and "f1.00" in shown
 
 
 @pytest.mark.slow
