@@ -45,8 +45,10 @@ class CharLanguageModel(nn.Module):
 
     def forward(self, tokens: Tensor, lengths: Tensor, state: Any = None,
                 return_state: bool = False) -> Tensor | tuple[Tensor, Any]:
+        # the fast path skips self.rnn: not while a forward hook watches it (the inspector's equation
+        # cells, interventions in generation), which must see every step
         if tokens.size(1) == 1 and self.cell in _CELL_FUNCTIONS and not self.training \
-                and not torch.is_grad_enabled():
+                and not torch.is_grad_enabled() and not self.rnn._forward_hooks:
             return self._step(tokens, state, return_state)
         outputs, new_state = self.rnn(self.dropout(self.embedding(tokens)), state)
         logits = self.output(self.dropout(outputs))

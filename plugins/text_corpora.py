@@ -46,6 +46,8 @@ def workbench_datasets() -> list[DatasetSpec]:
                       min=1, max=8),
                 Param("text_seed", int, 0, "random seed of the generated text", min=0, max=2**31 - 1),
                 *window_params(seq_len=64, valid_fraction=0.1, test_fraction=0.1),
+                Param("test_2x", bool, True, "also score the test text in windows of twice seq_len (length "
+                      "generalisation: reported as test_2x_bits_per_char, ...)"),
             ],
             default_arch="char-gru",
             defaults={

@@ -50,4 +50,6 @@ def synthetic_text(chars: int, variety: int, seed: int) -> str:
 def load_synthetic(context: LoadContext, params: dict[str, Any]) -> LanguageModelData:
     text = synthetic_text(params["chars"], params["variety"], params["text_seed"])
     info = {"source": "generated", "grammar": "subject verb object ending", "variety": params["variety"]}
-    return make_data(text, params, "synthetic-text", info)
+    data = make_data(text, params, "synthetic-text", info)
+    data.test_2x = bool(params.get("test_2x", False))  # the test text also in windows of 2 x seq_len
+    return data

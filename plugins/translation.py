@@ -84,6 +84,8 @@ def workbench_datasets() -> list[DatasetSpec]:
                 Param("train_size", int, 5000, "training sequences", min=1, max=10_000_000),
                 Param("valid_size", int, 500, "validation sequences", min=0, max=1_000_000),
                 Param("test_size", int, 500, "test sequences", min=0, max=1_000_000),
+                Param("long_test_size", int, 500, "sequences of twice max_length for the length-generalisation "
+                      "test (reported as test_2x_exact_match, test_2x_bleu, ...; 0 = none)", min=0, max=1_000_000),
                 Param("sample_seed", int, 0, "random state of the generator", min=0, max=2**31 - 1),
             ],
             default_arch="gru-attention",

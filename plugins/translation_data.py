@@ -196,14 +196,19 @@ def load_copy_reverse(context: LoadContext, params: dict[str, Any]) -> Seq2SeqDa
     rng = random.Random(params["sample_seed"])
     symbols = SYMBOLS[: params["symbols"]]
 
-    def make(count: int) -> list[Pair]:
+    def make(count: int, shortest: int = params["min_length"], longest: int = params["max_length"]) -> list[Pair]:
         pairs = []
         for _ in range(count):
-            seq = [rng.choice(symbols) for _ in range(rng.randint(params["min_length"], params["max_length"]))]
+            seq = [rng.choice(symbols) for _ in range(rng.randint(shortest, longest))]
             out = seq if params["mode"] == "copy" else seq[::-1]
             pairs.append((" ".join(seq), " ".join(out)))
         return pairs
 
-    return Seq2SeqData(train=make(params["train_size"]), valid=make(params["valid_size"]),
-                       test=make(params["test_size"]), normalize="none", tokenizer="whitespace",
-                       info={"source": "synthetic", "mode": params["mode"], "symbols": symbols})
+    train, valid, test = make(params["train_size"]), make(params["valid_size"]), make(params["test_size"])
+    long_length = 2 * params["max_length"]  # drawn after the others: they stay as they were without it
+    long_test = make(params.get("long_test_size", 0), long_length, long_length)
+    return Seq2SeqData(train=train, valid=valid, test=test, normalize="none", tokenizer="whitespace",
+                       info={"source": "synthetic", "mode": params["mode"], "symbols": symbols,
+                             "train_lengths": f"{params['min_length']}-{params['max_length']}",
+                             "test_2x_length": long_length if long_test else 0},
+                       extra_tests={"test_2x": long_test} if long_test else {})

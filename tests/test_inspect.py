@@ -275,12 +275,15 @@ def test_inspect_text_view_and_bad_input_each_give_one_line(names_lstm, tmp_path
         assert len(lines) == 1 and lines[0].startswith("workbench: error: ") and message in lines[0], lines
     assert main(["inspect", str(names_lstm), "Dost0evsky", "--allow-unknown", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_tokens"] == ["0"]
+    assert main(["inspect", str(names_lstm), "Smith", "--intervene", "2:*@3", "--intervene", "forget=1@2"]) == 0
+    shown = capsys.readouterr().out
+    assert "intervention: zero every unit of layer 2 from token 3 on" in shown and "f1.00" in shown
 
 
 @pytest.mark.slow
 def test_taggers_translators_and_language_models_are_read_their_own_way(registry):
     """A tagger: tags of every word so far, its per-word character encoder not stepped; a translation
-    model: the encoder stepped, the alignment per prefix, no saliency; a language model: the next
+    model: the encoder stepped, the alignment per prefix, saliency of the whole translation; a language model: the next
     character, and a greedy continuation that an intervention changes."""
     from workbench.tasks.seq2seq import Seq2SeqTask
     from workbench.tasks.tagging import TaggingTask
@@ -299,7 +302,7 @@ def test_taggers_translators_and_language_models_are_read_their_own_way(registry
     translator = build_model(resolve_config(registry, "copy-reverse", "gru-attention", "cpu", ["model.hidden_size=8"]),
                              translation, registry).eval()
     result = inspect_model(translator, translation, "d a c")
-    assert [layer.module for layer in result.layers] == ["encoder.layers.0"] and result.saliency is None
+    assert [layer.module for layer in result.layers] == ["encoder.layers.0"] and len(result.saliency) == 3
     assert len(result.steps[1]["prediction"]["alignment"]["source"]) == 3  # "d a" and the end marker
 
     text = "the quick brown fox jumps over the lazy dog " * 3
@@ -333,3 +336,64 @@ def test_another_thread_using_the_model_meanwhile_sees_no_intervention(registry)
         other.start()
         other.join()
     assert seen[0]["top"] == expected["top"]
+
+
+# -- translation: the decoder per output word, saliency per output word --------------------------
+def test_translation_decoder_states_and_saliency_agree_with_the_model(registry):
+    """The decoder's traced state at each output word equals the fused decoder's (within 1e-5, its
+    own decode_step fed the greedy words), the traced translation is predict's, and each word's
+    saliency equals gradient x input computed here directly on the source vectors."""
+    from workbench.tasks.base import pad_sequences
+    from workbench.tasks.seq2seq import Seq2SeqTask
+
+    task = Seq2SeqTask.from_data(Seq2SeqTask.synthetic_data())
+    torch.manual_seed(0)
+    model = build_model(resolve_config(registry, "copy-reverse", "gru-attention", "cpu",
+                                       ["model.hidden_size=8", "model.num_layers=2"]), task, registry).eval()
+    result = inspect_model(model, task, "d a c b")
+    decoder = result.decoder
+    assert [layer["label"] for layer in decoder["layers"]] == ["GRU layer 1", "GRU layer 2"]
+    assert [layer.label for layer in result.layers] == ["encoder.layers.0: GRU layer 1",
+                                                        "encoder.layers.1: GRU layer 1"]
+    greedy = task.beam_search(model, task.source.encode(["d", "a", "c", "b"]), torch.device("cpu"), width=1)[0]
+    assert decoder["translation"] == " ".join(task.detokenize(greedy["ids"]))
+    outputs = greedy["ids"] + ([task.eos] if decoder["steps"][-1]["token"] == "<eos>" else [])
+    assert len(decoder["steps"]) == len(outputs) > 0 and decoder["source"] == ["d", "a", "c", "b", "<eos>"]
+
+    source = task.source.encode(["d", "a", "c", "b"]) + [task.src_eos]
+    tokens, lengths = pad_sequences([source], 0)
+    vectors = model.encoder.embedding(tokens).detach().requires_grad_()
+    embedding = model.encoder.embedding
+    model.encoder.embedding = _Fixed(vectors)
+    try:
+        state = model.encode(tokens, lengths)
+        previous = torch.tensor([task.bos])
+        for index, word in enumerate(outputs):
+            logits, state, _ = model.decode_step(previous, state)
+            step = decoder["steps"][index]
+            for layer in (0, 1):
+                traced = torch.tensor(step["layers"][layer]["hidden"])
+                assert (traced - state["hidden"][0, layer].detach()).abs().max() < 1e-5
+            objective = torch.log_softmax(logits, dim=-1)[0, word]
+            (grad,) = torch.autograd.grad(objective, vectors, retain_graph=True)
+            expected = (grad * vectors.detach())[0].sum(dim=-1)
+            scores = torch.tensor([entry["score"] for entry in step["saliency"]])
+            assert (scores - expected).abs().max() < 1e-5
+            assert sum(entry["share"] for entry in step["saliency"]) == pytest.approx(1.0, abs=1e-4)
+            previous = torch.tensor([word])
+    finally:
+        model.encoder.embedding = embedding
+    assert result.saliency is not None and len(result.saliency) == 4  # the whole translation, per source token
+    shown = render_text(result)
+    assert "decoder, per output word" in shown and "moved by:" in shown
+    zeroed = inspect_model(model, task, "d a c b", interventions=[parse_unit("2:*@1")])  # the encoder's top layer
+    assert zeroed.decoder["steps"][0]["layers"][0]["hidden"] != decoder["steps"][0]["layers"][0]["hidden"]
+
+
+class _Fixed(nn.Module):
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.value

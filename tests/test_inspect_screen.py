@@ -123,3 +123,29 @@ def test_snapshot_inspect_80x24(snap_compare, runs_root, tiny_trained):
         await wait_for(pilot, lambda: screen.step == 2)
 
     assert snap_compare(make_app(runs_root), terminal_size=(80, 24), run_before=step_back)
+
+
+@pytest.mark.slow
+async def test_a_translation_shows_its_decoder_per_output_word(runs_root):
+    """The encoder steps per source token as for any model; below it the decoder's gates and the
+    source tokens that moved each output word, for the whole input's translation."""
+    import torch
+
+    from workbench.config import resolve_config
+    from workbench.engine import LoadedModel, build_model
+    from workbench.registry import get_registry
+    from workbench.tasks.seq2seq import Seq2SeqTask
+
+    registry = get_registry()
+    task = Seq2SeqTask.from_data(Seq2SeqTask.synthetic_data())
+    config = resolve_config(registry, "copy-reverse", "gru-attention", "cpu", ["model.hidden_size=8"])
+    torch.manual_seed(0)
+    loaded = LoadedModel(build_model(config, task, registry).eval(), task, config, {"epoch": 1}, torch.device("cpu"),
+                         Path("tiny-translation") / "best.pt")
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_inspector(pilot, loaded, "d a c")
+        screen.query_one("#internals-box").scroll_end(animate=False)
+        shown = plain(screen.query_one("#internals"))
+        assert "decoder, per output word" in shown and "moved by:" in shown and "L1 u" in shown
+        assert "saliency" in plain(screen.query_one("#tokens"))

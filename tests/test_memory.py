@@ -54,10 +54,40 @@ def test_the_unrolled_top_layer_computes_what_the_fused_one_does(registry, arch,
     assert lags[-1] < lags[0]  # an untrained network forgets
 
 
-def test_models_without_a_padded_recurrent_encoder_are_not_probed(registry):
-    task, encoded, model = brackets_model(registry, "gru", "model.sequence_mode=packed")
-    assert recurrent_direction(model) is None
-    assert MemoryProbe(task, encoded["valid"]).measure(model, torch.device("cpu")) is None
+@pytest.mark.parametrize("arch, extra", [("rnn", ()), ("gru", ()), ("lstm", ("model.num_layers=2", "model.bidirectional=true"))])
+def test_a_packed_encoder_is_unrolled_over_the_padded_batch_and_probed(registry, arch, extra):
+    """sequence_mode=packed: the packed nn.RNN/GRU/LSTM (multi-layer, bidirectional) runs step by step
+    with padding masked, with the packed pass's outputs and summary; the probe uses each example's length."""
+    from workbench.memory import unrolled_packed
+
+    task, encoded, model = brackets_model(registry, arch, "model.sequence_mode=packed", *extra)
+    model.eval()
+    encoder, cell = recurrent_direction(model)
+    assert encoder is model.encoder and cell == arch
+    probe = MemoryProbe(task, encoded["train"][:8], size=8)  # training strings: of different lengths
+    inputs = probe.batch.inputs
+    assert len(set(inputs["lengths"].tolist())) > 1  # padding is really there
+    states: list[torch.Tensor] = []
+    lengths: list[torch.Tensor] = []
+    vectors = model.input(inputs["tokens"])
+    with torch.no_grad():
+        fused = model.encoder(vectors, inputs["lengths"])
+        with unrolled_packed(encoder, states, lengths):
+            stepped = model.encoder(vectors, inputs["lengths"])
+    assert torch.allclose(fused[0], stepped[0], atol=1e-5) and torch.allclose(fused[1], stepped[1], atol=1e-5)
+    assert len(states) == inputs["tokens"].shape[1] and "_forward_packed" not in vars(encoder)
+    lags = probe.measure(model, torch.device("cpu"))
+    assert len(lags) == int(inputs["lengths"].max()) and lags[-1] < lags[0]
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_models_without_a_recurrent_encoder_are_not_probed(registry):
+    from workbench.tasks.seq2seq import Seq2SeqTask
+
+    task = Seq2SeqTask.from_data(Seq2SeqTask.synthetic_data())
+    config = resolve_config(registry, "copy-reverse", "gru-attention", "cpu", ["model.hidden_size=8"])
+    model = build_model(config, task, registry)
+    assert recurrent_direction(model) is None and recurrent_direction(model, "seq2seq") is None
 
 
 def test_the_map_shades_each_lag_against_lag_0_and_fits_its_width():
@@ -155,3 +185,51 @@ def test_a_probe_that_fails_is_one_status_line_and_the_run_goes_on(registry, mon
     assert result.state == "finished" and result.metrics
     messages = [e.message for e in result.run.events() if e.kind == "status" and "memory probe" in e.message]
     assert messages == ["memory probe failed (RuntimeError: no such kernel); probing is off"]
+
+
+# -- language models: the recurrence itself -------------------------------------------------------
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "gru-eq"])
+def test_a_language_models_stack_is_unrolled_and_probed_at_its_last_position(registry, cell):
+    """A character model's multi-layer nn.RNN/LSTM/GRU (or equation GRU) runs step by step with the
+    same outputs and final state as the fused module; the probe measures the last position's loss
+    against the top layer's state at each lag, and it vanishes with the lag in an untrained model."""
+    from workbench.api import LanguageModelData
+    from workbench.memory import unrolled_stack
+    from workbench.tasks.language_model import LanguageModelTask
+
+    data = LanguageModelData("the quick brown fox jumps over the lazy dog " * 30, seq_len=24)
+    task = LanguageModelTask.from_data(data)
+    config = resolve_config(registry, "synthetic-text", f"char-{cell}", "cpu",
+                            ["model.hidden_size=16", "model.embedding_dim=8", "model.num_layers=2"])
+    torch.manual_seed(0)
+    model = build_model(config, task, registry).eval()
+    probe = MemoryProbe(task, task.encode(data)["train"], size=8)
+    assert probe.examples == 8 and recurrent_direction(model) is None  # not without the task's kind
+    module, found_cell = recurrent_direction(model, "language_model")
+    assert module is model.rnn and found_cell == cell.removesuffix("-eq")
+    inputs = {**probe.batch.inputs, "return_state": True}
+    states: list[torch.Tensor] = []
+    with torch.no_grad():
+        fused, fused_state = model(**inputs)
+        with unrolled_stack(module, found_cell, states):
+            stepped, stepped_state = model(**inputs)
+    assert len(states) == 24 and torch.allclose(fused, stepped, atol=1e-5)
+    for ours, theirs in zip(torch.utils._pytree.tree_leaves(stepped_state),
+                            torch.utils._pytree.tree_leaves(fused_state), strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert "forward" not in vars(module)
+
+    rng = torch.get_rng_state()
+    lags = probe.measure(model, torch.device("cpu"))
+    assert torch.equal(rng, torch.get_rng_state()) and all(p.grad is None for p in model.parameters())
+    assert len(lags) == 24 and all(math.isfinite(x) and x >= 0 for x in lags)
+    assert lags[-1] < 1e-3 * lags[0]  # one position's loss: it vanishes back through the window
+
+
+def test_training_a_language_model_probes_its_memory(registry):
+    config = resolve_config(registry, "synthetic-text", "char-gru", "cpu",
+                            ["chars=3000", "epochs=1", "seq_len=16", "model.hidden_size=12", "model.embedding_dim=4",
+                             "threads=1"])
+    run = train(config, registry=registry).run
+    probes = [e for e in run.events() if isinstance(e, MemoryEvent)]
+    assert [p.epoch for p in probes] == [0, 1] and all(p.cell == "gru" and len(p.lags) == 16 for p in probes)

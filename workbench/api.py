@@ -211,6 +211,9 @@ class Seq2SeqData:
     #: (source, reference) pairs translated and scored after training, e.g. the course's probe sentences.
     probes: list[tuple[str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    #: More test splits by name (e.g. ``test_2x``: sequences twice as long as the longest in training,
+    #: for length generalisation), reported as ``<name>_<metric>`` next to the test metrics.
+    extra_tests: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -234,6 +237,9 @@ class LanguageModelData:
     stride: int = 0
     #: Free-form facts shown by ``workbench train`` and the TUI (source, sizes, split).
     info: dict[str, Any] = field(default_factory=dict)
+    #: Also score the test split in windows of twice ``seq_len`` (length generalisation: trained on
+    #: windows of ``seq_len``), reported as ``test_2x_<metric>``.
+    test_2x: bool = False
 
 
 @dataclass(frozen=True)

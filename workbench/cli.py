@@ -221,11 +221,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from workbench.inspect import inspect_checkpoint, parse_gate, parse_unit, render_text
+    from workbench.inspect import inspect_checkpoint, parse_gate, parse_intervention, parse_unit, render_text
     from workbench.runs import resolve_checkpoint
 
     interventions = [*(parse_unit(u) for u in args.zero_unit), *(parse_unit(u) for u in args.clamp_unit),
-                     *(parse_gate(g) for g in args.force_gate)]
+                     *(parse_gate(g) for g in args.force_gate), *(parse_intervention(s) for s in args.intervene)]
     if args.top < 1:
         raise WorkbenchError(f"--top must be at least 1, not {args.top}")
     path = resolve_checkpoint(args.checkpoint, _runs_root(args))
@@ -241,6 +241,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from workbench.engine import load_trained
     from workbench.generation import checked_options
+    from workbench.inspect import plugin_steppers
+    from workbench.intervened_generation import first_difference, generate, shared_seed
+    from workbench.interventions import parse_interventions
     from workbench.registry import get_registry
     from workbench.runs import resolve_checkpoint
 
@@ -249,13 +252,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     checked = checked_options({"length": args.length, "temperature": args.temperature, "sampling": args.sampling,
                                "top_k": args.top_k, "top_p": args.top_p})
     length = checked.pop("length")
-    options = {**checked, "seed": args.seed}
+    interventions = parse_interventions(args.intervene)
+    # with interventions, the untouched baseline (--json) draws with the same seed
+    options = {**checked, "seed": shared_seed(args.seed) if interventions and args.json else args.seed}
     path = resolve_checkpoint(args.checkpoint, _runs_root(args))
-    loaded = load_trained(path, get_registry(), args.device)
+    registry = get_registry()
+    loaded = load_trained(path, registry, args.device)
     if not loaded.task.supports_generation:
         raise WorkbenchError(f"{path} is a {loaded.task.kind} model; only language models generate text")
     # generate() validates its inputs before returning the iterator: errors come before any output
-    stream = loaded.task.generate(loaded.model, args.prime, length, loaded.device, **options)
+    stream = generate(loaded.task, loaded.model, args.prime, length, loaded.device, interventions,
+                      arch=loaded.config.arch, steppers=plugin_steppers(registry) if interventions else None,
+                      **options)
+    for item in interventions:
+        sys.stderr.write(printable(f"intervention: {item.describe('character')}") + "\n")
     pieces = [args.prime]
     if not args.json:
         sys.stdout.write(printable(args.prime))
@@ -266,7 +276,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
             sys.stdout.write(printable(piece))
             sys.stdout.flush()
     if args.json:
-        print_json({"checkpoint": str(path), "prime": args.prime, "text": "".join(pieces), **options})
+        result: dict[str, Any] = {"checkpoint": str(path), "prime": args.prime, "text": "".join(pieces), **options}
+        if interventions:
+            baseline = "".join([args.prime, *loaded.task.generate(loaded.model, args.prime, length, loaded.device,
+                                                                  **options)])
+            result.update(interventions=[i.to_dict() for i in interventions], baseline=baseline,
+                          differs_from=first_difference(result["text"], baseline))
+        print_json(result)
     else:
         sys.stdout.write("\n")
     return 0
@@ -729,6 +745,10 @@ def _add_checkpoint_commands(sub: Any) -> None:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--intervene", action="append", default=[], metavar="SPEC",
+                   help="from character STEP on (the prime's characters count first): LAYER:UNIT@STEP zeroes a "
+                   "hidden unit, LAYER:UNIT=VALUE@STEP clamps it (UNIT * for all), [LAYER:]GATE=VALUE@STEP forces "
+                   "a gate, e.g. forget=0@20 (repeatable; docs/inspect.md)")
 
 
 def _add_export(sub: Any) -> None:
@@ -759,6 +779,8 @@ def _add_inspect(sub: Any) -> None:
                    help="hold a hidden unit at VALUE from token STEP on (repeatable)")
     p.add_argument("--force-gate", action="append", default=[], metavar="[LAYER:]GATE=VALUE@STEP",
                    help="fix a gate from token STEP on, e.g. forget=1@3 or update=0@2 (repeatable)")
+    p.add_argument("--intervene", action="append", default=[], metavar="SPEC",
+                   help="any of the three above in one syntax, e.g. 1:5@3, 1:*=0.5@2, forget=1@4 (repeatable)")
     p.add_argument("--generate", type=int, default=0, metavar="N",
                    help="language models: also continue the text greedily by N characters")
     p.add_argument("--allow-unknown", action="store_true", help="inspect even if the text has tokens the model "

@@ -829,7 +829,7 @@ class Trainer:
             return
         from workbench.memory import MemoryProbe, recurrent_direction
 
-        found = recurrent_direction(t.model)
+        found = recurrent_direction(t.model, t.task.kind)
         if found is None:
             return
         try:

@@ -15,11 +15,9 @@ available" but the prediction per prefix still is.
 
 from __future__ import annotations
 
-import math
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from workbench.errors import WorkbenchError
+from workbench.interventions import Intervention
+
+# re-exported: the parsers were this module's before the app needed them without torch
+from workbench.interventions import parse_gate as parse_gate
+from workbench.interventions import parse_intervention as parse_intervention
+from workbench.interventions import parse_unit as parse_unit
 from workbench.nn import ElmanLayer, EquationGRU, EquationLSTM, RecurrentStack, gru_equations, lstm_equations
 
 #: Longest input stepped through: each prefix is a forward pass, so the cost grows with its square.
@@ -40,72 +44,7 @@ CELL_GATES = {"lstm": ("input", "forget", "output"), "gru": ("update", "reset"),
 CELL_STATES = {"lstm": ("candidate", "cell"), "gru": ("candidate",), "rnn": (), "elman": ()}
 
 
-# -- interventions -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Intervention:
-    """Clamp a hidden unit, or force a gate, from token ``step`` (1-based) on.
-
-    ``kind`` "unit": hidden unit ``unit`` (0-based) of traced layer ``layer`` (1-based, as listed)
-    is set to ``value`` after each step. ``kind`` "gate": gate ``gate`` is fixed at ``value`` in
-    every layer that has it, or only in ``layer`` when given."""
-
-    kind: str
-    step: int
-    value: float
-    layer: int | None = None
-    unit: int | None = None
-    gate: str | None = None
-
-    def describe(self) -> str:
-        if self.kind == "unit":
-            what = "zero" if self.value == 0 else f"clamp to {self.value:g}"
-            return f"{what} unit {self.unit} of layer {self.layer} from token {self.step} on"
-        where = f" in layer {self.layer}" if self.layer else ""
-        return f"force the {self.gate} gate to {self.value:g}{where} from token {self.step} on"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "step": self.step, "value": self.value, "layer": self.layer, "unit": self.unit,
-                "gate": self.gate, "description": self.describe()}
-
-
-_UNIT_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?:=\s*([-+0-9.eE]+))?\s*@\s*(\d+)\s*$")
-_GATE_RE = re.compile(r"^\s*(?:(\d+)\s*:\s*)?([a-z]+)\s*=\s*([-+0-9.eE]+)\s*@\s*(\d+)\s*$")
-
-
-def parse_unit(text: str, value: float | None = None) -> Intervention:
-    """``LAYER:UNIT@STEP`` (zero it; with ``value``, clamp to it) or ``LAYER:UNIT=VALUE@STEP``."""
-    match = _UNIT_RE.match(text)
-    if not match:
-        raise WorkbenchError(f"{text!r} is not LAYER:UNIT@STEP (e.g. 1:5@3: unit 5 of layer 1 from token 3 on)")
-    layer, unit, written, step = match.groups()
-    amount = float(written) if written is not None else (0.0 if value is None else value)
-    return Intervention("unit", _positive(step, text), _finite(amount, text), layer=_positive(layer, text),
-                        unit=int(unit))
-
-
-def parse_gate(text: str) -> Intervention:
-    """``GATE=VALUE@STEP`` (every layer with that gate) or ``LAYER:GATE=VALUE@STEP``."""
-    match = _GATE_RE.match(text)
-    if not match:
-        raise WorkbenchError(f"{text!r} is not GATE=VALUE@STEP (e.g. forget=1@4, update=0@2, 1:input=0@1)")
-    layer, gate, value, step = match.groups()
-    amount = _finite(float(value), text)
-    if not 0.0 <= amount <= 1.0:
-        raise WorkbenchError(f"{text!r}: a gate is a fraction between 0 and 1, not {amount:g}")
-    return Intervention("gate", _positive(step, text), amount, layer=_positive(layer, text) if layer else None,
-                        gate=gate)
-
-
-def _positive(number: str, text: str) -> int:
-    if int(number) < 1:
-        raise WorkbenchError(f"{text!r}: layers and tokens count from 1")
-    return int(number)
-
-
-def _finite(value: float, text: str) -> float:
-    if not math.isfinite(value):
-        raise WorkbenchError(f"{text!r}: the value must be a finite number")
-    return value
+# -- interventions (their specs live in workbench.interventions, which the app imports without torch) --
 
 
 # -- the recurrent layers of a model -----------------------------------------------------------
@@ -205,10 +144,12 @@ def find_layers(model: nn.Module, steppers: dict[type, _PluginStepper],
         for sub in range(count):
             for backward in ((False, True) if both else (False,)):
                 layers.append(TracedLayer(0, name, kind, sub, backward, hidden, gates, states, _label(sub, backward)))
+    # one-layer modules in a list (a translation encoder's) would all be "layer 1": name their modules then
+    named = len({x.module.split('.')[0] for x in layers}) > 1 or len({(x.label, x.module) for x in layers}) > len(
+        {x.label for x in layers})
     for index, layer in enumerate(layers, start=1):
         layer.index = index
-        prefix = f"{layer.module}: " if len({x.module.split('.')[0] for x in layers}) > 1 else ""
-        layer.label = f"{prefix}{layer.cell.upper()} {layer.label}"
+        layer.label = f"{layer.module + ': ' if named else ''}{layer.cell.upper()} {layer.label}"
     return layers
 
 
@@ -240,11 +181,20 @@ def _weights(module: nn.Module, layer: int, backward: bool) -> tuple[Tensor | No
 
 
 class _Run:
-    """The state of one pass: interventions to apply and, when recording, where states go."""
+    """The state of one pass: interventions to apply and, when recording, where states go.
 
-    def __init__(self, interventions: Sequence[Intervention], record: bool) -> None:
+    ``stream``: the module is called again and again on what follows (generation feeds one token at
+    a time with the carried state), so each module's calls continue its token count instead of
+    starting at token 1; ``positions`` holds how many tokens each module has read."""
+
+    def __init__(self, interventions: Sequence[Intervention], record: bool, stream: bool = False) -> None:
         self.interventions = list(interventions)
         self.record = record
+        self.stream = stream
+        #: where the current call's first token sits in the whole text (0-based)
+        self.offset = 0
+        #: module name -> tokens read so far (stream mode)
+        self.positions: dict[str, int] = {}
         #: layer index -> state name -> [T, H] tensor (in text order)
         self.traces: dict[int, dict[str, Tensor]] = {}
 
@@ -253,8 +203,8 @@ class _Run:
                 and (i.layer is None or i.layer == layer.index) and self._reached(layer, i, position)}
 
     def clamps(self, layer: TracedLayer, position: int) -> list[tuple[int, float]]:
-        return [(int(i.unit), i.value) for i in self.interventions if i.kind == "unit" and i.layer == layer.index
-                and i.unit is not None and self._reached(layer, i, position)]
+        return [(-1 if i.unit is None else i.unit, i.value) for i in self.interventions
+                if i.kind == "unit" and i.layer == layer.index and self._reached(layer, i, position)]
 
     @staticmethod
     def _reached(layer: TracedLayer, intervention: Intervention, position: int) -> bool:
@@ -272,7 +222,7 @@ def _run_direction(direction: _Direction, x: Tensor, h: Tensor | None, c: Tensor
     outputs: list[Tensor] = []
     steps: list[dict[str, Tensor]] = []
     for t in range(length):
-        position = length - 1 - t if layer.backward else t
+        position = run.offset + (length - 1 - t if layer.backward else t)
         force = run.force(layer, position)
         if direction.stepper is not None:
             new_h, carry, internals = direction.stepper.step(direction.module, x[t : t + 1], h, carry, force)
@@ -295,14 +245,19 @@ def _run_direction(direction: _Direction, x: Tensor, h: Tensor | None, c: Tensor
         for unit, value in run.clamps(layer, position):
             if unit < h.size(-1):
                 h = h.clone()
-                h[..., unit] = value
+                if unit < 0:  # every unit
+                    h[...] = value
+                else:
+                    h[..., unit] = value
         named["hidden"] = h
         outputs.append(h[0])
         steps.append(named)
-    if run.record:
+    if run.record and steps:
         order = list(reversed(steps)) if layer.backward else steps
-        run.traces[layer.index] = {name: torch.stack([s[name][0] for s in order]).detach()
-                                   for name in order[0]} if order else {}
+        traced = {name: torch.stack([s[name][0] for s in order]).detach() for name in order[0]}
+        earlier = run.traces.get(layer.index) if run.stream else None
+        run.traces[layer.index] = {name: torch.cat([earlier[name], value]) for name, value in traced.items()} \
+            if earlier else traced
     return torch.stack(outputs), h if h is not None else x.new_zeros(1, 0), c
 
 
@@ -375,20 +330,22 @@ class Tracer:
         self.owner = threading.get_ident()
 
     @contextmanager
-    def active(self, interventions: Sequence[Intervention] = (), record: bool = False) -> Iterator[_Run]:
+    def active(self, interventions: Sequence[Intervention] = (), record: bool = False,
+               stream: bool = False) -> Iterator[_Run]:
         """Hooks on for the calling thread only: the app shares a loaded model between screens, and
-        another thread's ``predict`` must not see this pass's interventions."""
-        self.run = _Run(interventions, record)
+        another thread's ``predict`` must not see this pass's interventions. ``stream``: successive
+        calls continue one text (generation) instead of each starting at its first token."""
+        self.run = _Run(interventions, record, stream)
         self.owner = threading.get_ident()
-        handles = [module.register_forward_hook(self._hook(directions), with_kwargs=True)
-                   for module, directions in self.plan.values()]
+        handles = [module.register_forward_hook(self._hook(name, directions), with_kwargs=True)
+                   for name, (module, directions) in self.plan.items()]
         try:
             yield self.run
         finally:
             for handle in handles:
                 handle.remove()
 
-    def _hook(self, directions: list[_Direction]) -> Callable[..., Any]:
+    def _hook(self, name: str, directions: list[_Direction]) -> Callable[..., Any]:
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
             if threading.get_ident() != self.owner:
                 return None
@@ -400,7 +357,10 @@ class Tracer:
             first = getattr(module, "batch_first", True)
             sequence = data if packed else (data[0] if first else data[:, 0])
             initial = _state_argument(module, args, kwargs)
-            outputs, final = _run_module(module, directions, sequence, initial, self.run)
+            run = self.run
+            run.offset = run.positions.get(name, 0) if run.stream else 0
+            outputs, final = _run_module(module, directions, sequence, initial, run)
+            run.positions[name] = run.offset + sequence.size(0)
             return _like(output, outputs, final, x, first)
         return hook
 
@@ -528,8 +488,9 @@ class TaggingReader(Reader):
 
 
 class TranslationReader(Reader):
-    """Each prefix of the source translated greedily; the encoder is what steps (the decoder reads
-    the whole source through attention, so it has no per-source-token state)."""
+    """Each prefix of the source translated greedily; the encoder is what steps per source token.
+    The decoder steps per output word, once, for the whole source (:func:`_decoder_steps`); saliency
+    is per output word (:func:`translation_saliency`), beam search itself not being differentiable."""
 
     differentiable = False
 
@@ -591,6 +552,8 @@ class Inspection:
     saliency: list[float] | None = None
     notes: list[str] = field(default_factory=list)
     continuation: dict[str, str] | None = None
+    #: translation: the decoder per output word of the whole source's greedy translation
+    decoder: dict[str, Any] | None = None
 
     @property
     def internals(self) -> bool:
@@ -616,6 +579,7 @@ class Inspection:
                 {"token": t, "score": round(s, 6), "share": round(p, 6)}
                 for t, s, p in zip(self.tokens, self.saliency, shares or [], strict=True)],
             "continuation": self.continuation,
+            "decoder": self.decoder,
             "notes": self.notes,
         }
 
@@ -648,7 +612,7 @@ def inspect_model(model: nn.Module, task: Any, text: str, *, arch: str = "", che
                              "pass --allow-unknown to inspect it anyway")
     steppers = steppers or {}
     layers = find_layers(model, steppers, reader.exclude)
-    _check_interventions(interventions, layers, len(reader.tokens) + max(0, generate), arch)
+    check_interventions(interventions, layers, len(reader.tokens) + max(0, generate), arch)
     tracer = Tracer(model, layers, steppers)
     result = Inspection(checkpoint, arch, task.kind, text, reader.tokens, reader.unknown, layers, [],
                         list(interventions))
@@ -662,25 +626,30 @@ def inspect_model(model: nn.Module, task: Any, text: str, *, arch: str = "", che
     with torch.enable_grad(), tracer.active(interventions, record=True) as run:
         result.saliency = _saliency(reader, model, result.notes)
     result.steps = _steps(reader, tracer, interventions, run.traces, layers)
+    if isinstance(reader, TranslationReader):
+        result.decoder = _decoder_steps(reader, steppers, interventions)
+        result.saliency = _summed_saliency(result.decoder)
     if generate > 0 and isinstance(reader, LanguageModelReader):
         result.continuation = _continue(reader, tracer, interventions, generate)
     return result
 
 
-def _check_interventions(interventions: Sequence[Intervention], layers: list[TracedLayer], tokens: int,
-                         arch: str) -> None:
+def check_interventions(interventions: Sequence[Intervention], layers: list[TracedLayer], tokens: int,
+                        arch: str, too_far: str = "the input has only {tokens} tokens", token: str = "token") -> None:
+    """One clear error for an intervention the model cannot take (layer, unit, gate, or a step past
+    ``tokens``; ``too_far`` says what the tokens are)."""
     if interventions and not layers:
         raise WorkbenchError(f"interventions need a recurrent layer the inspector can step; architecture {arch!r} "
                              "has none")
     for item in interventions:
         if item.step > tokens:
-            raise WorkbenchError(f"{item.describe()}: the input has only {tokens} tokens")
+            raise WorkbenchError(f"{item.describe(token)}: {too_far.format(tokens=tokens)}")
         if item.layer is not None and item.layer > len(layers):
             listing = "; ".join(f"{layer.index} = {layer.label}" for layer in layers)
             raise WorkbenchError(f"there is no layer {item.layer}; the layers are {listing}")
         if item.kind == "unit":
             size = layers[int(item.layer or 1) - 1].hidden_size
-            if item.unit is None or item.unit >= size:
+            if item.unit is not None and item.unit >= size:
                 raise WorkbenchError(f"layer {item.layer} has units 0 to {size - 1}, not {item.unit}")
         else:
             chosen = [layers[item.layer - 1]] if item.layer else layers
@@ -695,7 +664,6 @@ def _saliency(reader: Reader, model: nn.Module, notes: list[str]) -> list[float]
     count = len(reader.tokens)
     if not reader.differentiable:
         reader.forward(count)
-        notes.append("saliency is not available for translation models")
         return None
     leaves: list[Tensor] = []
 
@@ -779,6 +747,99 @@ def _continue(reader: LanguageModelReader, tracer: Tracer, interventions: Sequen
     return result
 
 
+# -- translation: the decoder per output word, and saliency per output word --------------------
+def _decoder_steps(reader: TranslationReader, steppers: dict[type, _PluginStepper],
+                   interventions: Sequence[Intervention]) -> dict[str, Any]:
+    """The whole source translated greedily once, with the decoder's recurrent layers (every one
+    outside ``encoder``) run through the equations: their state and gates at each output word (the
+    end marker included), and which source tokens moved each word (gradient x input). Encoder
+    interventions act here too, so the decoder is seen as the intervened encoder leaves it."""
+    model, task = reader.model, reader.task
+    layers = find_layers(model, steppers, exclude=("encoder",))
+    decoder = Tracer(model, layers, steppers)
+    encoder = Tracer(model, find_layers(model, steppers, exclude=reader.exclude), steppers)
+    with torch.no_grad(), _intervened(encoder, interventions), decoder.active(record=True, stream=True) as run:
+        best = task.beam_search(model, reader.ids, reader.device, width=1)[0]
+    words = task.detokenize(best["ids"])
+    calls = run.positions.get(layers[0].module, 0) if layers else len(best["ids"]) + 1
+    finished = calls > len(best["ids"])
+    outputs = [*best["ids"], task.eos] if finished else list(best["ids"])  # out of steps: no end marker read
+    with torch.enable_grad(), _intervened(encoder, interventions):
+        saliency = translation_saliency(model, task, reader.ids, outputs, reader.device)
+    shown = [*words, "<eos>"][: len(outputs)]
+    source = [*reader.tokens, "<eos>"]
+    steps = []
+    for index, word in enumerate(shown):
+        scores = saliency[index] if saliency else None
+        total = sum(abs(v) for v in scores or []) or 1.0
+        steps.append({"step": index + 1, "token": word,
+                      "layers": [_layer_step(layer, run.traces.get(layer.index, {}), index) for layer in layers
+                                 if len(run.traces.get(layer.index, {}).get("hidden", ())) > index],
+                      "saliency": None if scores is None else [
+                          {"token": t, "score": round(v, 6), "share": round(abs(v) / total, 6)}
+                          for t, v in zip(source, scores, strict=True)]})
+    return {"translation": " ".join(words), "source": source, "layers": [layer.to_dict() for layer in layers],
+            "steps": steps}
+
+
+def _intervened(encoder: Tracer, interventions: Sequence[Intervention]) -> AbstractContextManager[Any]:
+    """The encoder through the equations with the interventions (which name the encoder's layers and
+    count source tokens), or untouched, the fused module, when there are none."""
+    return encoder.active(interventions) if interventions else nullcontext()
+
+
+def translation_saliency(model: nn.Module, task: Any, source: Sequence[int], outputs: Sequence[int],
+                         device: torch.device) -> list[list[float]] | None:
+    """Per output word, gradient x input on the source's input vectors (the encoder's embedding
+    outputs, end marker included) for that word's log-probability, the decoder fed the words before
+    it (the greedy translation's own computation). None if no source vectors were found."""
+    from workbench.tasks.base import pad_sequences
+
+    ids = [*source, task.src_eos]
+    tokens, lengths = pad_sequences([ids], 0)
+    leaves: list[Tensor] = []
+    owner = threading.get_ident()
+
+    def capture(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if threading.get_ident() == owner and isinstance(output, Tensor) and output.shape[:2] == (1, len(ids)):
+            leaf = output.detach().float().requires_grad_()
+            leaves.append(leaf)
+            return leaf.to(output.dtype)
+        return None
+
+    handles = [m.register_forward_hook(capture) for m in model.modules() if isinstance(m, nn.Embedding)]
+    try:
+        state = model.encode(tokens.to(device), lengths)  # type: ignore[operator]
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not leaves:
+        return None
+    previous = torch.full((1,), task.bos, dtype=torch.long, device=device)
+    per_word: list[list[float]] = []
+    for word in outputs:
+        logits, state, _ = model.decode_step(previous, state)  # type: ignore[operator]
+        objective = torch.log_softmax(logits.float(), dim=-1)[0, word]
+        grads = torch.autograd.grad(objective, leaves, retain_graph=True, allow_unused=True)
+        total = torch.zeros(len(ids))
+        for leaf, grad in zip(leaves, grads, strict=True):
+            if grad is not None:
+                total += (grad * leaf.detach())[0].sum(dim=-1).cpu()
+        per_word.append([float(v) for v in total])
+        previous = torch.full((1,), word, dtype=torch.long, device=device)
+    return per_word
+
+
+def _summed_saliency(decoder: dict[str, Any]) -> list[float] | None:
+    """The source tokens' saliency for the whole translation (the sum over its words, end marker
+    excluded from the tokens): gradient x input of the translation's log-probability."""
+    steps = decoder["steps"]
+    if not steps or steps[0]["saliency"] is None:
+        return None
+    count = len(decoder["source"]) - 1
+    return [sum(step["saliency"][i]["score"] for step in steps) for i in range(count)]
+
+
 # -- text views (the CLI prints them; the app's screen reuses the pieces) -----------------------
 SHADES = " ░▒▓█"
 
@@ -848,9 +909,32 @@ def render_text(result: Inspection, strip_units: int = 24) -> str:
         ranked = sorted(range(len(shares)), key=lambda i: -shares[i])[:10]
         for i in ranked:
             lines.append(f"  {i + 1:>4} {show_token(result.tokens[i])[:12]:<12} {shares[i]:6.1%} {bar(shares[i], 30)}")
+    if result.decoder:
+        lines.extend(decoder_lines(result.decoder))
     if result.continuation:
         lines.append(f"continues (greedy): {result.continuation['text']!r}")
         if "baseline" in result.continuation:
             lines.append(f"without the intervention: {result.continuation['baseline']!r}")
     lines.extend(f"note: {note}" for note in result.notes)
     return "\n".join(lines)
+
+
+def salient_sources(step: dict[str, Any], count: int = 3) -> str:
+    """The source tokens that moved one output word most, with their shares (``d 42%  a 30%``)."""
+    ranked = sorted(step["saliency"] or [], key=lambda entry: -entry["share"])[:count]
+    return "  ".join(f"{show_token(e['token'])} {e['share']:.0%}" for e in ranked)
+
+
+def decoder_lines(decoder: dict[str, Any]) -> list[str]:
+    """A translation's decoder in text: per output word its gate means per layer and the source
+    tokens that moved it most."""
+    listing = ", ".join(f"{layer['index']} = {layer['label']}" for layer in decoder["layers"])
+    lines = [f"decoder, per output word of the whole input's translation {decoder['translation']!r}:"]
+    if listing:
+        lines.append(f"  decoder layers: {listing}")
+    for step in decoder["steps"]:
+        gates = "  ".join(f"L{entry['index']} " + " ".join(f"{g[0]}{_mean(v):.2f}" for g, v in entry["gates"].items())
+                          for entry in step["layers"])
+        moved = f"   moved by: {salient_sources(step)}" if step["saliency"] else ""
+        lines.append(f"{step['step']:>4} {show_token(step['token'])[:10]:<10} {gates}{moved}")
+    return lines

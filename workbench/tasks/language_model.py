@@ -269,6 +269,9 @@ class LanguageModelTask(Task):
             "train": self._windows(data.train, data.seq_len, data.stride, cover_all=False),
             "valid": self._windows(data.valid, data.seq_len, data.seq_len, cover_all=True),
             "test": self._windows(data.test, data.seq_len, data.seq_len, cover_all=True),
+            # length generalisation: the same test text in windows twice as long as in training
+            **({"test_2x": self._windows(data.test, 2 * data.seq_len, 2 * data.seq_len, cover_all=True)}
+               if getattr(data, "test_2x", False) and len(data.test) else {}),
         }
 
     def _windows(self, text: str | CorpusText, seq_len: int, stride: int, cover_all: bool) -> TextWindows:

@@ -78,7 +78,9 @@ class Seq2SeqTask(Task):
         pairs = [(tokenize(normalize(s)), tokenize(normalize(t))) for s, t in data.train]
         source = Vocab.build((s for s, _ in pairs), data.max_vocab, data.min_freq, specials=SPECIALS)
         target = Vocab.build((t for _, t in pairs), data.max_vocab, data.min_freq, specials=SPECIALS)
-        longest = max(len(t) for _, t in pairs)
+        # room for the longest reference, the extra test splits' (length generalisation) included
+        extra = [tokenize(normalize(t)) for split in getattr(data, "extra_tests", {}).values() for _, t in split]
+        longest = max(len(t) for t in [*(t for _, t in pairs), *extra])
         return cls(source, target, data.normalize, data.tokenizer, longest + 10, data.probes)
 
     @classmethod
@@ -118,9 +120,11 @@ class Seq2SeqTask(Task):
 
     def encode(self, data: Seq2SeqData) -> dict[str, Sequence[Encoded]]:
         result: dict[str, Sequence[Encoded]] = {}
-        for split_name in ("train", "valid", "test"):
+        splits = {"train": data.train, "valid": data.valid, "test": data.test,
+                  **(getattr(data, "extra_tests", None) or {})}
+        for split_name, pairs in splits.items():
             encoded: list[Encoded] = []
-            for source, target in getattr(data, split_name):
+            for source, target in pairs:
                 src, tgt = self.tokens(source), self.tokens(target)
                 if src and tgt:
                     encoded.append((self.source.encode(src), self.target.encode(tgt), tuple(src), tuple(tgt)))
@@ -272,10 +276,12 @@ class Seq2SeqTask(Task):
         if count == 0:
             return {"loss": float("nan"), "bleu": float("nan"), "count": 0}
         bleu = corpus_bleu(hypotheses, [references[k] for k in keys])
+        exact = sum(tuple(h) in references[k] for k, h in zip(keys, hypotheses, strict=True))
         metrics: dict[str, Any] = {
             "loss": loss_sum / count,
             "perplexity": float(torch.tensor(loss_sum / count).exp()),
             "bleu": bleu["bleu"],
+            "exact_match": exact / max(1, len(keys)),  # sentences translated exactly as a reference
             "bleu_bp": bleu["bp"],
             **{f"bleu_p{n}": bleu[f"p{n}"] for n in range(1, 5)},
             "count": len(examples),

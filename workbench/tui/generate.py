@@ -16,6 +16,7 @@ from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
 from workbench.generation import GENERATE_PARAMS
+from workbench.interventions import parse_interventions
 from workbench.terminal import printable
 from workbench.tui.guards import from_worker
 from workbench.tui.predict import ModelScreen
@@ -38,6 +39,9 @@ class GenerateScreen(ModelScreen):
     GenerateScreen #options .option { height: 3; }
     GenerateScreen #options Label { padding: 1 1 0 1; width: 13; }
     GenerateScreen #options Input { width: 1fr; }
+    GenerateScreen #intervene-row { height: 3; }
+    GenerateScreen #intervene-row Label { padding: 1 1 0 1; width: 13; }
+    GenerateScreen #intervene-row Input { width: 1fr; }
     GenerateScreen #out-box { height: 1fr; border: round $primary; }
     GenerateScreen #gen-hint { height: 1; }
     """
@@ -72,6 +76,11 @@ class GenerateScreen(ModelScreen):
             with Horizontal(classes="option"):
                 yield Label("seed")
                 yield Input("", id="g-seed", placeholder="random", restrict=r"\d*")
+        with Horizontal(id="intervene-row"):  # interventions (docs/inspect.md), the inspector's syntax
+            yield Label("intervene")
+            yield Input("", id="g-intervene", placeholder="none; e.g. forget=0@20 1:*@30 (step: prime chars first)",
+                        tooltip="from character STEP on, counting the prime's first: LAYER:UNIT@STEP zeroes a unit, "
+                        "LAYER:UNIT=VALUE@STEP clamps it (* for all), [LAYER:]GATE=VALUE@STEP forces a gate")
         yield Static("", id="gen-hint")
         with VerticalScroll(id="out-box"):
             yield Static("", id="out")
@@ -102,6 +111,12 @@ class GenerateScreen(ModelScreen):
                 raise
         seed = self.query_one("#g-seed", Input).value.strip()
         values["seed"] = int(seed) if seed else None
+        field = self.query_one("#g-intervene", Input)
+        try:
+            values["interventions"] = parse_interventions(field.value)
+        except WorkbenchError:
+            field.focus()
+            raise
         return values
 
     @on(Input.Submitted)
@@ -137,11 +152,17 @@ class GenerateScreen(ModelScreen):
     def _generate(self, loaded: LoadedModel, prime: str, options: dict[str, Any], stop: threading.Event,
                   generation: int) -> None:
         length = options.pop("length")
+        interventions = options.pop("interventions", [])
         pending: list[str] = []
         last = time.monotonic()
         message = ""
         try:
-            for piece in loaded.task.generate(loaded.model, prime, length, loaded.device, **options):
+            from workbench.inspect import plugin_steppers
+            from workbench.intervened_generation import generate
+
+            steppers = plugin_steppers(self.wb.registry) if interventions else None
+            for piece in generate(loaded.task, loaded.model, prime, length, loaded.device, interventions,
+                                  arch=loaded.config.arch, steppers=steppers, **options):
                 if stop.is_set():
                     message = "stopped"
                     break
@@ -152,7 +173,8 @@ class GenerateScreen(ModelScreen):
                     pending.clear()
                     last = now
             else:
-                message = "done"
+                message = "done" + (f" with {len(interventions)} intervention{'s' if len(interventions) > 1 else ''}"
+                                    if interventions else "")
         except WorkbenchError as exc:
             message = str(exc)
             self.app.call_from_thread(self.app.notify, message, severity="error", title="generate")

@@ -20,6 +20,7 @@ from workbench.inspect import (
     Intervention,
     TracedLayer,
     bar,
+    decoder_lines,
     gate_summary,
     parse_gate,
     parse_unit,
@@ -217,9 +218,13 @@ class InspectScreen(ModelScreen):
         strip_width = max(8, width - 14 - history)
         units = "each unit at this step" + (f" (first {strip_width})" if any(
             layer.hidden_size > strip_width for layer in result.layers) else "")
-        lines = [Text(f"{'':11}{units:<{strip_width + 2}}mean per step", style="dim")]
+        label = "mean per step" if history >= 13 else "means"  # over the last steps, right of the strips
+        lines = [Text(f"{'':11}{units:<{strip_width + 2}}{label}", style="dim", no_wrap=True, overflow="ellipsis")]
         for position, layer in enumerate(result.layers):
             lines.extend(self._layer_lines(result, layer, position, strip_width))
+        if result.decoder:  # a translation: its decoder per output word, for the whole input
+            lines.extend(Text(printable(line, layout=False)[:width], no_wrap=True, style="" if index else "bold")
+                         for index, line in enumerate(decoder_lines(result.decoder)))
         lines.extend(Text(f"note: {note}", style="dim") for note in result.notes)
         return Text("\n").join(lines)
 
