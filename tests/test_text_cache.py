@@ -1,0 +1,196 @@
+"""Labelled texts tokenised once into the data cache (workbench.text_cache) and the classification
+task reading them a batch at a time: the same vocabulary, examples, batches, training and metrics as
+the in-memory lists, and a cache that is rebuilt whenever it should be and never trusted blindly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from workbench_plugins import sentiment_data
+
+from workbench.api import ClassificationData, LoadContext, Record, hold_out, tokenized_texts
+from workbench.distributed import select
+from workbench.errors import DataError
+from workbench.tasks.classification import ClassificationTask
+from workbench.tasks.token_examples import TokenExamples
+from workbench.text_cache import TextSplit
+
+RT_PARAMS = {"max_vocab": 0, "min_freq": 2, "test_fraction": 0.1, "valid_fraction": 0.1, "split_seed": 3}
+
+
+def in_memory(streamed: ClassificationData, records: list[Record], params: dict) -> ClassificationData:
+    """The dataset as the loaders built it before the cache: lists of (text, label), split alike."""
+    examples = [(r.text, ["neg", "pos"].index(r.label)) for r in records]
+    train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
+    train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
+    fields = {k: getattr(streamed, k) for k in ("classes", "tokenizer", "normalize", "max_vocab", "min_freq",
+                                                  "max_length", "truncate")}
+    return ClassificationData(train=train, valid=valid, test=test, **fields)
+
+
+@pytest.fixture()
+def rt(shared_data, tmp_path):
+    """rt-polarity streamed into a cache, and the same data as in-memory lists."""
+    folder = shared_data / "rt-polarity"
+    streamed = sentiment_data.load_rt(LoadContext(data_dir=folder, cache_dir=tmp_path / "cache"), RT_PARAMS)
+    records = list(sentiment_data.read_rt(sentiment_data.read_rt_files(folder), str(folder)))
+    return streamed, in_memory(streamed, records, RT_PARAMS)
+
+
+def batches(task, examples, seed, batch_size=64):
+    generator = torch.Generator().manual_seed(seed)
+    return list(task.batches(examples, batch_size, True, generator))
+
+
+def same_batches(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.inputs["tokens"], y.inputs["tokens"]) and torch.equal(x.inputs["lengths"], y.inputs["lengths"])
+        assert torch.equal(x.targets, y.targets) and x.size == y.size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_length,truncate,max_tokens", [(0, "start", 0), (12, "end", 9)])
+def test_streamed_rt_polarity_trains_exactly_as_the_lists_did(rt, registry, max_length, truncate, max_tokens):
+    streamed, listed = rt
+    streamed.max_length = listed.max_length = max_length
+    streamed.truncate = listed.truncate = truncate
+    assert isinstance(streamed.train, TextSplit) and isinstance(listed.train, list)
+    assert [y for _, y in streamed.test] == [y for _, y in listed.test]
+    task_s, task_l = ClassificationTask.from_data(streamed), ClassificationTask.from_data(listed)
+    assert task_s.vocab.itos == task_l.vocab.itos and len(task_s.vocab) > 1000
+    enc_s, enc_l = task_s.encode(streamed), task_l.encode(listed)
+    for split in ("train", "valid", "test"):
+        assert isinstance(enc_s[split], TokenExamples)
+        cut_s, n_s, long_s = task_s.cut_long(enc_s[split], max_tokens)
+        cut_l, n_l, long_l = task_l.cut_long(enc_l[split], max_tokens)
+        assert (n_s, long_s) == (n_l, long_l) and list(cut_s) == list(cut_l)
+        enc_s[split], enc_l[split] = cut_s, cut_l
+    same_batches(batches(task_s, enc_s["train"], 7), batches(task_l, enc_l["train"], 7))
+    # a distributed run's shard and train.limit select the same examples
+    indices = [5, 0, 17, 3, 99]
+    assert list(select(enc_s["train"], indices)) == select(enc_l["train"], indices)
+    assert list(enc_s["train"][:10]) == enc_l["train"][:10]
+    for task, enc in ((task_s, enc_s), (task_l, enc_l)):
+        task.prepare_training(enc["train"], {"class_weight": "balanced"})
+    assert torch.equal(task_s.class_weights, task_l.class_weights)
+    # the same model trained a few steps on each: identical weights, identical metrics
+    from workbench.config import RunConfig
+    from workbench.engine import build_model
+
+    models = []
+    for task, enc in ((task_s, enc_s), (task_l, enc_l)):
+        torch.manual_seed(0)
+        defaults = {param.name: param.default for param in registry.architecture("gru").params}
+        config = RunConfig(dataset="rt-polarity", arch="gru",
+                           model={**defaults, "embedding_dim": 8, "hidden_size": 8})
+        model = build_model(config, task, registry)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for batch in batches(task, enc["train"], 1)[:3]:
+            loss, _ = task.loss(model, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        models.append((task.evaluate(model, enc["test"][:300], 100, torch.device("cpu"), detailed=True), model))
+    (metrics_s, model_s), (metrics_l, model_l) = models
+    assert metrics_s == metrics_l and metrics_s["count"] == 300
+    for p, q in zip(model_s.parameters(), model_l.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def write_texts(path: Path, n: int = 30) -> Path:
+    path.write_text("".join(f"{'good' if i % 2 else 'bad'} film number {i} ,{'pos' if i % 2 else 'neg'}\n"
+                            for i in range(n)), encoding="utf-8")
+    return path
+
+
+def reader(path: Path, calls: list[int]):
+    def records():
+        calls.append(1)
+        for line in path.read_text(encoding="utf-8").splitlines():
+            text, label = line.rsplit(",", 1)
+            yield Record(text, label)
+    return records
+
+
+def test_the_cache_is_built_once_and_rebuilt_when_its_file_or_settings_change(tmp_path):
+    source, cache, calls, said = write_texts(tmp_path / "t.txt"), tmp_path / "cache", [], []
+
+    def load(tokenizer: str = "word"):
+        return tokenized_texts("t", [source], reader(source, calls), cache, tokenizer=tokenizer, status=said.append)
+
+    first = load()
+    assert calls == [1] and len(first) == 30 and first.ids.dtype == np.uint8
+    assert isinstance(first.ids, np.memmap) and first.tokens(3) == ["good", "film", "number", "3"]
+    assert list(first.lengths[:2]) == [4, 4] and first.label_names == ["neg", "pos"]
+    again = load()
+    assert calls == [1], "a cache that matches is read, not built again"
+    assert np.array_equal(np.asarray(again.ids), np.asarray(first.ids))
+    assert load("char").lexicon != first.lexicon and calls == [1, 1], "another tokeniser, another cache"
+    write_texts(source, 40)
+    assert len(load()) == 40 and calls == [1, 1, 1], "a changed file rebuilds the cache"
+    assert any("out of date" in line for line in said)
+    files = sorted(p.name for p in (cache / "texts").iterdir())
+    assert len(files) == 8 and not any(name.endswith(".part") or name.startswith(".") for name in files)
+
+
+@pytest.mark.parametrize("damage", ["json", "ids", "offsets", "foreign"])
+def test_a_damaged_or_foreign_cache_is_rebuilt_with_one_line(tmp_path, damage):
+    source, cache, calls, said = write_texts(tmp_path / "t.txt"), tmp_path / "cache", [], []
+    first = tokenized_texts("t", [source], reader(source, calls), cache, tokenizer="word")
+    expected = [first.tokens(i) for i in range(len(first))]
+    del first
+    base = next((cache / "texts").glob("t-*.json")).with_suffix("")
+    if damage == "json":
+        base.with_suffix(".json").write_text("{not json")
+    elif damage == "ids":
+        ids = base.with_name(base.name + ".ids.bin")
+        ids.write_bytes(ids.read_bytes()[:-3])
+    elif damage == "offsets":
+        base.with_name(base.name + ".offsets.npy").write_bytes(b"\x93NUMPY garbage")
+    else:
+        description = json.loads(base.with_suffix(".json").read_text())
+        base.with_suffix(".json").write_text(json.dumps({**description, "version": 999}))
+    again = tokenized_texts("t", [source], reader(source, calls), cache, tokenizer="word", status=said.append)
+    assert calls == [1, 1] and [again.tokens(i) for i in range(len(again))] == expected
+    notices = [line for line in said if "token cache of" in line]
+    assert len(notices) == 1 and "tokenising it again" in notices[0] and "\n" not in notices[0]
+
+
+def test_ids_beyond_the_lexicon_are_a_data_error(tmp_path):
+    source = write_texts(tmp_path / "t.txt")
+    texts = tokenized_texts("t", [source], reader(source, []), tmp_path / "cache", tokenizer="word")
+    split = texts.split(np.arange(len(texts)), texts.label_table(["neg", "pos"])[texts.labels])
+    examples = TokenExamples(split, np.arange(3))  # a table too short: as if the ids were damaged
+    with pytest.raises(DataError, match="token cache .* is damaged"):
+        examples.pad([0, 1])
+
+
+def test_an_unwritable_cache_folder_still_trains(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    source, cache = write_texts(tmp_path / "t.txt"), tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o500)
+    said: list[str] = []
+    try:
+        texts = tokenized_texts("t", [source], reader(source, []), cache, tokenizer="word", status=said.append)
+    finally:
+        cache.chmod(0o700)
+    assert len(texts) == 30 and texts.tokens(1) == ["good", "film", "number", "1"] and texts.path is None
+    assert "cannot write the token cache" in said[0]
+
+
+def test_records_that_fail_leave_no_cache(tmp_path):
+    def broken():
+        yield Record("fine", "a")
+        raise DataError("t.txt:2: not UTF-8 text")
+
+    with pytest.raises(DataError, match="not UTF-8"):
+        tokenized_texts("t", [write_texts(tmp_path / "t.txt")], broken, tmp_path / "cache", tokenizer="word")
+    assert not list((tmp_path / "cache" / "texts").iterdir())

@@ -1,0 +1,90 @@
+"""Encoded classification examples as views over a token cache, instead of lists of id lists.
+
+A :class:`TokenExamples` is what :meth:`ClassificationTask.encode` returns for a split a loader
+streamed into the data cache (:mod:`workbench.text_cache`): record numbers, their full lengths,
+their labels, and a table from the cache's lexicon ids to vocabulary ids. It behaves as the list
+of ``(ids, label)`` the in-memory path builds (same length, same items, same batches), but reads
+only the ids of the batch it is asked for from the memory-mapped file, so memory holds a few
+integers per example, never the text or its tokens.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from workbench.errors import DataError
+from workbench.text_cache import TextSplit
+
+
+class TokenExamples(Sequence[tuple[list[int], int]]):
+    """A split's examples: each the (capped) token ids of one cached record and its class."""
+
+    def __init__(self, split: TextSplit, table: np.ndarray, cap: int = 0, keep_end: bool = False) -> None:
+        texts = split.texts
+        full = texts.lengths[split.records]
+        keep = full > 0  # an empty text has nothing to read: skipped, as the in-memory path skips it
+        self.ids = texts.ids
+        self.where = str(texts.path or texts.where)
+        self.starts = texts.offsets[split.records[keep]]
+        self.full = full[keep]
+        self.labels = split.labels[keep]
+        self.table = table
+        self.cap = cap
+        self.keep_end = keep_end
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Each example's length as the model sees it (cut to ``cap``)."""
+        return np.minimum(self.full, self.cap) if self.cap else self.full
+
+    def capped(self, cap: int) -> TokenExamples:
+        """These examples cut to at most ``cap`` tokens (keeping the part ``keep_end`` names)."""
+        subset = copy.copy(self)
+        subset.cap = min(self.cap, cap) if self.cap else cap
+        return subset
+
+    def __getitem__(self, index: Any) -> Any:
+        """Example ``index`` as (ids, label); a slice, a list or an array of indices selects a view
+        (``train.limit``, a distributed run's shard) without reading any ids."""
+        if isinstance(index, (slice, list, np.ndarray, Tensor)):
+            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
+            subset = copy.copy(self)
+            subset.starts, subset.full, subset.labels = self.starts[chosen], self.full[chosen], self.labels[chosen]
+            return subset
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("example index out of range")
+        return self._ids(index).tolist(), int(self.labels[index])
+
+    def _ids(self, index: int) -> np.ndarray:
+        full = int(self.full[index])
+        length = min(full, self.cap) if self.cap else full
+        start = int(self.starts[index]) + (full - length if self.keep_end else 0)
+        raw = np.asarray(self.ids[start : start + length], dtype=np.int64)
+        if raw.size and int(raw.max()) >= len(self.table):
+            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
+                            "start again")
+        return self.table[raw]
+
+    def pad(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """The examples ``indices`` as a [batch, longest] tensor of ids padded with 0, and their lengths
+        (what :func:`workbench.tasks.base.pad_sequences` gives for their id lists)."""
+        rows = [self._ids(int(i)) for i in indices]
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        tokens = torch.zeros((len(rows), int(lengths.max())), dtype=torch.long)
+        for row, ids in enumerate(rows):
+            tokens[row, : len(ids)] = torch.from_numpy(ids)
+        return tokens, lengths
+
+    def targets(self, indices: Sequence[int]) -> Tensor:
+        return torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)]).long()
