@@ -5,7 +5,7 @@ the in-memory lists, and a cache that is rebuilt whenever it should be and never
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -172,18 +172,54 @@ def test_ids_beyond_the_lexicon_are_a_data_error(tmp_path):
 
 
 def test_an_unwritable_cache_folder_still_trains(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders")
+    """A cache that cannot be made (here a file where the folder should be; a read-only folder as a
+    user other than root) tokenises into a temporary folder for the run, saying so once."""
     source, cache = write_texts(tmp_path / "t.txt"), tmp_path / "cache"
-    cache.mkdir()
-    cache.chmod(0o500)
+    cache.write_text("a file, not a folder")
     said: list[str] = []
-    try:
-        texts = tokenized_texts("t", [source], reader(source, []), cache, tokenizer="word", status=said.append)
-    finally:
-        cache.chmod(0o700)
+    scratch_before = set(Path(tempfile.gettempdir()).glob("workbench-texts-*"))
+    texts = tokenized_texts("t", [source], reader(source, []), cache, tokenizer="word", status=said.append)
+    assert set(Path(tempfile.gettempdir()).glob("workbench-texts-*")) <= scratch_before, "the scratch folder is removed"
     assert len(texts) == 30 and texts.tokens(1) == ["good", "film", "number", "1"] and texts.path is None
-    assert "cannot write the token cache" in said[0]
+    assert "cannot write the token cache" in said[0] and len(said) == 3
+    assert texts.counts(np.arange(30)).sum() == 120  # read through the map: its file is gone
+
+
+def test_a_folder_source_is_rebuilt_when_a_file_is_added_or_changed(tmp_path):
+    root, calls = tmp_path / "corpus", []
+    for label in ("neg", "pos"):
+        (root / label).mkdir(parents=True)
+        (root / label / "1.txt").write_text(f"a {label} text")
+
+    def records():
+        calls.append(1)
+        for file in sorted(root.glob("*/*.txt")):
+            yield Record(file.read_text(), file.parent.name)
+
+    def load():
+        return tokenized_texts("c", [root], records, tmp_path / "cache", tokenizer="word")
+
+    assert len(load()) == 2 and len(load()) == 2 and calls == [1]
+    (root / "pos" / "2.txt").write_text("another")
+    assert len(load()) == 3 and calls == [1, 1]
+    (root / "pos" / "2.txt").write_text("another, longer")
+    assert load().tokens(2) == ["another", ",", "longer"] and calls == [1, 1, 1]
+
+
+@pytest.mark.slow
+def test_a_second_run_reads_the_cache_without_tokenising(tmp_path, capsys):
+    from workbench.cli import main
+
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\n" + "".join(f"{'fine' if i % 2 else 'awful'} film {i},{i % 2}\n"
+                                               for i in range(60)), encoding="utf-8")
+    command = ["train", "--dataset", "text-csv", "--data-dir", str(path), "--set", "epochs=1",
+               "--set", "model.hidden_size=8", "--set", "model.embedding_dim=8"]
+    assert main(command) == 0
+    first = capsys.readouterr()
+    assert main(command) == 0
+    second = capsys.readouterr()
+    assert "tokenising" in first.out + first.err and "tokenising" not in second.out + second.err
 
 
 def test_records_that_fail_leave_no_cache(tmp_path):
