@@ -9,12 +9,14 @@ repeated until it holds the size in MB (10^6 bytes of review text), written into
 as a ``text-csv`` file (``text,label`` columns) and/or a ``text-folder`` tree (one file per review
 under ``neg/`` and ``pos/``). For each size and format ``workbench train --arch gru`` runs in a
 subprocess: ``cold`` with an empty data cache, then ``warm`` with the cache the cold run left.
-Texts are cut to ``data.max_length=400`` tokens (IMDB's default), so the first batches, and so the
-model's own memory, are the same for every size: what changes with the size is the data's share.
+Texts are cut to ``data.max_length=400`` tokens (IMDB's default) and the vocabulary to
+``data.max_vocab=10000`` words, so the model and its first batches are the same for every size:
+what changes with the size is the data's share of the memory.
 Measured from outside: the child's peak resident memory (``VmHWM`` from ``/proc/PID/status``, polled;
 Linux only) at its first step event, and the seconds from starting the process to that event. The
 child is then killed: only the way to the first step is measured.
 
+``--after DIR`` runs the new code from DIR the same way (default: the installed workbench).
 ``--before DIR`` also runs each corpus with the code in DIR first on the child's ``PYTHONPATH``
 (a folder holding ``workbench`` and ``workbench_plugins``, e.g. links into a checkout of an older
 commit), labelled ``before``, so the old and the new path are measured on the same files.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import shutil
@@ -118,31 +121,44 @@ def measure(dataset: str, path: Path, cache: Path, work: Path, code: str | None,
     return {"peak_mb": peak, "first_step_s": step_at - started}
 
 
+def cache_summary(cache: Path) -> str:
+    """What the cold run left in the data cache: tokens, distinct tokens, id type, bytes on disk."""
+    described = sorted((cache / "texts").glob("*.json"))
+    if not described:
+        return "no token cache"
+    description = json.loads(described[0].read_text(encoding="utf-8"))
+    size = sum(p.stat().st_size for p in (cache / "texts").iterdir() if p.is_file())
+    return (f"{description['tokens']:,} tokens, {len(description['lexicon']):,} distinct, {description['dtype']}, "
+            f"{size / 1e6:.1f} MB on disk")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data", help="folder holding imdb/aclImdb*.tar.gz")
     parser.add_argument("--sizes", default="1,10,100", help="corpus sizes in MB of review text, comma-separated")
     parser.add_argument("--formats", default="csv", help="csv (text-csv), folder (text-folder), or both")
     parser.add_argument("--before", default="", help="a folder with the old workbench and workbench_plugins")
+    parser.add_argument("--after", default="", help="likewise for the new code (default: the installed one)")
     parser.add_argument("--set", action="append", default=[],
-                        help="extra key=value for workbench train (after the default data.max_length=400)")
+                        help="extra key=value for workbench train (after data.max_length=400, data.max_vocab=10000)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one process may take to its first step")
     args = parser.parse_args()
     reviews = imdb_reviews(Path(args.data_dir))
     work = Path(tempfile.mkdtemp(prefix="classification-memory-"))
     code = str(Path(args.before).resolve()) if args.before else ""
+    after = str(Path(args.after).resolve()) if args.after else None
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {len(reviews):,} IMDB reviews repeated; "
-          "gru (defaults), threads=1, data.max_length=400")
+          "gru (defaults), threads=1, data.max_length=400, data.max_vocab=10000")
     print(f"{'format':>7} {'corpus':>7} {'texts':>8} {'run':>7} {'peak RSS MB':>12} {'first step s':>13}")
     try:
         for fmt in args.formats.split(","):
             dataset, make = {"csv": ("text-csv", make_csv), "folder": ("text-folder", make_folder)}[fmt]
             for size in (float(s) for s in args.sizes.split(",")):
                 path = make(reviews, work, size)
-                extra = ["data.max_length=400", *args.set]
+                extra = ["data.max_length=400", "data.max_vocab=10000", *args.set]
                 texts = sum(1 for _ in repeated(reviews, size))
                 cache = work / f"cache-{fmt}-{size:g}"
-                runs = ([("before", code)] if code else []) + [("cold", None), ("warm", None)]
+                runs = ([("before", code)] if code else []) + [("cold", after), ("warm", after)]
                 for label, with_code in runs:
                     result = measure(dataset, path, cache if label != "before" else work / "cache-before",
                                      work, with_code, extra, args.timeout)
@@ -151,6 +167,7 @@ def main() -> None:
                     else:
                         print(f"{fmt:>7} {size:>5g}MB {texts:>8,} {label:>7} {result['peak_mb']:>12.0f} "
                               f"{result['first_step_s']:>13.2f}", flush=True)
+                print(f"{'':>7} {'':>7} {'':>8} {'cache':>7}  {cache_summary(cache)}", flush=True)
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
                 shutil.rmtree(cache, ignore_errors=True)
     finally:
