@@ -230,3 +230,67 @@ def test_records_that_fail_leave_no_cache(tmp_path):
     with pytest.raises(DataError, match="not UTF-8"):
         tokenized_texts("t", [write_texts(tmp_path / "t.txt")], broken, tmp_path / "cache", tokenizer="word")
     assert not list((tmp_path / "cache" / "texts").iterdir())
+
+
+def test_text_csv_with_its_own_test_file_encodes_as_the_lists(shared_data, tmp_path):
+    """train.csv and test.csv are two caches with two lexicons: each maps to the one vocabulary."""
+    from workbench_plugins import textfiles_data
+
+    lines = {label: (shared_data / "rt-polarity" / f"rt-polarity.{label}").read_bytes().decode("latin-1").split("\n")
+             for label in ("pos", "neg")}
+    rows = [(text.strip(), label) for label in ("pos", "neg") for text in lines[label][:150] if text.strip()]
+    for name, part in (("train", rows[30:270]), ("test", rows[:30] + rows[270:])):
+        with open(tmp_path / f"{name}.csv", "w", encoding="utf-8", newline="") as handle:
+            writer = __import__("csv").writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(part)
+    params = {"path": "", "tokenizer": "word", "max_vocab": 0, "min_freq": 1, "max_length": 0, "truncate": "start",
+              "test_fraction": 0.1, "valid_fraction": 0.2, "split_seed": 0, "encoding": "utf-8",
+              "text_column": "text", "label_column": "label", "delimiter": "auto"}
+    streamed = textfiles_data.load_csv(LoadContext(data_dir=tmp_path, cache_dir=tmp_path / "cache"), params)
+    classes = streamed.classes
+    listed_train = [(t, classes.index(y)) for t, y in textfiles_data.read_table(tmp_path / "train.csv", params)]
+    train, valid = hold_out(listed_train, 0.2, 0)
+    test = [(t, classes.index(y)) for t, y in textfiles_data.read_table(tmp_path / "test.csv", params)]
+    listed = ClassificationData(classes=classes, train=train, valid=valid, test=test, tokenizer="word")
+    task_s, task_l = ClassificationTask.from_data(streamed), ClassificationTask.from_data(listed)
+    assert task_s.vocab.itos == task_l.vocab.itos
+    enc_s, enc_l = task_s.encode(streamed), task_l.encode(listed)
+    for split in ("train", "valid", "test"):
+        assert list(enc_s[split]) == enc_l[split]
+
+
+def test_streamed_conllu_tags_exactly_as_the_lists_did(shared_data, tmp_path):
+    from workbench_plugins import ud_data
+
+    from workbench.tasks.tagging import TaggingTask
+    from workbench.text_cache import TaggedSplit
+
+    folder = tmp_path / "treebank"
+    folder.mkdir()
+    for name, stop in (("train", 6000), ("dev", 900), ("test", 900)):
+        with open(shared_data / "ud-english-ewt" / f"en_ewt-ud-{name}.conllu", encoding="utf-8") as handle:
+            (folder / f"en_ewt-ud-{name}.conllu").write_text("".join(line for _, line in zip(range(stop), handle, strict=False)))
+    params = {"column": "upos", "lowercase": True, "min_freq": 2, "max_train_sentences": 0, "path": "",
+              "valid_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0}
+    streamed = ud_data.load_conllu(LoadContext(data_dir=folder, cache_dir=tmp_path / "cache"), params)
+    assert isinstance(streamed.train, TaggedSplit) and len(streamed.train) > 200
+    parsed = {split: ud_data.parse_conllu((folder / f"en_ewt-ud-{name}.conllu").read_text(encoding="utf-8"), name)
+              for split, name in (("train", "train"), ("valid", "dev"), ("test", "test"))}
+    listed = ud_data._data(parsed["train"], parsed["valid"], parsed["test"], params, dict(streamed.info), ud_data.UPOS)
+    assert listed.info == streamed.info and listed.tags == streamed.tags
+    assert list(streamed.valid) == listed.valid
+    task_s, task_l = TaggingTask.from_data(streamed), TaggingTask.from_data(listed)
+    assert task_s.words.itos == task_l.words.itos and task_s.chars.itos == task_l.chars.itos
+    enc_s, enc_l = task_s.encode(streamed), task_l.encode(listed)
+    for split in ("train", "valid", "test"):
+        cut_s, n_s, long_s = task_s.cut_long(enc_s[split], 12)
+        cut_l, n_l, long_l = task_l.cut_long(enc_l[split], 12)
+        assert (n_s, long_s) == (n_l, long_l) and n_s > 0
+        for (ids_s, chars_s, tags_s), (ids_l, chars_l, tags_l) in zip(cut_s, cut_l, strict=True):
+            assert ids_s == ids_l and tags_s == tags_l and torch.equal(chars_s, chars_l)
+        enc_s[split], enc_l[split] = cut_s, cut_l
+    for a, b in zip(batches(task_s, enc_s["train"], 5, 32), batches(task_l, enc_l["train"], 5, 32), strict=True):
+        assert all(torch.equal(a.inputs[k], b.inputs[k]) for k in ("tokens", "lengths", "chars"))
+        assert torch.equal(a.targets, b.targets) and a.units == b.units
+    assert list(select(enc_s["train"], [3, 1, 4])) != [] and len(select(enc_s["train"], [3, 1, 4])) == 3

@@ -53,6 +53,8 @@ FLUSH_IDS = 1 << 20
 COUNT_TOKENS = 1 << 20
 
 Status = Callable[[str], None]
+#: The tokeniser name for records that bring their own words (``Record.words``).
+GIVEN = "given"
 _KEY_LIMIT = 2**63 - 1
 
 
@@ -66,6 +68,10 @@ class Record(NamedTuple):
     group: str = ""
     #: An integer the loader orders records by (IMDB's review id); 0 when source order is the order.
     key: int = 0
+    #: Words already split (a treebank's): used as the tokens instead of tokenising ``text``.
+    words: Sequence[str] | None = None
+    #: One tag per word (part of speech), kept as a second id stream sharing the words' offsets.
+    tags: Sequence[str] | None = None
 
 
 def _numpy() -> Any:
@@ -92,6 +98,10 @@ class TokenizedTexts:
         self.tokenizer: str = description["tokenizer"]
         self.normalize: str = description["normalize"]
         self.where: str = description["where"]
+        #: Tag names and the tag of every token (None unless the records carried tags).
+        self.tag_names: list[str] = description.get("tag_names", [])
+        self.tags: np.ndarray | None = None
+        self.tags_path: Path | None = None
         self.ids = ids
         self.offsets = offsets
         self.labels = records[:, 0]
@@ -123,31 +133,35 @@ class TokenizedTexts:
         start, stop = int(self.offsets[record]), int(self.offsets[record + 1])
         return [self.lexicon[int(i)] for i in self.ids[start:stop]]
 
-    def counts(self, records: np.ndarray) -> np.ndarray:
-        """How often each lexicon entry occurs in ``records`` (each counted once), read in chunks."""
+    def counts(self, records: np.ndarray, tags: bool = False) -> np.ndarray:
+        """How often each lexicon entry (with ``tags``: each tag) occurs in ``records`` (each counted
+        once), read in chunks."""
         np = _numpy()
+        size = len(self.tag_names) if tags else len(self.lexicon)
         member = np.zeros(len(self), dtype=bool)
         member[records] = True
         lengths = self.lengths
-        total = np.zeros(len(self.lexicon), dtype=np.int64)
+        total = np.zeros(size, dtype=np.int64)
         first = 0
         while first < len(self):
             # records [first, last) hold about COUNT_TOKENS tokens (at least one record)
             last = int(np.searchsorted(self.offsets, self.offsets[first] + COUNT_TOKENS, side="right"))
             last = min(max(last - 1, first + 1), len(self))
             keep = np.repeat(member[first:last], lengths[first:last])
-            chunk = self._read(int(self.offsets[first]), int(self.offsets[last]))
-            total += np.bincount(chunk[keep], minlength=len(self.lexicon))[: len(self.lexicon)]
+            chunk = self._read(int(self.offsets[first]), int(self.offsets[last]), tags)
+            total += np.bincount(chunk[keep], minlength=size)[:size]
             first = last
         return total
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        """Ids ``start:stop`` read from the file, not through the map: a pass over the whole corpus
-        (counting) would otherwise leave every page of it mapped into the process."""
-        if self.path is None:
-            return _numpy().asarray(self.ids[start:stop])
-        return _numpy().fromfile(self.path, dtype=self.ids.dtype, count=stop - start,
-                                 offset=start * self.ids.dtype.itemsize)
+    def _read(self, start: int, stop: int, tags: bool = False) -> np.ndarray:
+        """Ids (or tags) ``start:stop`` read from the file, not through the map: a pass over the whole
+        corpus (counting) would otherwise leave every page of it mapped into the process."""
+        stream, path = (self.tags, self.tags_path) if tags else (self.ids, self.path)
+        if stream is None:
+            raise ValueError("these texts carry no tags")
+        if path is None:
+            return _numpy().asarray(stream[start:stop])
+        return _numpy().fromfile(path, dtype=stream.dtype, count=stop - start, offset=start * stream.dtype.itemsize)
 
     def split(self, records: np.ndarray, labels: np.ndarray) -> TextSplit:
         """The records ``records`` (in that order) with class indices ``labels``."""
@@ -178,7 +192,7 @@ class TextSplit(Sequence[tuple[str, int]]):
 
     def __getitem__(self, index: int | slice) -> tuple[str, int] | TextSplit:
         if isinstance(index, slice):
-            return TextSplit(self.texts, self.records[index], self.labels[index])
+            return type(self)(self.texts, self.records[index], self.labels[index])
         return " ".join(self.texts.tokens(int(self.records[index]))), int(self.labels[index])
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
@@ -207,14 +221,49 @@ class TextSplit(Sequence[tuple[str, int]]):
         from workbench.data import stratified_split
 
         keep, held = stratified_split(self.labels, fraction, seed)
-        return (TextSplit(self.texts, self.records[keep], self.labels[keep]),
-                TextSplit(self.texts, self.records[held], self.labels[held]))
+        return self.select(keep), self.select(held)
+
+    def select(self, positions: Sequence[int] | np.ndarray) -> Any:
+        """The items at ``positions`` (of this split), in that order, as a split of the same kind."""
+        chosen = _numpy().asarray(positions, dtype=_numpy().int64)
+        return type(self)(self.texts, self.records[chosen], self.labels[chosen])
 
     def token_counts(self) -> dict[str, int]:
         """Token -> count over this split (the vocabulary's input)."""
         counts = self.texts.counts(self.records)
         lexicon = self.texts.lexicon
         return {lexicon[int(i)]: int(counts[i]) for i in _numpy().flatnonzero(counts)}
+
+
+class TaggedSplit(TextSplit):
+    """A split of tagged sentences (records that carried ``words`` and ``tags``): what a streamed
+    tagging loader puts in ``TaggingData.train`` (``valid``, ``test``). Items read as the former
+    ``(words, tags)`` lists."""
+
+    def __init__(self, texts: TokenizedTexts, records: np.ndarray, labels: np.ndarray | None = None) -> None:
+        if texts.tags is None:
+            raise ValueError("a tagged split needs texts that carry tags")
+        super().__init__(texts, records, _numpy().zeros(len(records), dtype=_numpy().int64) if labels is None
+                         else labels)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return type(self)(self.texts, self.records[index], self.labels[index])
+        record = int(self.records[index])
+        start, stop = int(self.texts.offsets[record]), int(self.texts.offsets[record + 1])
+        assert self.texts.tags is not None
+        names = self.texts.tag_names
+        return self.texts.tokens(record), [names[int(t)] for t in self.texts.tags[start:stop]]
+
+    def tag_counts(self) -> dict[str, int]:
+        """Tag -> count over this split."""
+        counts = self.texts.counts(self.records, tags=True)
+        return {self.texts.tag_names[int(i)]: int(counts[i]) for i in _numpy().flatnonzero(counts)}
+
+    @property
+    def words(self) -> int:
+        """Words (tokens) over the split."""
+        return int(self.texts.lengths[self.records].sum())
 
 
 # -- where the cache lives and what it is of -------------------------------------------------------
@@ -250,7 +299,8 @@ def cache_base(name: str, sources: Sequence[Path], settings: dict[str, Any], cac
 
 def _paths(base: Path) -> dict[str, Path]:
     return {part: base.with_name(base.name + suffix) for part, suffix in
-            (("ids", ".ids.bin"), ("offsets", ".offsets.npy"), ("records", ".records.npy"), ("json", ".json"))}
+            (("ids", ".ids.bin"), ("tags", ".tags.bin"), ("offsets", ".offsets.npy"), ("records", ".records.npy"),
+             ("json", ".json"))}
 
 
 def tokenized_texts(name: str, sources: Sequence[Path], records: Callable[[], Iterable[Record]], cache_dir: Path, *,
@@ -262,7 +312,9 @@ def tokenized_texts(name: str, sources: Sequence[Path], records: Callable[[], It
     encoding, a column); ``where`` names the source in messages. A cache that does not match is
     rebuilt, saying so through ``status``."""
     say = status or (lambda message: None)
-    get_tokenizer(tokenizer), get_normalizer(normalize)  # an unknown name fails before any work
+    if tokenizer != GIVEN:
+        get_tokenizer(tokenizer)  # an unknown name fails before any work
+    get_normalizer(normalize)
     where = where or ", ".join(str(s) for s in sources)
     key_settings = {"tokenizer": tokenizer, "normalize": normalize, **(settings or {})}
     base = cache_base(name, sources, key_settings, cache_dir)
@@ -303,7 +355,7 @@ def _open(paths: dict[str, Path], description: dict[str, Any], keep: bool = True
     lexicon, labels, groups = description["lexicon"], description["labels"], description["groups"]
     dtype, length, count = description["dtype"], int(description["tokens"]), int(description["records"])
     if not (isinstance(lexicon, list) and isinstance(labels, list) and isinstance(groups, list)
-            and dtype == id_dtype(len(lexicon)) and length >= 0 and count > 0):
+            and dtype == id_dtype(len(lexicon)) and length >= 0 and count >= 0):
         raise ValueError("its lexicon, labels or id type are wrong")
     size = paths["ids"].stat().st_size
     if size != length * np.dtype(dtype).itemsize:
@@ -314,19 +366,29 @@ def _open(paths: dict[str, Path], description: dict[str, Any], keep: bool = True
     if (offsets.shape != (count + 1,) or offsets.dtype != np.int64 or int(offsets[0]) != 0
             or int(offsets[-1]) != length or bool((np.diff(offsets) < 0).any())):
         raise ValueError("its offsets do not fit its ids")
-    if (records.shape != (count, 3) or records.dtype != np.int64 or int(records[:, 0].min()) < 0
-            or int(records[:, 0].max()) >= len(labels) or int(records[:, 1].min()) < 0
-            or int(records[:, 1].max()) >= len(groups)):
+    if records.shape != (count, 3) or records.dtype != np.int64 or (count and (
+            int(records[:, 0].min()) < 0 or int(records[:, 0].max()) >= len(labels)
+            or int(records[:, 1].min()) < 0 or int(records[:, 1].max()) >= len(groups))):
         raise ValueError("its labels do not fit its description")
-    return TokenizedTexts(description, ids, offsets, records, paths["ids"] if keep else None)
+    texts = TokenizedTexts(description, ids, offsets, records, paths["ids"] if keep else None)
+    if description.get("tagged"):
+        tag_dtype = id_dtype(len(texts.tag_names))
+        size = paths["tags"].stat().st_size
+        if size != length * np.dtype(tag_dtype).itemsize:
+            raise ValueError(f"{size:,} bytes for {length:,} tags of {tag_dtype}")
+        texts.tags = (np.memmap(paths["tags"], dtype=tag_dtype, mode="r", shape=(length,)) if length
+                      else np.zeros(0, dtype=tag_dtype))
+        texts.tags_path = paths["tags"] if keep else None
+    return texts
 
 
 class _Writer:
     """The records tokenised into a file of uint32 ids, with offsets and per-record numbers."""
 
-    def __init__(self, out: IO[bytes], tokenizer: str, normalize: str) -> None:
+    def __init__(self, out: IO[bytes], tags_out: IO[bytes], tokenizer: str, normalize: str) -> None:
         self.out = out
-        self.tokenize = get_tokenizer(tokenizer)
+        self.tags_out = tags_out
+        self.tokenize = get_tokenizer(tokenizer) if tokenizer != GIVEN else None
         self.normalize = get_normalizer(normalize)
         self.lexicon: dict[str, int] = {}
         self.labels: dict[str, int] = {}
@@ -334,11 +396,26 @@ class _Writer:
         self.offsets = array.array("q", [0])
         self.records = array.array("q")
         self.buffer = array.array("I")
+        self.tag_names: dict[str, int] = {}
+        self.tag_buffer = array.array("I")
+        self.tagged = False
         self.tokens = 0
 
     def add(self, record: Record) -> None:
         lexicon = self.lexicon
-        ids = [lexicon.setdefault(token, len(lexicon)) for token in self.tokenize(self.normalize(record.text))]
+        if record.words is not None or self.tokenize is None:
+            tokens = list(record.words or ())
+        else:
+            tokens = self.tokenize(self.normalize(record.text))
+        ids = [lexicon.setdefault(token, len(lexicon)) for token in tokens]
+        if record.tags is not None:
+            if len(record.tags) != len(ids):
+                raise DataError(f"a record has {len(ids)} words but {len(record.tags)} tags")
+            names = self.tag_names
+            self.tag_buffer.extend([names.setdefault(tag, len(names)) for tag in record.tags])
+            self.tagged = True
+        elif self.tagged:
+            raise DataError("a record without tags among tagged ones")
         self.buffer.extend(ids)
         self.tokens += len(ids)
         self.offsets.append(self.tokens)
@@ -351,6 +428,8 @@ class _Writer:
     def flush(self) -> None:
         self.buffer.tofile(self.out)  # type: ignore[arg-type]
         self.buffer = array.array("I")
+        self.tag_buffer.tofile(self.tags_out)  # type: ignore[arg-type]
+        self.tag_buffer = array.array("I")
 
 
 def _build(records: Callable[[], Iterable[Record]], description: dict[str, Any], paths: dict[str, Path],
@@ -372,7 +451,9 @@ def _build(records: Callable[[], Iterable[Record]], description: dict[str, Any],
     try:
         _write(records, description, scratch)
         targets = paths if keep else _paths(scratch / "texts")
-        for part in ("ids", "offsets", "records", "json"):  # the description last: until then, no cache
+        parts = ("ids", "tags", "offsets", "records", "json") if description["tagged"] else (
+            "ids", "offsets", "records", "json")
+        for part in parts:  # the description last: until then, no cache
             os.replace(scratch / f"new.{part}", targets[part])
         texts = _open(targets, description, keep)
     except OSError as exc:  # a full disk, a folder made read-only meanwhile
@@ -389,25 +470,32 @@ def _build(records: Callable[[], Iterable[Record]], description: dict[str, Any],
 def _write(records: Callable[[], Iterable[Record]], description: dict[str, Any], scratch: Path) -> None:
     """Fills ``scratch/new.{ids,offsets,records,json}`` and the description's counts."""
     np = _numpy()
-    with open(scratch / "wide.ids", "wb") as wide:
-        writer = _Writer(wide, description["tokenizer"], description["normalize"])
+    with open(scratch / "wide.ids", "wb") as wide, open(scratch / "wide.tags", "wb") as wide_tags:
+        writer = _Writer(wide, wide_tags, description["tokenizer"], description["normalize"])
         for record in records():
             writer.add(record)
         writer.flush()
-    if not writer.records:
-        raise DataError(f"{description['where']} holds no texts")
     dtype = id_dtype(len(writer.lexicon))
-    with open(scratch / "wide.ids", "rb") as wide, open(scratch / "new.ids", "wb") as narrow:
-        while True:
-            chunk = np.fromfile(wide, dtype=np.uint32, count=FLUSH_IDS)
-            if not len(chunk):
-                break
-            chunk.astype(dtype).tofile(narrow)
-    (scratch / "wide.ids").unlink()
+    _narrow(scratch / "wide.ids", scratch / "new.ids", dtype)
+    if writer.tagged:
+        _narrow(scratch / "wide.tags", scratch / "new.tags", id_dtype(len(writer.tag_names)))
     with open(scratch / "new.offsets", "wb") as handle:
         np.save(handle, np.frombuffer(writer.offsets, dtype=np.int64), allow_pickle=False)
     with open(scratch / "new.records", "wb") as handle:
         np.save(handle, np.frombuffer(writer.records, dtype=np.int64).reshape(-1, 3), allow_pickle=False)
     description.update(lexicon=list(writer.lexicon), labels=list(writer.labels), groups=list(writer.groups),
-                       dtype=dtype, tokens=writer.tokens, records=len(writer.offsets) - 1)
+                       dtype=dtype, tokens=writer.tokens, records=len(writer.offsets) - 1, tagged=writer.tagged,
+                       tag_names=list(writer.tag_names))
     (scratch / "new.json").write_text(json.dumps(description), encoding="utf-8")
+
+
+def _narrow(wide: Path, narrow: Path, dtype: str) -> None:
+    """The uint32 ids of ``wide`` rewritten as ``dtype`` into ``narrow``, a chunk at a time."""
+    np = _numpy()
+    with open(wide, "rb") as source, open(narrow, "wb") as out:
+        while True:
+            chunk = np.fromfile(source, dtype=np.uint32, count=FLUSH_IDS)
+            if not len(chunk):
+                break
+            chunk.astype(dtype).tofile(out)
+    wide.unlink()

@@ -114,13 +114,15 @@ class ClassificationTask(Task):
         result: dict[str, Sequence[Encoded]] = {}
         splits = {name: getattr(data, name) for name in ("train", "valid", "test")}
         splits.update(getattr(data, "extra_tests", None) or {})
-        table: np.ndarray | None = None
+        tables: dict[int, np.ndarray] = {}  # per cache (a test.csv has its own): lexicon id -> vocabulary id
         for split_name, examples in splits.items():
             if isinstance(examples, TextSplit):
-                if table is None:  # the cache's lexicon ids -> this vocabulary's ids (unknown -> <unk>)
+                if id(examples.texts) not in tables:
                     stoi, unk = self.vocab.stoi, Vocab.unk_index
-                    table = np.array([stoi.get(t, unk) for t in examples.texts.lexicon], dtype=np.int64)
-                result[split_name] = TokenExamples(examples, table, self.max_length, self.truncate == "end")
+                    tables[id(examples.texts)] = np.array([stoi.get(t, unk) for t in examples.texts.lexicon],
+                                                          dtype=np.int64)
+                result[split_name] = TokenExamples(examples, tables[id(examples.texts)], self.max_length,
+                                                   self.truncate == "end")
                 continue
             encoded = []
             for text, label in examples:

@@ -5,7 +5,8 @@ streamed into the data cache (:mod:`workbench.text_cache`): record numbers, thei
 their labels, and a table from the cache's lexicon ids to vocabulary ids. It behaves as the list
 of ``(ids, label)`` the in-memory path builds (same length, same items, same batches), but reads
 only the ids of the batch it is asked for from the memory-mapped file, so memory holds a few
-integers per example, never the text or its tokens.
+integers per example, never the text or its tokens. :class:`TaggedExamples` does the same for
+tagging (words and tags, two id streams sharing one set of offsets).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 
 from workbench.errors import DataError
-from workbench.text_cache import TextSplit
+from workbench.text_cache import TaggedSplit, TextSplit
 
 
 class TokenExamples(Sequence[tuple[list[int], int]]):
@@ -88,3 +89,58 @@ class TokenExamples(Sequence[tuple[list[int], int]]):
 
     def targets(self, indices: Sequence[int]) -> Tensor:
         return torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)]).long()
+
+
+class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
+    """A tagging split's sentences in the token cache: each item is what :meth:`TaggingTask.encode`
+    builds for it in memory (word ids, the [words, longest word] character ids, tag ids), made from
+    the memory-mapped ids and tags of that sentence only when it is read."""
+
+    def __init__(self, split: TaggedSplit, word_table: np.ndarray, char_matrix: np.ndarray,
+                 char_lengths: np.ndarray, tag_table: np.ndarray) -> None:
+        texts = split.texts
+        full = texts.lengths[split.records]
+        keep = full > 0  # a sentence without words is skipped, as the in-memory path skips it
+        assert texts.tags is not None
+        self.ids, self.tags = texts.ids, texts.tags
+        self.where = str(texts.path or texts.where)
+        self.starts = texts.offsets[split.records[keep]]
+        self.full = full[keep]
+        self.word_table, self.tag_table = word_table, tag_table
+        self.char_matrix, self.char_lengths = char_matrix, char_lengths
+        self.cap = 0
+
+    def __len__(self) -> int:
+        return len(self.full)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.minimum(self.full, self.cap) if self.cap else self.full
+
+    def capped(self, cap: int) -> TaggedExamples:
+        """Sentences cut to their first ``cap`` words (and tags)."""
+        subset = copy.copy(self)
+        subset.cap = min(self.cap, cap) if self.cap else cap
+        return subset
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (slice, list, np.ndarray, Tensor)):
+            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
+            subset = copy.copy(self)
+            subset.starts, subset.full = self.starts[chosen], self.full[chosen]
+            return subset
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("example index out of range")
+        start, full = int(self.starts[index]), int(self.full[index])
+        raw = np.asarray(self.ids[start : start + full], dtype=np.int64)
+        tags = np.asarray(self.tags[start : start + full], dtype=np.int64)
+        if (raw.size and int(raw.max()) >= len(self.word_table)) or (tags.size and int(tags.max()) >= len(self.tag_table)):
+            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
+                            "start again")
+        # the width is the sentence's longest word before any cut, as the in-memory encoding keeps it
+        width = int(self.char_lengths[raw].max())
+        length = min(full, self.cap) if self.cap else full
+        chars = torch.from_numpy(self.char_matrix[raw[:length], :width].astype(np.int64))
+        return self.word_table[raw[:length]].tolist(), chars, self.tag_table[tags[:length]].tolist()
