@@ -102,7 +102,9 @@ class MemoryProbe:
     """A fixed probe batch and the measurement on it (see the module's docstring)."""
 
     def __init__(self, task: Task, examples: Sequence[Any], size: int = PROBE_SIZE, max_lags: int = MAX_LAGS) -> None:
-        lengths = [_length(example) for example in examples]
+        known = getattr(examples, "lengths", None)  # a split in the token cache knows them without reading
+        lengths = ([int(n) for n in known] if known is not None and len(known) == len(examples)
+                   else [_length(example) for example in examples])
         longest = sorted(range(len(examples)), key=lambda i: (-lengths[i], i))[:size]
         chosen = [examples[i] for i in sorted(longest)]
         self.batch: Batch | None = next(iter(task.batches(chosen, len(chosen), False)), None) if chosen else None

@@ -109,9 +109,20 @@ class TokenizedTexts:
         self.keys = records[:, 2]
         #: The ``.ids.bin`` file, or None when the cache could not be written (a temporary copy).
         self.path = path
+        #: Open files of the id streams ("ids", "tags"), read with ``os.pread`` (see :meth:`read`).
+        self.handles: dict[str, IO[bytes]] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def close(self) -> None:
+        """Closes the files held for reading (the maps stay usable)."""
+        for handle in self.handles.values():
+            handle.close()
+        self.handles.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def lengths(self) -> np.ndarray:
@@ -131,7 +142,7 @@ class TokenizedTexts:
 
     def tokens(self, record: int) -> list[str]:
         start, stop = int(self.offsets[record]), int(self.offsets[record + 1])
-        return [self.lexicon[int(i)] for i in self.ids[start:stop]]
+        return [self.lexicon[int(i)] for i in self.read(start, stop)]
 
     def counts(self, records: np.ndarray, tags: bool = False) -> np.ndarray:
         """How often each lexicon entry (with ``tags``: each tag) occurs in ``records`` (each counted
@@ -148,20 +159,29 @@ class TokenizedTexts:
             last = int(np.searchsorted(self.offsets, self.offsets[first] + COUNT_TOKENS, side="right"))
             last = min(max(last - 1, first + 1), len(self))
             keep = np.repeat(member[first:last], lengths[first:last])
-            chunk = self._read(int(self.offsets[first]), int(self.offsets[last]), tags)
+            chunk = self.read(int(self.offsets[first]), int(self.offsets[last]), tags)
             total += np.bincount(chunk[keep], minlength=size)[:size]
             first = last
         return total
 
-    def _read(self, start: int, stop: int, tags: bool = False) -> np.ndarray:
-        """Ids (or tags) ``start:stop`` read from the file, not through the map: a pass over the whole
-        corpus (counting) would otherwise leave every page of it mapped into the process."""
-        stream, path = (self.tags, self.tags_path) if tags else (self.ids, self.path)
+    def read(self, start: int, stop: int, tags: bool = False) -> np.ndarray:
+        """Ids (or tags) ``start:stop``, read from the file with ``os.pread``, not through the map.
+        Reading a few random texts through the map made the kernel map whole large page-cache folios
+        (about 1 MB per text read on ext4 here, ``MADV_RANDOM`` or not), so a first batch of 64 texts
+        put 64 to 75 MB of the file into the process's RSS and an epoch all of it; ``pread`` copies
+        only the bytes asked for. The maps stay for code that wants arrays (and where there is no
+        ``pread``)."""
+        stream = self.tags if tags else self.ids
         if stream is None:
             raise ValueError("these texts carry no tags")
-        if path is None:
+        handle = self.handles.get("tags" if tags else "ids")
+        if handle is None or not hasattr(os, "pread") or stop <= start:
             return _numpy().asarray(stream[start:stop])
-        return _numpy().fromfile(path, dtype=stream.dtype, count=stop - start, offset=start * stream.dtype.itemsize)
+        size = stream.dtype.itemsize
+        raw = os.pread(handle.fileno(), (stop - start) * size, start * size)
+        if len(raw) != (stop - start) * size:
+            raise DataError(f"the token cache {self.path or self.where} is truncated; delete it and start again")
+        return _numpy().frombuffer(raw, dtype=stream.dtype)
 
     def split(self, records: np.ndarray, labels: np.ndarray) -> TextSplit:
         """The records ``records`` (in that order) with class indices ``labels``."""
@@ -251,9 +271,8 @@ class TaggedSplit(TextSplit):
             return type(self)(self.texts, self.records[index], self.labels[index])
         record = int(self.records[index])
         start, stop = int(self.texts.offsets[record]), int(self.texts.offsets[record + 1])
-        assert self.texts.tags is not None
         names = self.texts.tag_names
-        return self.texts.tokens(record), [names[int(t)] for t in self.texts.tags[start:stop]]
+        return self.texts.tokens(record), [names[int(t)] for t in self.texts.read(start, stop, tags=True)]
 
     def tag_counts(self) -> dict[str, int]:
         """Tag -> count over this split."""
@@ -360,7 +379,7 @@ def _open(paths: dict[str, Path], description: dict[str, Any], keep: bool = True
     size = paths["ids"].stat().st_size
     if size != length * np.dtype(dtype).itemsize:
         raise ValueError(f"{size:,} bytes for {length:,} ids of {dtype}")
-    ids = np.memmap(paths["ids"], dtype=dtype, mode="r", shape=(length,)) if length else np.zeros(0, dtype=dtype)
+    ids = _mapped(paths["ids"], dtype, length)
     offsets = np.load(paths["offsets"], allow_pickle=False)
     records = np.load(paths["records"], allow_pickle=False)
     if (offsets.shape != (count + 1,) or offsets.dtype != np.int64 or int(offsets[0]) != 0
@@ -371,15 +390,26 @@ def _open(paths: dict[str, Path], description: dict[str, Any], keep: bool = True
             or int(records[:, 1].min()) < 0 or int(records[:, 1].max()) >= len(groups))):
         raise ValueError("its labels do not fit its description")
     texts = TokenizedTexts(description, ids, offsets, records, paths["ids"] if keep else None)
+    if length:
+        texts.handles["ids"] = open(paths["ids"], "rb")  # noqa: SIM115  # held for the run (a temporary file's data with it)
     if description.get("tagged"):
         tag_dtype = id_dtype(len(texts.tag_names))
         size = paths["tags"].stat().st_size
         if size != length * np.dtype(tag_dtype).itemsize:
             raise ValueError(f"{size:,} bytes for {length:,} tags of {tag_dtype}")
-        texts.tags = (np.memmap(paths["tags"], dtype=tag_dtype, mode="r", shape=(length,)) if length
-                      else np.zeros(0, dtype=tag_dtype))
+        texts.tags = _mapped(paths["tags"], tag_dtype, length)
         texts.tags_path = paths["tags"] if keep else None
+        if length:
+            texts.handles["tags"] = open(paths["tags"], "rb")  # noqa: SIM115
     return texts
+
+
+def _mapped(path: Path, dtype: str, length: int) -> np.ndarray:
+    """``path`` as a read-only ``np.memmap`` of ``length`` ids (an empty array for none)."""
+    np = _numpy()
+    if not length:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
 
 
 class _Writer:

@@ -4,7 +4,7 @@ A :class:`TokenExamples` is what :meth:`ClassificationTask.encode` returns for a
 streamed into the data cache (:mod:`workbench.text_cache`): record numbers, their full lengths,
 their labels, and a table from the cache's lexicon ids to vocabulary ids. It behaves as the list
 of ``(ids, label)`` the in-memory path builds (same length, same items, same batches), but reads
-only the ids of the batch it is asked for from the memory-mapped file, so memory holds a few
+only the ids of the batch it is asked for from the cache file, so memory holds a few
 integers per example, never the text or its tokens. :class:`TaggedExamples` does the same for
 tagging (words and tags, two id streams sharing one set of offsets).
 """
@@ -30,7 +30,7 @@ class TokenExamples(Sequence[tuple[list[int], int]]):
         texts = split.texts
         full = texts.lengths[split.records]
         keep = full > 0  # an empty text has nothing to read: skipped, as the in-memory path skips it
-        self.ids = texts.ids
+        self.texts = texts
         self.where = str(texts.path or texts.where)
         self.starts = texts.offsets[split.records[keep]]
         self.full = full[keep]
@@ -71,7 +71,7 @@ class TokenExamples(Sequence[tuple[list[int], int]]):
         full = int(self.full[index])
         length = min(full, self.cap) if self.cap else full
         start = int(self.starts[index]) + (full - length if self.keep_end else 0)
-        raw = np.asarray(self.ids[start : start + length], dtype=np.int64)
+        raw = self.texts.read(start, start + length).astype(np.int64)
         if raw.size and int(raw.max()) >= len(self.table):
             raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
                             "start again")
@@ -102,7 +102,7 @@ class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
         full = texts.lengths[split.records]
         keep = full > 0  # a sentence without words is skipped, as the in-memory path skips it
         assert texts.tags is not None
-        self.ids, self.tags = texts.ids, texts.tags
+        self.texts = texts
         self.where = str(texts.path or texts.where)
         self.starts = texts.offsets[split.records[keep]]
         self.full = full[keep]
@@ -134,8 +134,8 @@ class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
         if not 0 <= index < len(self):
             raise IndexError("example index out of range")
         start, full = int(self.starts[index]), int(self.full[index])
-        raw = np.asarray(self.ids[start : start + full], dtype=np.int64)
-        tags = np.asarray(self.tags[start : start + full], dtype=np.int64)
+        raw = self.texts.read(start, start + full).astype(np.int64)
+        tags = self.texts.read(start, start + full, tags=True).astype(np.int64)
         if (raw.size and int(raw.max()) >= len(self.word_table)) or (tags.size and int(tags.max()) >= len(self.tag_table)):
             raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
                             "start again")
