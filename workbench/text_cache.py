@@ -12,7 +12,8 @@ records are tokenised once, streamed, into ``<cache>/texts/<name>-<key>``:
 - ``.records.npy``: each record's label, group and sort key (int64, n x 3);
 - ``.json``: the description (lexicon, label and group names, source identity), written last.
 
-Training reads the ids through ``np.memmap``, a batch at a time. The lexicon is not a model's
+The arrays are opened as ``np.memmap``; training reads the ids of a batch's texts with ``os.pread``
+(see :meth:`TokenizedTexts.read` for why not through the map). The lexicon is not a model's
 vocabulary: the vocabulary is built from the *training split's* token counts (a bincount over its
 records) and a table maps lexicon ids to vocabulary ids, so ``max_vocab``, ``min_freq`` and the
 split settings change nothing on disk, and a checkpoint's vocabulary reads the same cache.
