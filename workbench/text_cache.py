@@ -263,7 +263,9 @@ class TaggedSplit(TextSplit):
 
     def __init__(self, texts: TokenizedTexts, records: np.ndarray, labels: np.ndarray | None = None) -> None:
         if texts.tags is None:
-            raise ValueError("a tagged split needs texts that carry tags")
+            if len(texts.ids):
+                raise ValueError("a tagged split needs texts that carry tags")
+            texts.tags = _numpy().zeros(0, dtype=_numpy().uint8)  # a file without sentences: nothing to tag
         super().__init__(texts, records, _numpy().zeros(len(records), dtype=_numpy().int64) if labels is None
                          else labels)
 
