@@ -139,7 +139,7 @@ def test_the_cache_is_built_once_and_rebuilt_when_its_file_or_settings_change(tm
     assert len(files) == 8 and not any(name.endswith(".part") or name.startswith(".") for name in files)
 
 
-@pytest.mark.parametrize("damage", ["json", "ids", "offsets", "foreign"])
+@pytest.mark.parametrize("damage", ["json", "ids", "offsets", "foreign", "lexicon"])
 def test_a_damaged_or_foreign_cache_is_rebuilt_with_one_line(tmp_path, damage):
     source, cache, calls, said = write_texts(tmp_path / "t.txt"), tmp_path / "cache", [], []
     first = tokenized_texts("t", [source], reader(source, calls), cache, tokenizer="word")
@@ -153,6 +153,9 @@ def test_a_damaged_or_foreign_cache_is_rebuilt_with_one_line(tmp_path, damage):
         ids.write_bytes(ids.read_bytes()[:-3])
     elif damage == "offsets":
         base.with_name(base.name + ".offsets.npy").write_bytes(b"\x93NUMPY garbage")
+    elif damage == "lexicon":
+        description = json.loads(base.with_suffix(".json").read_text())
+        base.with_suffix(".json").write_text(json.dumps({**description, "lexicon": list(range(len(description["lexicon"])))}))
     else:
         description = json.loads(base.with_suffix(".json").read_text())
         base.with_suffix(".json").write_text(json.dumps({**description, "version": 999}))

@@ -118,9 +118,10 @@ class TokenizedTexts:
 
     def close(self) -> None:
         """Closes the files held for reading (the maps stay usable)."""
-        for handle in self.handles.values():
+        handles = getattr(self, "handles", {})  # empty when __init__ failed on a damaged description
+        for handle in handles.values():
             handle.close()
-        self.handles.clear()
+        handles.clear()
 
     def __del__(self) -> None:
         self.close()
@@ -299,7 +300,10 @@ def _identity(sources: Sequence[Path]) -> list[dict[str, Any]]:
             for folder, dirs, names in os.walk(source):
                 dirs.sort()
                 for name in sorted(names):
-                    stat = os.stat(os.path.join(folder, name))
+                    try:
+                        stat = os.stat(os.path.join(folder, name))
+                    except OSError:  # removed meanwhile (or a dangling link): not part of the corpus
+                        continue
                     digest.update(f"{os.path.relpath(os.path.join(folder, name), source)}\0{stat.st_size}\0"
                                   f"{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
                     files += 1
@@ -376,7 +380,8 @@ def _open(paths: dict[str, Path], description: dict[str, Any], keep: bool = True
     np = _numpy()
     lexicon, labels, groups = description["lexicon"], description["labels"], description["groups"]
     dtype, length, count = description["dtype"], int(description["tokens"]), int(description["records"])
-    if not (isinstance(lexicon, list) and isinstance(labels, list) and isinstance(groups, list)
+    names = (lexicon, labels, groups, description.get("tag_names", []))
+    if not (all(isinstance(n, list) and all(isinstance(x, str) for x in n) for n in names)
             and dtype == id_dtype(len(lexicon)) and length >= 0 and count >= 0):
         raise ValueError("its lexicon, labels or id type are wrong")
     size = paths["ids"].stat().st_size
