@@ -1,25 +1,34 @@
 """Loaders for the sentiment datasets: IMDB movie reviews and the rt-polarity sentences.
 
 Both accept the canonical archive, its extracted folder, or a folder holding either; without a local
-copy they download the canonical archive into the cache and verify it. Reading IMDB's 50,000 files
-from its tar.gz takes several seconds, so the parsed reviews are cached next to the download, keyed
-by the archive's path, size and modification time.
+copy they download the canonical archive into the cache and verify it. The reviews are read one at
+a time and tokenised once into the data cache (``<cache>/texts``, see
+:func:`workbench.api.tokenized_texts`), keyed by the archive's (or the files') path, size and
+modification time: a later run reads the cached ids, not the 50,000 files of the archive.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
-import os
 import re
 import tarfile
-import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from workbench.api import ClassificationData, DataError, LoadContext, decode_text, fetch, hold_out
+import numpy as np
+
+from workbench.api import (
+    ClassificationData,
+    DataError,
+    LoadContext,
+    Record,
+    TextSplit,
+    TokenizedTexts,
+    decode_text,
+    fetch,
+    tokenized_texts,
+)
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -35,9 +44,8 @@ RT_CHECKSUMS = {
     "rt-polarity.neg": "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca",
     "rt-polarity.pos": "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0",
 }
-
-Reviews = dict[str, list[tuple[str, int]]]  # split -> [(text, label)]
-_CACHE_VERSION = 1
+#: Part of the token caches' keys: bump when what a record's text is changes (the <br> clean-up).
+_READER = 1
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -51,15 +59,9 @@ def _clean_review(text: str) -> str:
     return _BR.sub(" ", text)
 
 
-def _sorted_reviews(found: dict[str, list[tuple[int, int, str]]]) -> Reviews:
-    """Order by (label, review id) so a split never depends on archive or directory order."""
-    return {split: [(text, label) for label, _, text in sorted(items, key=lambda x: (x[0], x[1]))]
-            for split, items in found.items()}
-
-
-def read_imdb_archive(path: Path) -> Reviews:
-    """Stream the tar.gz once, keeping only the labelled train/test reviews."""
-    found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
+def iter_imdb_archive(path: Path) -> Iterator[Record]:
+    """The labelled train/test reviews of the tar.gz, streamed, one at a time (group: the split, key:
+    the review id)."""
     try:
         with tarfile.open(path, "r|gz") as archive:
             for member in archive:
@@ -71,66 +73,42 @@ def read_imdb_archive(path: Path) -> Reviews:
                     continue
                 split, label, review_id, _rating = match.groups()
                 text = decode_text(handle.read(), f"{path}:{member.name}")
-                found[split].append((IMDB_CLASSES.index(label), int(review_id), _clean_review(text)))
+                yield Record(_clean_review(text), label, split, int(review_id))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _tar_error(path, exc) from None
-    return _check_imdb(_sorted_reviews(found), str(path))
 
 
-def read_imdb_folder(root: Path) -> Reviews:
-    """An extracted ``aclImdb`` folder (holding train/ and test/)."""
-    found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
-    for split in ("train", "test"):
-        for label in IMDB_CLASSES:
-            folder = root / split / label
-            if not folder.is_dir():
-                raise DataError(f"{folder} is missing: an extracted aclImdb folder holds train/ and test/, "
-                                "each with pos/ and neg/")
-            for file in folder.glob("*.txt"):
-                match = re.fullmatch(r"(\d+)_(\d+)\.txt", file.name)
-                if not match:
-                    continue
-                text = decode_text(file.read_bytes(), file)
-                found[split].append((IMDB_CLASSES.index(label), int(match.group(1)), _clean_review(text)))
-    return _check_imdb(_sorted_reviews(found), str(root))
+def _imdb_folders(root: Path) -> list[Path]:
+    folders = [root / split / label for split in ("train", "test") for label in IMDB_CLASSES]
+    for folder in folders:
+        if not folder.is_dir():
+            raise DataError(f"{folder} is missing: an extracted aclImdb folder holds train/ and test/, "
+                            "each with pos/ and neg/")
+    return folders
 
 
-def _check_imdb(reviews: Reviews, where: str) -> Reviews:
-    for split in ("train", "test"):
-        labels = {label for _, label in reviews[split]}
-        missing = [IMDB_CLASSES[i] for i in range(2) if i not in labels]
-        if missing:
-            raise DataError(f"{where} has no aclImdb/{split}/{'/, '.join(missing)}/ reviews "
-                            "(is it the Large Movie Review Dataset, complete?)")
-    return reviews
+def iter_imdb_folder(root: Path) -> Iterator[Record]:
+    """The reviews of an extracted ``aclImdb`` folder (holding train/ and test/), a file at a time."""
+    for folder in _imdb_folders(root):
+        for file in sorted(folder.glob("*.txt")):
+            match = re.fullmatch(r"(\d+)_(\d+)\.txt", file.name)
+            if not match:
+                continue
+            text = decode_text(file.read_bytes(), file)
+            yield Record(_clean_review(text), folder.name, folder.parent.name, int(match.group(1)))
 
 
-def _cache_key(path: Path) -> str:
-    stat = path.stat()
-    raw = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_CACHE_VERSION}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def read_imdb_archive_cached(path: Path, cache_dir: Path) -> Reviews:
-    """:func:`read_imdb_archive`, remembered as gzipped JSON in the cache (about 1 s to read back)."""
-    cached = cache_dir / "imdb" / f"parsed-{_cache_key(path)}.json.gz"
-    if cached.is_file():
-        try:
-            with gzip.open(cached, "rt", encoding="utf-8") as handle:
-                stored = json.load(handle)
-            return {split: [(t, int(y)) for t, y in stored[split]] for split in ("train", "test")}
-        except (OSError, EOFError, ValueError, KeyError, TypeError, zlib.error):
-            cached.unlink(missing_ok=True)  # unreadable cache: parse the archive again
-    reviews = read_imdb_archive(path)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=cached.name, suffix=".part", dir=cached.parent)
-        with os.fdopen(fd, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=1) as handle:
-            json.dump(reviews, handle)
-        os.replace(tmp, cached)
-    except OSError:
-        pass  # a read-only cache only costs speed
-    return reviews
+def imdb_split(texts: TokenizedTexts, split: str, where: str) -> TextSplit:
+    """The reviews of ``split`` ordered by (label, review id), so a split never depends on archive or
+    directory order."""
+    records = texts.group(split)
+    labels = texts.label_table(IMDB_CLASSES)[texts.labels[records]]
+    missing = [IMDB_CLASSES[i] for i in range(2) if not (labels == i).any()]
+    if missing:
+        raise DataError(f"{where} has no aclImdb/{split}/{'/, '.join(missing)}/ reviews "
+                        "(is it the Large Movie Review Dataset, complete?)")
+    order = np.lexsort((texts.keys[records], labels))
+    return texts.split(records[order], labels[order])
 
 
 def locate_imdb(data_dir: Path) -> Path | None:
@@ -152,22 +130,27 @@ def locate_imdb(data_dir: Path) -> Path | None:
     return None
 
 
-def load_imdb_reviews(context: LoadContext) -> tuple[Reviews, str]:
+def load_imdb_reviews(context: LoadContext) -> tuple[dict[str, TextSplit], str]:
+    """split ("train", "test") -> its reviews, tokenised in the data cache; and where they came from."""
     path = fetch(context, IMDB_URL, "imdb/aclImdb_v1.tar.gz", sha256=IMDB_SHA256, find=locate_imdb,
                  what="IMDB data", expected="aclImdb_v1.tar.gz, an extracted aclImdb/ folder, or imdb/ holding either")
     if path.is_dir():
-        return read_imdb_folder(path), str(path)
-    return read_imdb_archive_cached(path, context.cache_dir), str(path)
+        sources, records = _imdb_folders(path), lambda: iter_imdb_folder(path)
+    else:
+        sources, records = [path], lambda: iter_imdb_archive(path)
+    texts = tokenized_texts("imdb", sources, records, context.cache_dir, tokenizer="word",
+                            settings={"reader": _READER}, where=str(path), status=context.status)
+    return {split: imdb_split(texts, split, str(path)) for split in ("train", "test")}, str(path)
 
 
 def load_imdb(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     reviews, where = load_imdb_reviews(context)
-    train, valid = hold_out(reviews["train"], params["valid_fraction"], params["split_seed"])
+    train, valid = reviews["train"].hold_out(params["valid_fraction"], params["split_seed"])
     return ClassificationData(
         classes=list(IMDB_CLASSES),
-        train=train,
-        valid=valid,
-        test=reviews["test"],
+        train=train,  # type: ignore[arg-type]  # a TextSplit reads as a list of (text, label)
+        valid=valid,  # type: ignore[arg-type]
+        test=reviews["test"],  # type: ignore[arg-type]
         tokenizer="word",
         normalize="none",
         max_vocab=params["max_vocab"],
@@ -217,34 +200,37 @@ def read_rt_files(path: Path) -> dict[str, tuple[str, bytes]]:
             for label in RT_CLASSES if (path / f"rt-polarity.{label}").is_file()}
 
 
-def read_rt(files: dict[str, tuple[str, bytes]], where: str) -> list[tuple[str, int]]:
+def read_rt(files: dict[str, tuple[str, bytes]], where: str) -> Iterator[Record]:
+    """Each sentence of the two files, negative ones first, as records."""
     missing = [f"rt-polarity.{label}" for label in RT_CLASSES if label not in files]
     if missing:
         raise DataError(f"{where} lacks {', '.join(missing)}")
-    examples: list[tuple[str, int]] = []
-    for index, label in enumerate(RT_CLASSES):
+    for label in RT_CLASSES:
         name, raw = files[label]
         # split on newlines only: str.splitlines would also break at Latin-1's 0x85 (NEL) inside sentences
         lines = [line.strip() for line in decode_text(raw, name, "latin-1").split("\n")]
         sentences = [line for line in lines if line]
         if not sentences:
             raise DataError(f"{name} contains no sentences")
-        examples.extend((sentence, index) for sentence in sentences)
-    return examples
+        yield from (Record(sentence, label) for sentence in sentences)
 
 
 def load_rt(context: LoadContext, params: dict[str, Any]) -> ClassificationData:
     path = fetch(context, RT_URL, "rt-polarity/rt-polaritydata.tar.gz", members=RT_CHECKSUMS, find=locate_rt,
                  what="rt-polarity data", expected="rt-polarity.pos and rt-polarity.neg, or rt-polaritydata.tar.gz")
     where = str(context.data_dir if context.data_dir is not None else path)
-    examples = read_rt(read_rt_files(path), where)
-    train, test = hold_out(examples, params["test_fraction"], params["split_seed"])
-    train, valid = hold_out(train, params["valid_fraction"], params["split_seed"])
+    sources = [path] if path.is_file() else [path / f"rt-polarity.{label}" for label in RT_CLASSES
+                                             if (path / f"rt-polarity.{label}").is_file()]
+    texts = tokenized_texts("rt-polarity", sources, lambda: read_rt(read_rt_files(path), where), context.cache_dir,
+                            tokenizer="word", settings={"reader": _READER}, where=where, status=context.status)
+    examples = texts.split(np.arange(len(texts)), texts.label_table(RT_CLASSES)[texts.labels])
+    train, test = examples.hold_out(params["test_fraction"], params["split_seed"])
+    train, valid = train.hold_out(params["valid_fraction"], params["split_seed"])
     return ClassificationData(
         classes=list(RT_CLASSES),
-        train=train,
-        valid=valid,
-        test=test,
+        train=train,  # type: ignore[arg-type]  # a TextSplit reads as a list of (text, label)
+        valid=valid,  # type: ignore[arg-type]
+        test=test,  # type: ignore[arg-type]
         tokenizer="word",
         max_vocab=params["max_vocab"],
         min_freq=params["min_freq"],

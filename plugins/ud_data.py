@@ -1,14 +1,30 @@
 """Loaders for tagged sentences: CoNLL-U treebanks (UD English EWT and any other) and plain
-``word/TAG`` or two-column files. No torch here."""
+``word/TAG`` or two-column files. No torch here.
+
+Files are read a line at a time and their sentences tokenised once into the data cache
+(``<cache>/texts``, see :func:`workbench.api.tokenized_texts`: words and tags as two id streams
+sharing offsets); a later run with the same files and settings reads the cached ids.
+"""
 
 from __future__ import annotations
 
+import codecs
 import random
 import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from workbench.api import DataError, LoadContext, TaggingData, fetch, read_text
+from workbench.api import (
+    DataError,
+    LoadContext,
+    Record,
+    TaggedSplit,
+    TaggingData,
+    fetch,
+    read_text,
+    tokenized_texts,
+)
 
 EWT_BASE = "https://raw.githubusercontent.com/UniversalDependencies/UD_English-EWT/master/"
 EWT_FILES = {
@@ -36,15 +52,19 @@ def parse_conllu(text: str, where: str, column: str = "upos") -> list[Sentence]:
     """Sentences of a CoNLL-U file: one word per line with 10 tab-separated fields, blank lines
     between sentences, ``#`` comments. Multi-word token lines (``3-4``, the surface form of "don't")
     and empty nodes (``5.1``) are skipped: the syntactic words carry the tags."""
+    return list(conllu_sentences(text.splitlines(), where, column))
+
+
+def conllu_sentences(lines: Iterable[str], where: str, column: str = "upos") -> Iterator[Sentence]:
+    """:func:`parse_conllu` over lines (a file read a line at a time), a sentence at a time."""
     index = COLUMNS[column]
-    sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r")
         if not line.strip():
             if words:
-                sentences.append((words, tags))
+                yield words, tags
                 words, tags = [], []
             continue
         if line.startswith("#"):
@@ -68,8 +88,7 @@ def parse_conllu(text: str, where: str, column: str = "upos") -> list[Sentence]:
         words.append(form)
         tags.append(tag)
     if words:
-        sentences.append((words, tags))
-    return sentences
+        yield words, tags
 
 
 def parse_tagged_text(text: str, where: str, fmt: str = "auto") -> list[Sentence]:
@@ -77,12 +96,21 @@ def parse_tagged_text(text: str, where: str, fmt: str = "auto") -> list[Sentence
     blank lines between sentences ("columns", tab or spaces; CoNLL-2000/2003 style with the tag in the
     last column). "auto" picks by the first non-blank line."""
     lines = text.splitlines()
-    if fmt == "auto":
-        first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
-        fields = first.split()
-        slashed = bool(fields) and all(f.rpartition("/")[0] and f.rpartition("/")[2] for f in fields)
-        fmt = "slash" if slashed else "columns"
-    sentences: list[Sentence] = []
+    return list(tagged_sentences(lines, where, tagged_format(lines, fmt)))
+
+
+def tagged_format(lines: Iterable[str], fmt: str = "auto") -> str:
+    """"slash" or "columns": ``fmt``, or for "auto" what the first non-blank line looks like."""
+    if fmt != "auto":
+        return fmt
+    first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
+    fields = first.split()
+    slashed = bool(fields) and all(f.rpartition("/")[0] and f.rpartition("/")[2] for f in fields)
+    return "slash" if slashed else "columns"
+
+
+def tagged_sentences(lines: Iterable[str], where: str, fmt: str) -> Iterator[Sentence]:
+    """:func:`parse_tagged_text` over lines, in the format ``fmt`` ("slash" or "columns")."""
     if fmt == "slash":
         for number, line in enumerate(lines, start=1):
             if not line.strip() or line.startswith("#"):
@@ -94,13 +122,13 @@ def parse_tagged_text(text: str, where: str, fmt: str = "auto") -> list[Sentence
                     raise DataError(f"{where}:{number}: {item!r} is not word/TAG")
                 words.append(word)
                 tags.append(tag)
-            sentences.append((words, tags))
-        return sentences
+            yield words, tags
+        return
     words, tags = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             if words:
-                sentences.append((words, tags))
+                yield words, tags
                 words, tags = [], []
             continue
         if line.startswith("#") or line.startswith("-DOCSTART-"):
@@ -112,39 +140,88 @@ def parse_tagged_text(text: str, where: str, fmt: str = "auto") -> list[Sentence
         words.append(fields[0])
         tags.append(fields[-1])
     if words:
-        sentences.append((words, tags))
-    return sentences
+        yield words, tags
 
 
-def _split(sentences: list[Sentence], valid: float, test: float, seed: int) -> tuple[list, list, list]:
+# -- reading files a line at a time into the token cache ---------------------------------------
+def file_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file as ``read_text(path).splitlines()`` gives them, read a line at a time;
+    a file that is not UTF-8 text gets :func:`read_text`'s one-line error (line and byte)."""
+    read_text(path) if not path.is_file() else None  # a missing path or a folder: its one-line error
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    first = True
+    try:
+        with open(path, "rb") as handle:
+            for raw in handle:
+                if b"\x00" in raw:
+                    raise UnicodeError("NUL")
+                text = decoder.decode(raw)
+                if first and text:
+                    text, first = text.removeprefix("\ufeff").removeprefix("\ufeff"), False
+                yield from text.splitlines()
+            tail = decoder.decode(b"", final=True)
+            yield from tail.splitlines()
+    except (UnicodeError, ValueError):
+        read_text(path)  # names the line and byte (reading the file whole, on this error only)
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _cached(context: LoadContext, path: Path, sentences: Callable[[], Iterator[Sentence]],
+            settings: dict[str, Any]) -> TaggedSplit:
+    """The sentences of ``path`` through the token cache, all of them, in file order."""
+    import numpy as np
+
+    def records() -> Iterator[Record]:
+        for words, tags in sentences():
+            yield Record("", "", words=words, tags=tags)
+
+    texts = tokenized_texts(f"tagged-{path.stem}", [path], records, context.cache_dir, tokenizer="given",
+                            settings={"reader": 1, **settings}, where=str(path), status=context.status)
+    return TaggedSplit(texts, np.arange(len(texts)))
+
+
+def _split(sentences: Any, valid: float, test: float, seed: int) -> tuple[Any, Any, Any]:
+    """(train, valid, test) of a list of sentences or a :class:`TaggedSplit`, shuffled with ``seed``."""
     order = list(range(len(sentences)))
     random.Random(seed).shuffle(order)
     n_test = round(len(order) * test)
     n_valid = round(len(order) * valid)
-    test_part = [sentences[i] for i in order[:n_test]]
-    valid_part = [sentences[i] for i in order[n_test : n_test + n_valid]]
-    train_part = [sentences[i] for i in order[n_test + n_valid :]]
+    parts = (order[n_test + n_valid :], order[n_test : n_test + n_valid], order[:n_test])
+    if isinstance(sentences, TaggedSplit):
+        return tuple(sentences.select(part) for part in parts)  # type: ignore[return-value]
+    train_part, valid_part, test_part = ([sentences[i] for i in part] for part in parts)
     return train_part, valid_part, test_part
 
 
-def _tag_list(splits: list[list[Sentence]], preferred: list[str] | None = None) -> list[str]:
+def _seen(split: Any) -> set[str]:
+    if isinstance(split, TaggedSplit):
+        return set(split.tag_counts())
+    return {t for _, tags in split for t in tags}
+
+
+def _words(split: Any) -> int:
+    return split.words if isinstance(split, TaggedSplit) else sum(len(w) for w, _ in split)
+
+
+def _tag_list(splits: list[Any], preferred: list[str] | None = None) -> list[str]:
     """The full UPOS list when every tag is a UPOS tag (so models trained on different slices agree),
     else the sorted tags seen."""
-    seen = {t for split in splits for _, tags in split for t in tags}
+    seen = set().union(*(_seen(split) for split in splits))
     if preferred and seen <= set(preferred):
         return list(preferred)
     return sorted(seen)
 
 
-def _data(train: list[Sentence], valid: list[Sentence], test: list[Sentence], params: dict[str, Any],
+def _data(train: Any, valid: Any, test: Any, params: dict[str, Any],
           info: dict[str, Any], preferred: list[str] | None = None) -> TaggingData:
     if not train:
         raise DataError(f"no training sentences in {info.get('source')}")
     if params.get("max_train_sentences"):
         train = train[: params["max_train_sentences"]]
     info = {**info, "sentences": {"train": len(train), "valid": len(valid), "test": len(test)},
-            "words": {"train": sum(len(w) for w, _ in train), "valid": sum(len(w) for w, _ in valid),
-                      "test": sum(len(w) for w, _ in test)}}
+            "words": {"train": _words(train), "valid": _words(valid), "test": _words(test)}}
     return TaggingData(tags=_tag_list([train, valid, test], preferred), train=train, valid=valid, test=test,
                        lowercase=params["lowercase"], min_freq=params["min_freq"], info=info)
 
@@ -169,7 +246,7 @@ def load_ewt(context: LoadContext, params: dict[str, Any]) -> TaggingData:
                           expected=expected)
              for split, name in EWT_FILES.items()}
     folder = paths["train"].parent
-    splits = {split: parse_conllu(read_text(path), str(path), params["column"]) for split, path in paths.items()}
+    splits = {split: _conllu_file(context, path, params["column"]) for split, path in paths.items()}
     return _data(splits["train"], splits["valid"], splits["test"], params,
                  {"source": str(folder), "format": "CoNLL-U", "column": params["column"]},
                  UPOS if params["column"] == "upos" else None)
@@ -199,7 +276,7 @@ def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str,
         raise DataError(f"point --data-dir (or data.path) at a {what} file, or a folder with train/dev/test "
                         f"{what} files")
     if path.is_file():
-        sentences = parse(read_text(path), str(path))
+        sentences = parse(path)
         train, valid, test = _split(sentences, params["valid_fraction"], params["test_fraction"], params["split_seed"])
         return _data(train, valid, test, params, {"source": str(path), "split": "random", "format": what}, preferred)
     if not path.is_dir():
@@ -207,20 +284,32 @@ def _load_own(context: LoadContext, params: dict[str, Any], suffixes: tuple[str,
     files = _split_files(path, suffixes)
     if "train" not in files:
         raise DataError(f"no training file in {path}: expected a name with 'train' ending in {' or '.join(suffixes)}")
-    parsed = {split: parse(read_text(p), str(p)) for split, p in files.items()}
-    train, valid, test = parsed["train"], parsed.get("valid", []), parsed.get("test", [])
-    if not valid and not test:
+    parsed = {split: parse(p) for split, p in files.items()}
+    train, valid, test = parsed["train"], parsed.get("valid"), parsed.get("test")
+    if valid is None and test is None:
         train, valid, test = _split(train, params["valid_fraction"], params["test_fraction"], params["split_seed"])
+    empty = train[0:0]
+    valid, test = (empty if valid is None else valid), (empty if test is None else test)
     return _data(train, valid, test, params, {"source": str(path), "files": {k: v.name for k, v in files.items()},
                                                "format": what}, preferred)
 
 
+def _conllu_file(context: LoadContext, path: Path, column: str) -> TaggedSplit:
+    return _cached(context, path, lambda: conllu_sentences(file_lines(path), str(path), column),
+                   {"format": "conllu", "column": column})
+
+
+def _tagged_file(context: LoadContext, path: Path, fmt: str) -> TaggedSplit:
+    fmt = tagged_format(file_lines(path), fmt)  # reads up to the first sentence line
+    return _cached(context, path, lambda: tagged_sentences(file_lines(path), str(path), fmt), {"format": fmt})
+
+
 def load_conllu(context: LoadContext, params: dict[str, Any]) -> TaggingData:
     return _load_own(context, params, (".conllu", ".conll"),
-                     lambda text, where: parse_conllu(text, where, params["column"]), "CoNLL-U",
+                     lambda path: _conllu_file(context, path, params["column"]), "CoNLL-U",
                      UPOS if params["column"] == "upos" else None)
 
 
 def load_tagged_text(context: LoadContext, params: dict[str, Any]) -> TaggingData:
     return _load_own(context, params, (".txt", ".tsv", ".pos", ".tag", ".tags"),
-                     lambda text, where: parse_tagged_text(text, where, params["format"]), "tagged text")
+                     lambda path: _tagged_file(context, path, params["format"]), "tagged text")

@@ -63,7 +63,7 @@ def test_real_imdb_archive(imdb_real):
     assert sum(y for _, y in data.train + data.valid) == 12_500
     assert data.tokenizer == "word" and data.max_vocab == 25_000 and data.min_freq == 2 and data.max_length == 400
     assert not any("<br" in text for text, _ in data.train[:2000])  # HTML line breaks become spaces
-    assert list(cache.glob("imdb/parsed-*.json.gz")), "the parsed reviews are cached"
+    assert list(cache.glob("texts/imdb-*.ids.bin")), "the reviews are tokenised into the data cache"
 
 
 @pytest.mark.slow
@@ -90,18 +90,24 @@ def test_imdb_archive_folder_and_cache_agree(imdb_real, tmp_path):
     params = {**IMDB_PARAMS, "valid_fraction": 0.0}
     from_archive = sentiment_data.load_imdb(context(tmp_path, tmp_path / "cache"), params)
     assert sorted(from_archive.train) == sorted(chosen["train"]) and sorted(from_archive.test) == sorted(chosen["test"])
-    cached = list((tmp_path / "cache" / "imdb").glob("parsed-*.json.gz"))
+    cached = list((tmp_path / "cache" / "texts").glob("imdb-*.ids.bin"))
     assert len(cached) == 1
     again = sentiment_data.load_imdb(context(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "cache"), params)
     assert again.train == from_archive.train and again.test == from_archive.test
-    # a corrupt cache file is parsed again, not trusted
+    # a corrupt cache file is tokenised again, with one line saying so, not trusted (the splits read
+    # so far map the file: they are read into lists before it is overwritten in place)
+    expected_train, expected_test = list(from_archive.train), list(from_archive.test)
     cached[0].write_bytes(b"garbage")
-    assert sentiment_data.load_imdb(context(tmp_path, tmp_path / "cache"), params).test == from_archive.test
+    said: list[str] = []
+    rebuilt = sentiment_data.load_imdb(LoadContext(data_dir=tmp_path, cache_dir=tmp_path / "cache",
+                                                   status=said.append), params)
+    assert rebuilt.test == expected_test
+    assert any("token cache" in line and "damaged" in line for line in said), said
     # the extracted folder gives the same reviews
     with tarfile.open(tmp_path / "aclImdb_v1.tar.gz") as archive:
         archive.extractall(tmp_path / "extracted", filter="data")
     from_folder = sentiment_data.load_imdb(context(tmp_path / "extracted", tmp_path / "cache"), params)
-    assert from_folder.train == from_archive.train and from_folder.test == from_archive.test
+    assert from_folder.train == expected_train and from_folder.test == expected_test
 
 
 @pytest.mark.slow

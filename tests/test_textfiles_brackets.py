@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from workbench_plugins import brackets_data, textfiles_data
 
-from workbench.api import LoadContext
+from workbench.api import LoadContext, get_tokenizer
 from workbench.cli import main
 from workbench.errors import DataError
 
@@ -21,7 +21,14 @@ CSV = {**COMMON, "text_column": "text", "label_column": "label", "delimiter": "a
 
 
 def ctx(path: Path | None) -> LoadContext:
-    return LoadContext(data_dir=path, cache_dir=Path("/nonexistent-cache"))
+    from workbench.settings import current
+
+    return LoadContext(data_dir=path, cache_dir=current().cache_dir)  # the test's own (conftest)
+
+
+def words(text: str) -> str:
+    """A text as the token cache gives it back: its word tokens joined by spaces."""
+    return " ".join(get_tokenizer("word")(text))
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +58,8 @@ def test_folder_per_class(sentences, tmp_path):
     # data.path wins over --data-dir
     assert textfiles_data.load_folder(ctx(tmp_path / "elsewhere"), {**FOLDER, "path": str(root)}).test == data.test
     assert Counter(y for _, y in data.test) == {0: 4, 1: 4}
-    everything = {t for t, _ in data.train + data.valid + data.test}
-    assert everything == set(sentences["pos"]) | set(sentences["neg"])
+    everything = {t for split in (data.train, data.valid, data.test) for t, _ in split}
+    assert everything == {words(t) for t in sentences["pos"] + sentences["neg"]}
 
 
 def test_folder_with_its_own_splits_and_unknown_label(sentences, tmp_path):
@@ -111,8 +118,8 @@ def test_csv_and_tsv(sentences, tmp_path, suffix, delimiter):
     assert data.classes == ["negative", "positive"]
     assert len(data.train) + len(data.valid) + len(data.test) == 40
     # quoting survives: sentences with commas come back whole
-    texts = {t for t, _ in data.train + data.valid + data.test}
-    assert any("," in t for t in texts) and texts == set(sentences["pos"]) | set(sentences["neg"])
+    texts = {t for split in (data.train, data.valid, data.test) for t, _ in split}
+    assert any("," in t for t in texts) and texts == {words(t) for t in sentences["pos"] + sentences["neg"]}
 
 
 def test_csv_folder_with_test_file_and_unknown_label(sentences, tmp_path):
@@ -133,7 +140,7 @@ def test_a_dev_file_is_the_validation_split(sentences, tmp_path, suffix, delimit
     write_table(tmp_path / f"test{suffix}", rows(sentences)[:5], delimiter)
     data = textfiles_data.load_csv(ctx(tmp_path), CSV)
     assert (len(data.train), len(data.valid), len(data.test)) == (30, 5, 5)
-    assert {t for t, _ in data.valid} == {t for t, _ in rows(sentences)[5:10]}
+    assert {t for t, _ in data.valid} == {words(t) for t, _ in rows(sentences)[5:10]}
     assert data.info["files"] == {"train": str(tmp_path / f"train{suffix}"), "valid": str(tmp_path / f"dev{suffix}"),
                                   "test": str(tmp_path / f"test{suffix}")}
     write_table(tmp_path / f"valid{suffix}", rows(sentences)[5:10], delimiter)

@@ -51,6 +51,7 @@ from workbench.events import EndEvent, EpochEvent, Event, StartEvent, StatusEven
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
 from workbench.text import get_normalizer, get_tokenizer, unicode_to_ascii
+from workbench.text_cache import Record, TaggedSplit, TextSplit, TokenizedTexts, tokenized_texts
 
 __all__ = [
     "ArchitectureSpec",
@@ -70,12 +71,16 @@ __all__ = [
     "ModelContext",
     "Param",
     "ParamError",
+    "Record",
     "Seq2SeqData",
     "StartEvent",
     "StatusEvent",
     "StepEvent",
     "TASK_KINDS",
+    "TaggedSplit",
     "TaggingData",
+    "TextSplit",
+    "TokenizedTexts",
     "WorkbenchError",
     "char_corpus",
     "decode_text",
@@ -90,6 +95,7 @@ __all__ = [
     "sha256_file",
     "split_sizes",
     "stratified_split",
+    "tokenized_texts",
     "unicode_to_ascii",
     "verify_checksums",
 ]

@@ -219,7 +219,9 @@ class MemoryProbe:
             self.batch = next(iter(task.batches(examples, size, False)), None)
             self.examples = self.batch.size if self.batch is not None else 0
             return
-        lengths = [_length(example) for example in examples]
+        known = getattr(examples, "lengths", None)  # a split in the token cache knows them without reading
+        lengths = ([int(n) for n in known] if known is not None and len(known) == len(examples)
+                   else [_length(example) for example in examples])
         longest = sorted(range(len(examples)), key=lambda i: (-lengths[i], i))[:size]
         chosen = [examples[i] for i in sorted(longest)]
         self.batch = next(iter(task.batches(chosen, len(chosen), False)), None) if chosen else None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,7 +15,9 @@ from workbench.api import ClassificationData, ModelContext
 from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.tasks.token_examples import TokenExamples
 from workbench.text import Vocab, get_normalizer, get_tokenizer
+from workbench.text_cache import TextSplit
 
 Encoded = tuple[list[int], int]
 
@@ -43,10 +47,13 @@ class ClassificationTask(Task):
     @classmethod
     def from_data(cls, data: ClassificationData) -> ClassificationTask:
         cls._check(data)
-        tokenize = get_tokenizer(data.tokenizer)
-        normalize = get_normalizer(data.normalize)
-        vocab = Vocab.build((tokenize(normalize(text)) for text, _ in data.train),
-                            max_size=data.max_vocab, min_freq=data.min_freq)
+        if isinstance(data.train, TextSplit):  # tokenised in the data cache: count its ids, not its text
+            vocab = Vocab.from_counts(data.train.token_counts(), max_size=data.max_vocab, min_freq=data.min_freq)
+        else:
+            tokenize = get_tokenizer(data.tokenizer)
+            normalize = get_normalizer(data.normalize)
+            vocab = Vocab.build((tokenize(normalize(text)) for text, _ in data.train),
+                                max_size=data.max_vocab, min_freq=data.min_freq)
         return cls(vocab, list(data.classes), data.tokenizer, data.normalize, data.max_length, data.truncate)
 
     @classmethod
@@ -81,7 +88,11 @@ class ClassificationTask(Task):
         if not data.train:
             raise DataError("the training split is empty")
         for split_name in ("train", "valid", "test"):
-            for _text, label in getattr(data, split_name):
+            examples = getattr(data, split_name)
+            if isinstance(examples, TextSplit):
+                _check_cached(examples, split_name, data)
+                continue
+            for _text, label in examples:
                 if not isinstance(label, int) or not 0 <= label < len(data.classes):
                     raise DataError(f"{split_name} split has label {label!r} outside 0..{len(data.classes) - 1}")
 
@@ -103,7 +114,16 @@ class ClassificationTask(Task):
         result: dict[str, Sequence[Encoded]] = {}
         splits = {name: getattr(data, name) for name in ("train", "valid", "test")}
         splits.update(getattr(data, "extra_tests", None) or {})
+        tables: dict[int, np.ndarray] = {}  # per cache (a test.csv has its own): lexicon id -> vocabulary id
         for split_name, examples in splits.items():
+            if isinstance(examples, TextSplit):
+                if id(examples.texts) not in tables:
+                    stoi, unk = self.vocab.stoi, Vocab.unk_index
+                    tables[id(examples.texts)] = np.array([stoi.get(t, unk) for t in examples.texts.lexicon],
+                                                          dtype=np.int64)
+                result[split_name] = TokenExamples(examples, tables[id(examples.texts)], self.max_length,
+                                                   self.truncate == "end")
+                continue
             encoded = []
             for text, label in examples:
                 ids = self.encode_text(text)
@@ -114,6 +134,12 @@ class ClassificationTask(Task):
 
     def cut_long(self, examples: Sequence[Encoded], max_tokens: int) -> tuple[Sequence[Encoded], int, int]:
         """Longer texts keep the part ``truncate`` names (their start or their end), as ``max_length`` does."""
+        if isinstance(examples, TokenExamples):
+            lengths = examples.lengths
+            longest = int(lengths.max()) if len(lengths) else 0
+            if not max_tokens or longest <= max_tokens:
+                return examples, 0, longest
+            return examples.capped(max_tokens), int((lengths > max_tokens).sum()), longest
         longest = max((len(ids) for ids, _ in examples), default=0)
         if not max_tokens or longest <= max_tokens:
             return examples, 0, longest
@@ -125,6 +151,11 @@ class ClassificationTask(Task):
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[Batch]:
+        if isinstance(examples, TokenExamples):  # read from the cache a batch at a time
+            for indices in bucketed_order(examples.lengths.tolist(), batch_size, shuffle, generator):
+                tokens, lens = examples.pad(indices)
+                yield Batch({"tokens": tokens, "lengths": lens}, examples.targets(indices), len(indices))
+            return
         lengths = [len(ids) for ids, _ in examples]
         for indices in bucketed_order(lengths, batch_size, shuffle, generator):
             tokens, lens = pad_sequences([examples[i][0] for i in indices])
@@ -139,7 +170,9 @@ class ClassificationTask(Task):
         mode = options.get("class_weight", "none")
         if mode not in ("balanced", "sqrt") or not train_examples:
             return
-        counts = torch.bincount(torch.tensor([label for _, label in train_examples]), minlength=len(self.classes))
+        labels = (torch.from_numpy(train_examples.labels) if isinstance(train_examples, TokenExamples)
+                  else torch.tensor([label for _, label in train_examples]))
+        counts = torch.bincount(labels, minlength=len(self.classes))
         present = counts > 0
         weights = torch.ones(len(self.classes))
         weights[present] = len(train_examples) / (int(present.sum()) * counts[present].float())
@@ -265,11 +298,24 @@ class ClassificationTask(Task):
         return (batch.size, len(self.classes))
 
     def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
-        texts = [text for split in (data.test, data.valid, data.train) for text, _ in split if text.strip()]
+        # lazily: a split streamed into the cache rebuilds each text it is asked for
+        texts = list(islice((text for split in (data.test, data.valid, data.train) for text, _ in split
+                             if text.strip()), max(count - 1, 1)))
         chosen = texts[: max(count - 1, 1)]
         if texts:
             chosen.append(texts[0].strip()[:1])  # a one-token input: models must handle length 1
         return chosen
+
+
+def _check_cached(split: TextSplit, split_name: str, data: ClassificationData) -> None:
+    """A split in the token cache: its labels in range and its tokenisation the dataset's."""
+    texts = split.texts
+    if (texts.tokenizer, texts.normalize) != (data.tokenizer, data.normalize):
+        raise DataError(f"the {split_name} split was tokenised with {texts.tokenizer}/{texts.normalize}, but the "
+                        f"dataset says {data.tokenizer}/{data.normalize}")
+    if len(split.labels) and (int(split.labels.min()) < 0 or int(split.labels.max()) >= len(data.classes)):
+        bad = split.labels[(split.labels < 0) | (split.labels >= len(data.classes))][0]
+        raise DataError(f"{split_name} split has label {int(bad)!r} outside 0..{len(data.classes) - 1}")
 
 
 def classification_metrics(confusion: Tensor, loss_sum: float, top_k_hits: int, count: int, k: int,

@@ -8,9 +8,12 @@ real words only (padding is ignored); metrics count words, not sentences.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,7 +23,9 @@ from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
 from workbench.tasks.classification import classification_metrics
+from workbench.tasks.token_examples import TaggedExamples
 from workbench.text import Vocab
+from workbench.text_cache import TaggedSplit
 
 #: Padding in the target tensor; cross-entropy skips these positions.
 IGNORE = -100
@@ -65,6 +70,15 @@ class TaggingTask(Task):
     def from_data(cls, data: TaggingData) -> TaggingTask:
         cls._check(data)
         fold = str.lower if data.lowercase else (lambda w: w)
+        if isinstance(data.train, TaggedSplit):  # in the token cache: count its ids, not its words
+            word_counts: Counter[str] = Counter()
+            char_counts: Counter[str] = Counter()
+            for word, count in data.train.token_counts().items():
+                word_counts[fold(word)] += count
+                for char in word:
+                    char_counts[char] += count
+            return cls(Vocab.from_counts(word_counts, max_size=data.max_vocab, min_freq=data.min_freq),
+                       Vocab.from_counts(char_counts), list(data.tags), data.lowercase, data.max_word_length)
         words = Vocab.build(([fold(w) for w in ws] for ws, _ in data.train), max_size=data.max_vocab,
                             min_freq=data.min_freq)
         chars = Vocab.build(list(w) for ws, _ in data.train for w in ws)
@@ -99,6 +113,12 @@ class TaggingTask(Task):
             raise DataError("the training split is empty")
         known = set(data.tags)
         for split_name in ("train", "valid", "test"):
+            split = getattr(data, split_name)
+            if isinstance(split, TaggedSplit):  # words and tags pair up by construction; check the names
+                unknown = sorted(set(split.tag_counts()) - known)
+                if unknown:
+                    raise DataError(f"{split_name} split has tag {unknown[0]!r}, not in the tag list")
+                continue
             for number, (words, tags) in enumerate(getattr(data, split_name), start=1):
                 if len(words) != len(tags):
                     raise DataError(f"{split_name} sentence {number} has {len(words)} words but {len(tags)} tags")
@@ -122,7 +142,14 @@ class TaggingTask(Task):
 
     def encode(self, data: TaggingData) -> dict[str, Sequence[Encoded]]:
         result: dict[str, Sequence[Encoded]] = {}
+        tables: dict[int, tuple[np.ndarray, ...]] = {}  # per cache: each file has its own lexicon
         for split_name in ("train", "valid", "test"):
+            split = getattr(data, split_name)
+            if isinstance(split, TaggedSplit):
+                if id(split.texts) not in tables:
+                    tables[id(split.texts)] = self._tables(split)
+                result[split_name] = TaggedExamples(split, *tables[id(split.texts)])
+                continue
             encoded: list[Encoded] = []
             for words, tags in getattr(data, split_name):
                 if not words:
@@ -132,8 +159,27 @@ class TaggingTask(Task):
             result[split_name] = encoded
         return result
 
+    def _tables(self, split: TaggedSplit) -> tuple[np.ndarray, ...]:
+        """For the cache's lexicon: word ids, character ids (clipped, padded) and their lengths; and
+        tag ids for its tag names (what ``encode_words`` and the tag index give a word and a tag)."""
+        lexicon = split.texts.lexicon
+        word_table = np.array(self.words.encode(self._fold(w) for w in lexicon), dtype=np.int64)
+        rows = [clip_word(self.chars.encode(w), self.max_word_length) or [Vocab.unk_index] for w in lexicon]
+        char_lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        char_matrix = np.zeros((len(rows), int(char_lengths.max(initial=1))), dtype=np.int32)
+        for i, row in enumerate(rows):
+            char_matrix[i, : len(row)] = row
+        tag_table = np.array([self.tag_index.get(t, -1) for t in split.texts.tag_names], dtype=np.int64)
+        return word_table, char_matrix, char_lengths, tag_table
+
     def cut_long(self, examples: Sequence[Encoded], max_tokens: int) -> tuple[Sequence[Encoded], int, int]:
         """A longer sentence keeps its first ``max_tokens`` words (and their tags)."""
+        if isinstance(examples, TaggedExamples):
+            lengths = examples.lengths
+            longest = int(lengths.max()) if len(lengths) else 0
+            if not max_tokens or longest <= max_tokens:
+                return examples, 0, longest
+            return examples.capped(max_tokens), int((lengths > max_tokens).sum()), longest
         longest = max((len(e[0]) for e in examples), default=0)
         if not max_tokens or longest <= max_tokens:
             return examples, 0, longest
@@ -144,7 +190,8 @@ class TaggingTask(Task):
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[Batch]:
-        lengths = [len(e[0]) for e in examples]
+        lengths = (examples.lengths.tolist() if isinstance(examples, TaggedExamples)
+                   else [len(e[0]) for e in examples])
         for indices in bucketed_order(lengths, batch_size, shuffle, generator):
             yield self.make_batch([examples[i] for i in indices])
 
@@ -283,7 +330,9 @@ class TaggingTask(Task):
         return (*batch.inputs["tokens"].shape, len(self.tags))
 
     def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
-        sentences = [" ".join(words) for split in (data.test, data.valid, data.train) for words, _ in split if words]
+        # lazily: a split in the token cache reads each sentence it is asked for
+        sentences = list(islice((" ".join(words) for split in (data.test, data.valid, data.train)
+                                 for words, _ in split if words), max(count - 1, 1)))
         chosen = sentences[: max(count - 1, 1)]
         if sentences:
             chosen.append(sentences[0].split()[0])  # one word: models must handle length 1

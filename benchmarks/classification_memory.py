@@ -1,0 +1,178 @@
+"""Peak memory and time to the first training step for text classification corpora of 1, 10 and 100 MB.
+
+    python benchmarks/classification_memory.py --data-dir ../shared/data
+    python benchmarks/classification_memory.py --data-dir ../shared/data --sizes 1,10 --formats csv,folder
+    python benchmarks/classification_memory.py --data-dir ../shared/data --before OLD_CODE_DIR
+
+Each corpus is the labelled IMDB reviews of ``imdb/aclImdb_labeled.tar.gz`` (or aclImdb_v1.tar.gz)
+repeated until it holds the size in MB (10^6 bytes of review text), written into a temporary folder
+as a ``text-csv`` file (``text,label`` columns) and/or a ``text-folder`` tree (one file per review
+under ``neg/`` and ``pos/``). For each size and format ``workbench train --arch gru`` runs in a
+subprocess: ``cold`` with an empty data cache, then ``warm`` with the cache the cold run left.
+Texts are cut to ``data.max_length=400`` tokens (IMDB's default) and the vocabulary to
+``data.max_vocab=10000`` words, so the model and its first batches are the same for every size:
+what changes with the size is the data's share of the memory.
+Measured from outside: the child's peak resident memory (``VmHWM`` from ``/proc/PID/status``, polled;
+Linux only) at its first step event, and the seconds from starting the process to that event. The
+child is then killed: only the way to the first step is measured.
+
+``--after DIR`` runs the new code from DIR the same way (default: the installed workbench).
+``--before DIR`` also runs each corpus with the code in DIR first on the child's ``PYTHONPATH``
+(a folder holding ``workbench`` and ``workbench_plugins``, e.g. links into a checkout of an older
+commit), labelled ``before``, so the old and the new path are measured on the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.corpus_memory import POLL_SECONDS, first_step_time, peak_rss_mb  # noqa: E402
+
+_MEMBER = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
+
+
+def imdb_reviews(data_dir: Path) -> list[tuple[str, str]]:
+    """(text, label) of every labelled review in the archive, negative and positive alternating."""
+    archives = sorted((data_dir / "imdb").glob("aclImdb*.tar.gz"))
+    if not archives:
+        raise SystemExit(f"no imdb/aclImdb*.tar.gz in {data_dir}")
+    by_label: dict[str, list[tuple[str, str]]] = {"neg": [], "pos": []}
+    with tarfile.open(archives[0], "r|gz") as archive:
+        for member in archive:
+            match = _MEMBER.search(member.name)
+            handle = archive.extractfile(member) if match and member.isfile() else None
+            if match and handle is not None:
+                text = handle.read().decode("utf-8").replace("\n", " ").strip()
+                by_label[match.group(2)].append((text, match.group(2)))
+    return [review for pair in zip(by_label["neg"], by_label["pos"], strict=False) for review in pair]
+
+
+def repeated(reviews: list[tuple[str, str]], megabytes: float):
+    """Reviews, cycling, until ``megabytes`` * 10^6 bytes of text have been given."""
+    wanted, given, i = int(megabytes * 1_000_000), 0, 0
+    while given < wanted:
+        text, label = reviews[i % len(reviews)]
+        given += len(text.encode("utf-8"))
+        i += 1
+        yield i, text, label
+
+
+def make_csv(reviews: list[tuple[str, str]], folder: Path, megabytes: float) -> Path:
+    path = folder / f"reviews-{megabytes:g}MB.csv"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for _, text, label in repeated(reviews, megabytes):
+            writer.writerow([text, label])
+    return path
+
+
+def make_folder(reviews: list[tuple[str, str]], folder: Path, megabytes: float) -> Path:
+    root = folder / f"reviews-{megabytes:g}MB"
+    for label in ("neg", "pos"):
+        (root / label).mkdir(parents=True)
+    for i, text, label in repeated(reviews, megabytes):
+        (root / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+def measure(dataset: str, path: Path, cache: Path, work: Path, code: str | None, extra: list[str],
+            timeout: float) -> dict[str, float | str]:
+    """One training process up to its first step: peak RSS (MB) and seconds to that step."""
+    runs = Path(tempfile.mkdtemp(prefix="runs-", dir=work))
+    env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "WORKBENCH_CACHE_DIR": str(cache)}
+    env.pop("WORKBENCH_DATA_DIR", None)
+    if code:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)
+    command = [sys.executable, "-m", "workbench", "train", "--dataset", dataset, "--arch", "gru",
+               "--set", f"data.path={path}", "--set", "train.log_every=1", "--set", "train.threads=1",
+               "--set", "train.epochs=1", "--quiet", *[arg for pair in extra for arg in ("--set", pair)]]
+    started = time.time()
+    child = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, step_at = 0.0, None
+    try:
+        while time.time() - started < timeout:
+            peak = max(peak, peak_rss_mb(child.pid) or 0.0)
+            step_at = first_step_time(runs)
+            if step_at is not None or child.poll() is not None:
+                break
+            time.sleep(POLL_SECONDS)
+        peak = max(peak, peak_rss_mb(child.pid) or 0.0)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        _, err = child.communicate()
+        shutil.rmtree(runs, ignore_errors=True)
+    if step_at is None:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["timed out"]
+        return {"error": tail[0]}
+    return {"peak_mb": peak, "first_step_s": step_at - started}
+
+
+def cache_summary(cache: Path) -> str:
+    """What the cold run left in the data cache: tokens, distinct tokens, id type, bytes on disk."""
+    described = sorted((cache / "texts").glob("*.json"))
+    if not described:
+        return "no token cache"
+    description = json.loads(described[0].read_text(encoding="utf-8"))
+    size = sum(p.stat().st_size for p in (cache / "texts").iterdir() if p.is_file())
+    return (f"{description['tokens']:,} tokens, {len(description['lexicon']):,} distinct, {description['dtype']}, "
+            f"{size / 1e6:.1f} MB on disk")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="../shared/data", help="folder holding imdb/aclImdb*.tar.gz")
+    parser.add_argument("--sizes", default="1,10,100", help="corpus sizes in MB of review text, comma-separated")
+    parser.add_argument("--formats", default="csv", help="csv (text-csv), folder (text-folder), or both")
+    parser.add_argument("--before", default="", help="a folder with the old workbench and workbench_plugins")
+    parser.add_argument("--after", default="", help="likewise for the new code (default: the installed one)")
+    parser.add_argument("--set", action="append", default=[],
+                        help="extra key=value for workbench train (after data.max_length=400, data.max_vocab=10000)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds one process may take to its first step")
+    args = parser.parse_args()
+    reviews = imdb_reviews(Path(args.data_dir))
+    work = Path(tempfile.mkdtemp(prefix="classification-memory-"))
+    code = str(Path(args.before).resolve()) if args.before else ""
+    after = str(Path(args.after).resolve()) if args.after else None
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {len(reviews):,} IMDB reviews repeated; "
+          "gru (defaults), threads=1, data.max_length=400, data.max_vocab=10000")
+    print(f"{'format':>7} {'corpus':>7} {'texts':>8} {'run':>7} {'peak RSS MB':>12} {'first step s':>13}")
+    try:
+        for fmt in args.formats.split(","):
+            dataset, make = {"csv": ("text-csv", make_csv), "folder": ("text-folder", make_folder)}[fmt]
+            for size in (float(s) for s in args.sizes.split(",")):
+                path = make(reviews, work, size)
+                extra = ["data.max_length=400", "data.max_vocab=10000", *args.set]
+                texts = sum(1 for _ in repeated(reviews, size))
+                cache = work / f"cache-{fmt}-{size:g}"
+                runs = ([("before", code)] if code else []) + [("cold", after), ("warm", after)]
+                for label, with_code in runs:
+                    result = measure(dataset, path, cache if label != "before" else work / "cache-before",
+                                     work, with_code, extra, args.timeout)
+                    if "error" in result:
+                        print(f"{fmt:>7} {size:>5g}MB {texts:>8,} {label:>7}  error: {result['error']}")
+                    else:
+                        print(f"{fmt:>7} {size:>5g}MB {texts:>8,} {label:>7} {result['peak_mb']:>12.0f} "
+                              f"{result['first_step_s']:>13.2f}", flush=True)
+                print(f"{'':>7} {'':>7} {'':>8} {'cache':>7}  {cache_summary(cache)}", flush=True)
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+                shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Encoded classification examples as views over a token cache, instead of lists of id lists.
+
+A :class:`TokenExamples` is what :meth:`ClassificationTask.encode` returns for a split a loader
+streamed into the data cache (:mod:`workbench.text_cache`): record numbers, their full lengths,
+their labels, and a table from the cache's lexicon ids to vocabulary ids. It behaves as the list
+of ``(ids, label)`` the in-memory path builds (same length, same items, same batches), but reads
+only the ids of the batch it is asked for from the cache file, so memory holds a few
+integers per example, never the text or its tokens. :class:`TaggedExamples` does the same for
+tagging (words and tags, two id streams sharing one set of offsets).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from workbench.errors import DataError
+from workbench.text_cache import TaggedSplit, TextSplit
+
+
+class TokenExamples(Sequence[tuple[list[int], int]]):
+    """A split's examples: each the (capped) token ids of one cached record and its class."""
+
+    def __init__(self, split: TextSplit, table: np.ndarray, cap: int = 0, keep_end: bool = False) -> None:
+        texts = split.texts
+        full = texts.lengths[split.records]
+        keep = full > 0  # an empty text has nothing to read: skipped, as the in-memory path skips it
+        self.texts = texts
+        self.where = str(texts.path or texts.where)
+        self.starts = texts.offsets[split.records[keep]]
+        self.full = full[keep]
+        self.labels = split.labels[keep]
+        self.table = table
+        self.cap = cap
+        self.keep_end = keep_end
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Each example's length as the model sees it (cut to ``cap``)."""
+        return np.minimum(self.full, self.cap) if self.cap else self.full
+
+    def capped(self, cap: int) -> TokenExamples:
+        """These examples cut to at most ``cap`` tokens (keeping the part ``keep_end`` names)."""
+        subset = copy.copy(self)
+        subset.cap = min(self.cap, cap) if self.cap else cap
+        return subset
+
+    def __getitem__(self, index: Any) -> Any:
+        """Example ``index`` as (ids, label); a slice, a list or an array of indices selects a view
+        (``train.limit``, a distributed run's shard) without reading any ids."""
+        if isinstance(index, (slice, list, np.ndarray, Tensor)):
+            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
+            subset = copy.copy(self)
+            subset.starts, subset.full, subset.labels = self.starts[chosen], self.full[chosen], self.labels[chosen]
+            return subset
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("example index out of range")
+        return self._ids(index).tolist(), int(self.labels[index])
+
+    def _ids(self, index: int) -> np.ndarray:
+        full = int(self.full[index])
+        length = min(full, self.cap) if self.cap else full
+        start = int(self.starts[index]) + (full - length if self.keep_end else 0)
+        raw = self.texts.read(start, start + length).astype(np.int64)
+        if raw.size and int(raw.max()) >= len(self.table):
+            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
+                            "start again")
+        return self.table[raw]
+
+    def pad(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """The examples ``indices`` as a [batch, longest] tensor of ids padded with 0, and their lengths
+        (what :func:`workbench.tasks.base.pad_sequences` gives for their id lists)."""
+        rows = [self._ids(int(i)) for i in indices]
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        tokens = torch.zeros((len(rows), int(lengths.max())), dtype=torch.long)
+        for row, ids in enumerate(rows):
+            tokens[row, : len(ids)] = torch.from_numpy(ids)
+        return tokens, lengths
+
+    def targets(self, indices: Sequence[int]) -> Tensor:
+        return torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)]).long()
+
+
+class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
+    """A tagging split's sentences in the token cache: each item is what :meth:`TaggingTask.encode`
+    builds for it in memory (word ids, the [words, longest word] character ids, tag ids), made from
+    the memory-mapped ids and tags of that sentence only when it is read."""
+
+    def __init__(self, split: TaggedSplit, word_table: np.ndarray, char_matrix: np.ndarray,
+                 char_lengths: np.ndarray, tag_table: np.ndarray) -> None:
+        texts = split.texts
+        full = texts.lengths[split.records]
+        keep = full > 0  # a sentence without words is skipped, as the in-memory path skips it
+        assert texts.tags is not None
+        self.texts = texts
+        self.where = str(texts.path or texts.where)
+        self.starts = texts.offsets[split.records[keep]]
+        self.full = full[keep]
+        self.word_table, self.tag_table = word_table, tag_table
+        self.char_matrix, self.char_lengths = char_matrix, char_lengths
+        self.cap = 0
+
+    def __len__(self) -> int:
+        return len(self.full)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.minimum(self.full, self.cap) if self.cap else self.full
+
+    def capped(self, cap: int) -> TaggedExamples:
+        """Sentences cut to their first ``cap`` words (and tags)."""
+        subset = copy.copy(self)
+        subset.cap = min(self.cap, cap) if self.cap else cap
+        return subset
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (slice, list, np.ndarray, Tensor)):
+            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
+            subset = copy.copy(self)
+            subset.starts, subset.full = self.starts[chosen], self.full[chosen]
+            return subset
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("example index out of range")
+        start, full = int(self.starts[index]), int(self.full[index])
+        raw = self.texts.read(start, start + full).astype(np.int64)
+        tags = self.texts.read(start, start + full, tags=True).astype(np.int64)
+        if (raw.size and int(raw.max()) >= len(self.word_table)) or (tags.size and int(tags.max()) >= len(self.tag_table)):
+            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
+                            "start again")
+        # the width is the sentence's longest word before any cut, as the in-memory encoding keeps it
+        width = int(self.char_lengths[raw].max())
+        length = min(full, self.cap) if self.cap else full
+        chars = torch.from_numpy(self.char_matrix[raw[:length], :width].astype(np.int64))
+        return self.word_table[raw[:length]].tolist(), chars, self.tag_table[tags[:length]].tolist()
