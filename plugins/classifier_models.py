@@ -9,11 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from workbench.api import ModelContext
-from workbench.nn import SequenceEncoder, TokenInput, last_step
+from workbench.nn import NgramBag, SequenceEncoder, TokenInput, last_step
 
 
 class RecurrentClassifier(nn.Module):
-    """tokens -> input vectors -> recurrent encoder -> summary -> linear over classes."""
+    """tokens -> input vectors -> recurrent encoder -> summary -> linear over classes; with
+    ``ngrams`` > 0 the summary is joined by the mean vector of the text's hashed n-grams."""
 
     def __init__(self, context: ModelContext, cell: str, params: dict[str, Any]) -> None:
         super().__init__()
@@ -23,11 +24,18 @@ class RecurrentClassifier(nn.Module):
             cell, self.input.output_size, params["hidden_size"], params["num_layers"], params["bidirectional"],
             params["dropout"], params["sequence_mode"], params.get("nonlinearity", "tanh"),
         )
+        # absent from configs written before the bag existed: those models have none
+        ngrams = int(params.get("ngrams", 0))
+        self.ngrams = (NgramBag(context.vocab_size, ngrams, params["ngram_buckets"], params["embedding_dim"])
+                       if ngrams else None)
+        features = self.encoder.output_size + (self.ngrams.output_size if self.ngrams is not None else 0)
         self.dropout = nn.Dropout(params["dropout"])
-        self.output = nn.Linear(self.encoder.output_size, context.num_classes)
+        self.output = nn.Linear(features, context.num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         _, summary = self.encoder(self.input(tokens), lengths)
+        if self.ngrams is not None:
+            summary = torch.cat([summary, self.ngrams(tokens, lengths)], dim=-1)
         return self.output(self.dropout(summary))
 
 

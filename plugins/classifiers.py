@@ -9,6 +9,13 @@ _COMMON = [
     Param("sequence_mode", str, "padded", "skip padding by masking (padded, fast on CPU) or packing (packed)",
           choices=("padded", "packed")),
 ]
+#: The n-gram bag beside the recurrent summary (workbench.nn.NgramBag), for the fused-cell classifiers.
+_NGRAMS = (
+    Param("ngrams", int, 0, "also read a bag of hashed token n-grams of 1..N tokens (fastText-style) beside "
+          "the recurrent summary; 0 = off", min=0, max=8),
+    Param("ngram_buckets", int, 16384, "hash buckets (learned vectors of embedding_dim) of the n-gram bag",
+          min=1, max=2**22),
+)
 _NONLINEARITY = Param("nonlinearity", str, "tanh", "activation of the recurrent state", choices=("tanh", "relu"))
 
 
@@ -35,20 +42,20 @@ def workbench_architectures() -> list[ArchitectureSpec]:
             tasks=("classification",),
             description="nn.RNN (Elman) classifier: the last hidden state feeds a linear layer",
             build=f"{models}:build_rnn",
-            params=_with(extra=(_NONLINEARITY,)),
+            params=_with(extra=(_NONLINEARITY, *_NGRAMS)),
         ),
         ArchitectureSpec(
             name="lstm",
             tasks=("classification",),
             description="LSTM classifier: gated memory keeps information across long sequences",
             build=f"{models}:build_lstm",
-            params=_with(),
+            params=_with(extra=_NGRAMS),
         ),
         ArchitectureSpec(
             name="gru",
             tasks=("classification",),
             description="GRU classifier: gated like the LSTM with fewer parameters; a good default",
             build=f"{models}:build_gru",
-            params=_with(),
+            params=_with(extra=_NGRAMS),
         ),
     ]

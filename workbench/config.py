@@ -39,6 +39,9 @@ TRAIN_PARAMS: list[Param] = [
     Param("class_weight", str, "none", "classification loss weights: none, balanced (n / (classes x "
           "count): rare classes count as much as common ones), or sqrt (the square root of balanced: a middle "
           "way)", choices=("none", "balanced", "sqrt")),
+    Param("logit_adjustment", float, 0.0, "classification: add this x log(each class's share of the training "
+          "examples) to the logits in the loss only (logit-adjusted loss), so predictions favour rare classes: "
+          "higher balanced accuracy for some top-1 (1 = the paper's choice; 0 = off)", min=0.0, max=4.0),
     Param("clip_grad_norm", float, 5.0, "clip the global gradient norm to this (0 = off)", min=0.0, max=1e6),
     Param("patience", int, 5, "stop after this many epochs without validation improvement (0 = never)",
           min=0, max=10_000),

@@ -28,6 +28,7 @@ __all__ = [
     "ElmanLayer",
     "EquationGRU",
     "EquationLSTM",
+    "NgramBag",
     "RecurrentStack",
     "SEQUENCE_MODES",
     "SequenceEncoder",
@@ -380,3 +381,61 @@ class TokenInput(nn.Module):
             return self.embedding(tokens)
         vectors = F.one_hot(tokens, self.vocab_size).float()
         return vectors * (tokens != self.pad_index).unsqueeze(-1)
+
+
+class NgramBag(nn.Module):
+    """The mean of learned vectors of every token n-gram of 1..``max_n`` tokens (fastText's bag of
+    character n-grams, Joulin et al. 2017; Bojanowski et al. 2017), each n-gram hashed into one of
+    ``buckets`` rows.
+
+    A recurrent summary reads a sequence in order and forgets; the bag sees every short stretch
+    ("ski", "ov>", "<Mc") at once, which is much of what tells a surname's language. Each sequence is
+    framed by a start and an end marker, so n-grams at its edges differ from the same letters
+    inside it; padding never enters the bag. Hashing (a polynomial over token ids modulo a prime)
+    needs no n-gram vocabulary, so it works for any token vocabulary (characters or words) and
+    the checkpoint stays ``buckets x dim`` whatever the data.
+    """
+
+    #: The prime modulus of the rolling hash: codes stay below 2**31, so a code times a token id
+    #: (the vocabulary is far smaller than 2**31) never overflows int64.
+    PRIME = 2_147_483_647
+    MIX = 48_271
+
+    def __init__(self, vocab_size: int, max_n: int, buckets: int, dim: int) -> None:
+        super().__init__()
+        if max_n < 1 or buckets < 1:
+            raise ValueError("NgramBag needs max_n >= 1 and buckets >= 1")
+        self.max_n = max_n
+        self.buckets = buckets
+        self.start_id, self.end_id = vocab_size, vocab_size + 1
+        self.base = vocab_size + 2
+        self.output_size = dim
+        self.bag = nn.EmbeddingBag(buckets, dim, mode="sum")
+
+    def ngram_ids(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``tokens`` [B, T], ``lengths`` [B] -> (bucket ids [B, G], valid [B, G] bool): every n-gram
+        of every length 1..max_n over the framed sequence; ``valid`` is false where one reaches
+        into padding."""
+        batch, max_len = tokens.shape
+        lengths = lengths.to(tokens.device)
+        framed = torch.cat([tokens.new_full((batch, 1), self.start_id), tokens, tokens.new_zeros(batch, 1)], dim=1)
+        positions = torch.arange(max_len + 2, device=tokens.device).unsqueeze(0)
+        framed = torch.where(positions == (lengths + 1).unsqueeze(1), torch.full_like(framed, self.end_id), framed)
+        ids, valid = [], []
+        for n in range(1, self.max_n + 1):
+            count = max_len + 3 - n
+            if count <= 0:
+                break
+            code = torch.full((batch, count), n, dtype=torch.long, device=tokens.device)
+            for k in range(n):
+                code = (code * self.base + framed[:, k : k + count]) % self.PRIME
+            ids.append(code * self.MIX % self.PRIME % self.buckets)
+            valid.append(positions[:, :count] + n - 1 <= (lengths + 1).unsqueeze(1))
+        return torch.cat(ids, dim=1), torch.cat(valid, dim=1)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """``tokens`` [B, T], ``lengths`` [B] -> the mean n-gram vector of each sequence [B, dim]."""
+        ids, valid = self.ngram_ids(tokens, lengths)
+        weights = valid.float()
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return self.bag(ids, per_sample_weights=weights)

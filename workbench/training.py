@@ -32,6 +32,7 @@ class TrainOptions:
     step_size: int
     gamma: float
     class_weight: str
+    logit_adjustment: float
     clip_grad_norm: float
     patience: int
     seed: int

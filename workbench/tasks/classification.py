@@ -42,6 +42,8 @@ class ClassificationTask(Task):
         self._normalize = get_normalizer(normalize)
         #: Per-class loss weights for ``class_weight=balanced`` (None = plain mean cross-entropy).
         self.class_weights: Tensor | None = None
+        #: ``logit_adjustment`` x log(class prior), added to the logits in the training loss (None = off).
+        self.logit_offsets: Tensor | None = None
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -165,18 +167,27 @@ class ClassificationTask(Task):
     def prepare_training(self, train_examples: Sequence[Encoded], options: dict[str, Any]) -> None:
         """``class_weight=balanced`` weighs each class by n / (classes x its count), as scikit-learn's
         "balanced" does, so rare classes (Vietnamese among the surnames) count as much as common ones;
-        ``sqrt`` by the square root of that, a middle way that gives up less top-1 accuracy."""
-        self.class_weights = None
+        ``sqrt`` by the square root of that, a middle way that gives up less top-1 accuracy.
+        ``logit_adjustment`` = tau trains on ``logits + tau x log(prior)`` (Menon et al., "Long-tail
+        learning via logit adjustment", ICLR 2021): the model learns logits that already discount the
+        class prior, so its plain argmax favours rare classes (tau = 1 aims at balanced error)."""
+        self.class_weights = self.logit_offsets = None
         mode = options.get("class_weight", "none")
-        if mode not in ("balanced", "sqrt") or not train_examples:
+        tau = float(options.get("logit_adjustment", 0.0) or 0.0)
+        if (mode not in ("balanced", "sqrt") and not tau) or not train_examples:
             return
         labels = (torch.from_numpy(train_examples.labels) if isinstance(train_examples, TokenExamples)
                   else torch.tensor([label for _, label in train_examples]))
         counts = torch.bincount(labels, minlength=len(self.classes))
         present = counts > 0
-        weights = torch.ones(len(self.classes))
-        weights[present] = len(train_examples) / (int(present.sum()) * counts[present].float())
-        self.class_weights = weights.sqrt() if mode == "sqrt" else weights
+        if tau:
+            # a class absent from training gets the smallest present share, not log(0)
+            shares = counts.float().clamp(min=float(counts[present].min())) / counts.sum()
+            self.logit_offsets = tau * shares.log()
+        if mode in ("balanced", "sqrt"):
+            weights = torch.ones(len(self.classes))
+            weights[present] = len(train_examples) / (int(present.sum()) * counts[present].float())
+            self.class_weights = weights.sqrt() if mode == "sqrt" else weights
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
         logits = model(**batch.inputs)
@@ -184,6 +195,11 @@ class ClassificationTask(Task):
         weight = self.class_weights
         if weight is not None and weight.device != logits.device:
             weight = self.class_weights = weight.to(logits.device)
+        offsets = self.logit_offsets
+        if offsets is not None:
+            if offsets.device != logits.device:
+                offsets = self.logit_offsets = offsets.to(logits.device)
+            logits = logits + offsets.to(logits.dtype)
         return F.cross_entropy(logits, batch.targets, weight=weight), correct
 
     @torch.no_grad()
