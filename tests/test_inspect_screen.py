@@ -24,7 +24,8 @@ def tiny_trained() -> Any:
     registry = get_registry()
     task = ClassificationTask.from_data(ClassificationTask.synthetic_data())
     config = resolve_config(registry, "names", "lstm", "cpu",
-                            ["model.hidden_size=16", "model.embedding_dim=8", "model.num_layers=2"])
+                            ["model.hidden_size=16", "model.embedding_dim=8", "model.num_layers=2",
+                             "model.ngrams=0"])  # the recurrence alone: interventions act on it
     torch.manual_seed(0)
     model = build_model(config, task, registry)
     examples = task.encode(ClassificationTask.synthetic_data())["train"]
