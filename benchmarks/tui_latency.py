@@ -215,6 +215,54 @@ def dataset_list(work: Path, runs: Path, data: Path, names: list[str], presses: 
     return delays
 
 
+def generate_latency(work: Path, runs: Path, data: Path, seconds: float, every: float) -> dict[str, object]:
+    """Key-to-repaint during one long generation: a digit typed into the priming field every
+    ``every`` seconds while the output streams in; seconds from each key to its echo."""
+    delays: list[tuple[float, float]] = []
+    with started(work, app_command(work, runs, data), "g") as (pane, _):
+        pane.wait(lambda s: "names  (classification)" in s or "Dataset" in s, 60, "the setup screen")
+        pane.keys("F6")
+        pane.wait(lambda s: "enter or ctrl+g generates" in s, 60, "the language model")
+        time.sleep(0.5)
+        pane.keys("Tab")  # the priming field has focus: on to length (its text selected on focus)
+        time.sleep(0.5)
+        pane.keys("BSpace")
+        pane.keys("99999", literal=True)  # longer than the measurement (the field shows five digits)
+        pane.wait(lambda s: "99999" in s, 10, "the length")
+        pane.keys("BTab")
+        time.sleep(0.5)
+        pane.keys("Q", literal=True)
+        pane.wait(lambda s: "Q" in s.split("generated text")[0], 10, "the priming text")
+        pane.keys("Enter")
+        pane.wait(lambda s: "generating" in s, 30, "the generation")
+        begun = time.perf_counter()
+        typed = "Q"
+        while time.perf_counter() - begun < seconds:
+            time.sleep(every)
+            typed += str(len(typed) % 10)
+            start = time.perf_counter()
+            pane.keys(typed[-1], literal=True)
+            pane.wait(lambda s, t=typed: t in s.split("generated text")[0], 30, f"the echo of {typed!r}")
+            delays.append((start - begun, time.perf_counter() - start))
+        pane.keys("Escape")
+        stopped = pane.wait(lambda s: "stopped:" in s, 60, "the generation to stop")
+        del stopped
+        found = re.search(r"stopped: (\d+) characters", pane.capture())
+    return {"delays": delays, "characters": int(found.group(1)) if found else -1}
+
+
+def generate_figures(work: Path, data: Path, models: dict[str, Path]) -> None:
+    found = generate_latency(work, models["tinyshakespeare"], data, seconds=24.0, every=2.0)
+    delays = found["delays"]
+    assert isinstance(delays, list)
+    shown = ", ".join(f"{at:.0f}s {delay:.2f}" for at, delay in delays)
+    late = [delay for at, delay in delays if at >= 12]
+    print(f"generate, key to echo while a long text streams in (seconds into it: delay s): {shown}; "
+          f"median {statistics.median(d for _, d in delays):.2f}, max {max(d for _, d in delays):.2f}, "
+          f"after 12 s median {statistics.median(late) if late else float('nan'):.2f}; "
+          f"{found['characters']} characters when stopped", flush=True)
+
+
 # -- set-up ------------------------------------------------------------------------------------
 def train(runs: Path, data: Path, dataset: str, *settings: str) -> None:
     env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "WORKBENCH_DATA_DIR": str(data)}
@@ -252,6 +300,8 @@ def run_condition(label: str, work: Path, data: Path, models: dict[str, Path], r
         paint_figures(work, data, models, reps)
     if "predict" in parts:
         predict_figures(work, data, models)
+    if "generate" in parts:
+        generate_figures(work, data, models)
     if "list" in parts:
         from workbench.tui.setup import FORM_DELAY
 
@@ -286,7 +336,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--conditions", default="quiet,busy")
     parser.add_argument("--busy-procs", type=int, default=2)
-    parser.add_argument("--parts", default="paint,predict,list", help="which figures: paint, predict, list")
+    parser.add_argument("--parts", default="paint,predict,list,generate",
+                        help="which figures: paint, predict, list, generate")
     parser.add_argument("--bytecode", choices=["cached", "none"], default="cached",
                         help="cached: as after pip install or a first start (default); none: compile at every start")
     parser.add_argument("--minimal-app", action="store_true", help=argparse.SUPPRESS)
@@ -305,6 +356,9 @@ def main() -> int:
     train(models["names"], data, "names", "limit=4000")
     if "predict" in args.parts:
         train(models["rt-polarity"], data, "rt-polarity", "limit=2000")
+    if "generate" in args.parts:
+        models["tinyshakespeare"] = work / "runs-lm"
+        train(models["tinyshakespeare"], data, "tinyshakespeare", "limit=200")
     names = dataset_names()
     parts = set(args.parts.split(","))
     for condition in args.conditions.split(","):
