@@ -131,6 +131,28 @@ async def test_f2_returns_to_the_same_setup_screen(tmp_path):
         assert app.screen is first
 
 
+async def test_a_row_built_for_an_invalid_value_shows_it_invalid_at_once(tmp_path):
+    """Rows start with the class their validation gives them (so Textual does not restyle them before
+    they are mounted): a value typed for one dataset that does not fit comes back marked invalid."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#p-data-length")) or screen.dataset != "brackets")
+        screen._select_dataset("brackets")
+        await wait_for(pilot, lambda: bool(screen.query("#p-data-length")))
+        field = screen.query_one("#p-data-length")
+        assert field.has_class("-valid") and not field.has_class("-invalid")
+        screen.edited["data.length"] = "many"  # as typed before moving on
+        screen._select_dataset("majority")  # no `length` there: the row goes
+        await wait_for(pilot, lambda: not screen.query("#p-data-length"))
+        screen._select_dataset("brackets")  # and is built again, for the typed value
+        await wait_for(pilot, lambda: bool(screen.query("#p-data-length")))
+        field = screen.query_one("#p-data-length")
+        assert field.value == "many" and field.has_class("-invalid") and not field.has_class("-valid")
+        other = screen.query_one("#p-data-pairs")
+        assert other.has_class("-valid") and not other.has_class("-invalid")
+
+
 # -- predict as you type -------------------------------------------------------------------------
 class SlowTask:
     """A model that holds the interpreter lock for a while on every prediction (Python-heavy work)."""

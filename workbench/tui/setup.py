@@ -410,9 +410,13 @@ class SetupScreen(Screen[None]):
 
     @staticmethod
     def _field_row(namespace: str, param: Param, value: str) -> Horizontal:
+        validator = ParamValidator(param)
         field_args: dict[str, Any] = {
-            "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
+            "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [validator],
             "valid_empty": False, "tooltip": param.help,
+            # the class its first validation gives it: Textual restyles a field whose class changes,
+            # mounted or not, which was two thirds of building a row (issue 12)
+            "classes": "-valid" if validator.validate(value).is_valid else "-invalid",
         }
         choices = ([show_value(c) for c in param.choices] if param.choices is not None
                    else ["true", "false"] if param.type is bool else None)
