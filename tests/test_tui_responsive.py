@@ -131,6 +131,7 @@ async def test_f2_returns_to_the_same_setup_screen(tmp_path):
         assert app.screen is first
 
 
+@pytest.mark.slow
 async def test_a_row_built_for_an_invalid_value_shows_it_invalid_at_once(tmp_path):
     """Rows start with the class their validation gives them (so Textual does not restyle them before
     they are mounted): a value typed for one dataset that does not fit comes back marked invalid."""
