@@ -247,8 +247,8 @@ def generate_latency(work: Path, runs: Path, data: Path, seconds: float, every: 
         pane.keys("Tab")  # the priming field has focus: on to length (its text selected on focus)
         time.sleep(0.5)
         pane.keys("BSpace")
-        pane.keys("99999", literal=True)  # longer than the measurement (the field shows five digits)
-        pane.wait(lambda s: "99999" in s, 10, "the length")
+        pane.keys("999999", literal=True)  # longer than the measurement (the field shows six digits)
+        pane.wait(lambda s: "999999" in s, 10, "the length")
         pane.keys("BTab")
         time.sleep(0.5)
         pane.keys("Q", literal=True)
@@ -265,9 +265,8 @@ def generate_latency(work: Path, runs: Path, data: Path, seconds: float, every: 
             pane.wait(lambda s, t=typed: t in s.split("generated text")[0], 30, f"the echo of {typed!r}")
             delays.append((start - begun, time.perf_counter() - start))
         pane.keys("Escape")
-        stopped = pane.wait(lambda s: "stopped:" in s, 60, "the generation to stop")
-        del stopped
-        found = re.search(r"stopped: (\d+) characters", pane.capture())
+        pane.wait(lambda s: "stopped:" in s or "done:" in s, 60, "the generation to stop")
+        found = re.search(r"(?:stopped|done): (\d+) characters", pane.capture())
     return {"delays": delays, "characters": int(found.group(1)) if found else -1}
 
 
