@@ -383,6 +383,9 @@ def main() -> int:
         train(models["tinyshakespeare"], data, "tinyshakespeare", "limit=200")
     names = dataset_names()
     parts = set(args.parts.split(","))
+    # a session that lives as long as the benchmark: the server does not exit (and restart, racing the
+    # next `tmux new`) each time the last measured session is closed
+    subprocess.run([*TMUX, "new", "-d", "-s", "holder"], check=True)
     try:
         run_conditions(args, work, data, models, names, parts)
     finally:
