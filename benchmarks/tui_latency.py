@@ -5,14 +5,18 @@ Prints, for each condition (quiet; then two spinning processes started here, ``-
 - first paint: seconds from typing the command in a shell to the setup screen's "Dataset" label,
   for ``workbench`` and for a minimal Textual app (header, list, footer; ``--minimal-app``),
   interleaved rep by rep, and their ratio (median over median); also when the dataset list is filled
-  ("ready");
+  ("ready"), and the CPU time each process had used when its first frame was seen (``/proc``; less
+  sensitive to a crowded machine than the wall clock, in steps of the kernel's 10 ms tick);
 - Predict: typing a surname into a names model and a short review into a word-level sentiment model
   (rt-polarity) at eight characters a second: how late each character is echoed (median, max) and how
   long after the last key the answer for the whole text appears; then the same text pasted at once;
 - the dataset list: seconds from each Down press to the description of the next dataset, presses
-  0.3 s apart, then presses timed to land as the form starts to change for the dataset before.
+  0.3 s apart, then presses timed to land as the form starts to change for the dataset before;
+- Generate: a character language model (tinyshakespeare, one short epoch) generating a long text at
+  80x24; a key typed into the priming field every 2 s for 24 s, seconds from each key to its echo,
+  and how many characters were generated meanwhile.
 
-The two models are trained first (one short epoch each, with the CLI) into a temporary folder.
+The models are trained first (one short epoch each, with the CLI) into a temporary folder.
 
 Bytecode: by default (``--bytecode cached``) both apps start with Python's bytecode cache in a
 folder of the benchmark's own (``PYTHONPYCACHEPREFIX``), written by one unmeasured start of each, as on
@@ -23,7 +27,7 @@ the app's first paint only, and of Textual's to both.
 A poll of ``tmux capture-pane`` costs a few milliseconds, so figures have that resolution.
 
 usage: python benchmarks/tui_latency.py [--data ../shared/data] [--reps 5] [--conditions quiet,busy]
-                                        [--parts paint,predict,list] [--bytecode cached|none]
+                                        [--parts paint,predict,list,generate] [--bytecode cached|none]
        python benchmarks/tui_latency.py --minimal-app     (the baseline app, run by the benchmark itself)
 """
 
@@ -46,6 +50,9 @@ HERE = Path(__file__).resolve().parent.parent
 TYPING_INTERVAL = 0.125  # eight characters a second
 NAME = "Dostoevsky"
 REVIEW = "a gorgeous, witty and moving film"
+#: tmux on a server of the benchmark's own: other people's tmux sessions (and a server they restart)
+#: on a shared machine are left alone, and every app gets this process's environment.
+TMUX = ["tmux", "-L", f"wblat{os.getpid()}"]
 #: Environment for every app started (see --bytecode); set by main().
 PYTHON_ENV = ""
 
@@ -74,16 +81,16 @@ class Pane:
 
     def __init__(self, work: Path, name: str) -> None:
         self.session = f"wblat{os.getpid()}{name}"
-        subprocess.run(["tmux", "new", "-d", "-s", self.session, "-x", str(WIDTH), "-y", str(HEIGHT),
+        subprocess.run([*TMUX, "new", "-d", "-s", self.session, "-x", str(WIDTH), "-y", str(HEIGHT),
                         f"cd {work} && exec bash --norc --noprofile"], check=True)
         time.sleep(0.8)  # let the shell settle
 
     def capture(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True,
+        return subprocess.run([*TMUX, "capture-pane", "-p", "-t", self.session], capture_output=True,
                               text=True).stdout
 
     def keys(self, *keys: str, literal: bool = False) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, *(["-l"] if literal else []), *keys], check=True)
+        subprocess.run([*TMUX, "send-keys", "-t", self.session, *(["-l"] if literal else []), *keys], check=True)
 
     def wait(self, found: Callable[[str], bool], timeout: float, what: str) -> float:
         """Seconds until ``found(screen)``; exits with the screen when it never comes."""
@@ -96,10 +103,18 @@ class Pane:
                 raise SystemExit(f"timed out after {timeout} s waiting for {what}; the screen shows:\n{screen}")
             time.sleep(0.005)
 
+    def app_cpu(self) -> float:
+        """CPU seconds (user + system, all threads) used so far by the command the shell runs."""
+        shell = subprocess.run([*TMUX, "display", "-p", "-t", self.session, "#{pane_pid}"], capture_output=True,
+                               text=True).stdout.strip()
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        fields = Path(f"/proc/{children[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, "C-q"], capture_output=True)
+        subprocess.run([*TMUX, "send-keys", "-t", self.session, "C-q"], capture_output=True)
         time.sleep(0.3)
-        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", self.session], capture_output=True)
 
 
 def app_command(work: Path, runs: Path, data: Path) -> str:
@@ -123,20 +138,25 @@ def started(work: Path, command: str, tag: str) -> Iterator[tuple[Pane, float]]:
 
 # -- measurements ------------------------------------------------------------------------------
 def first_paint(work: Path, runs: Path, data: Path, reps: int) -> dict[str, list[float]]:
-    found: dict[str, list[float]] = {"minimal": [], "workbench": [], "ready": []}
+    found: dict[str, list[float]] = {"minimal": [], "workbench": [], "ready": [], "minimal cpu": [],
+                                     "workbench cpu": []}
     minimal = f"{PYTHON_ENV}{sys.executable} {Path(__file__).resolve()} --minimal-app"
     for rep in range(-1, reps):  # rep -1 is not measured: it writes the bytecode cache, if one is kept
         with started(work, minimal, f"m{rep}") as (pane, start):
             pane.wait(lambda s: "Dataset" in s, 60, "the minimal app")
             minimal_paint = time.perf_counter() - start
+            minimal_cpu = pane.app_cpu()
         with started(work, app_command(work, runs, data), f"w{rep}") as (pane, start):
             pane.wait(lambda s: "Dataset" in s, 60, "the setup screen")
             paint = time.perf_counter() - start
+            cpu = pane.app_cpu()
             pane.wait(lambda s: "names  (classification)" in s, 60, "the dataset list")
             if rep >= 0:
                 found["minimal"].append(minimal_paint)
                 found["workbench"].append(paint)
                 found["ready"].append(time.perf_counter() - start)
+                found["minimal cpu"].append(minimal_cpu)
+                found["workbench cpu"].append(cpu)
     return found
 
 
@@ -215,6 +235,53 @@ def dataset_list(work: Path, runs: Path, data: Path, names: list[str], presses: 
     return delays
 
 
+def generate_latency(work: Path, runs: Path, data: Path, seconds: float, every: float) -> dict[str, object]:
+    """Key-to-repaint during one long generation: a digit typed into the priming field every
+    ``every`` seconds while the output streams in; seconds from each key to its echo."""
+    delays: list[tuple[float, float]] = []
+    with started(work, app_command(work, runs, data), "g") as (pane, _):
+        pane.wait(lambda s: "names  (classification)" in s or "Dataset" in s, 60, "the setup screen")
+        pane.keys("F6")
+        pane.wait(lambda s: "enter or ctrl+g generates" in s, 60, "the language model")
+        time.sleep(0.5)
+        pane.keys("Tab")  # the priming field has focus: on to length (its text selected on focus)
+        time.sleep(0.5)
+        pane.keys("BSpace")
+        pane.keys("999999", literal=True)  # longer than the measurement (the field shows six digits)
+        pane.wait(lambda s: "999999" in s, 10, "the length")
+        pane.keys("BTab")
+        time.sleep(0.5)
+        pane.keys("Q", literal=True)
+        pane.wait(lambda s: "Q" in s.split("generated text")[0], 10, "the priming text")
+        pane.keys("Enter")
+        pane.wait(lambda s: "generating" in s, 30, "the generation")
+        begun = time.perf_counter()
+        typed = "Q"
+        while time.perf_counter() - begun < seconds:
+            time.sleep(every)
+            typed += str(len(typed) % 10)
+            start = time.perf_counter()
+            pane.keys(typed[-1], literal=True)
+            pane.wait(lambda s, t=typed: t in s.split("generated text")[0], 30, f"the echo of {typed!r}")
+            delays.append((start - begun, time.perf_counter() - start))
+        pane.keys("Escape")
+        pane.wait(lambda s: "stopped:" in s or "done:" in s, 60, "the generation to stop")
+        found = re.search(r"(?:stopped|done): (\d+) characters", pane.capture())
+    return {"delays": delays, "characters": int(found.group(1)) if found else -1}
+
+
+def generate_figures(work: Path, data: Path, models: dict[str, Path]) -> None:
+    found = generate_latency(work, models["tinyshakespeare"], data, seconds=24.0, every=2.0)
+    delays = found["delays"]
+    assert isinstance(delays, list)
+    shown = ", ".join(f"{at:.0f}s {delay:.2f}" for at, delay in delays)
+    late = [delay for at, delay in delays if at >= 12]
+    print(f"generate, key to echo while a long text streams in (seconds into it: delay s): {shown}; "
+          f"median {statistics.median(d for _, d in delays):.2f}, max {max(d for _, d in delays):.2f}, "
+          f"after 12 s median {statistics.median(late) if late else float('nan'):.2f}; "
+          f"{found['characters']} characters when stopped", flush=True)
+
+
 # -- set-up ------------------------------------------------------------------------------------
 def train(runs: Path, data: Path, dataset: str, *settings: str) -> None:
     env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "WORKBENCH_DATA_DIR": str(data)}
@@ -252,6 +319,8 @@ def run_condition(label: str, work: Path, data: Path, models: dict[str, Path], r
         paint_figures(work, data, models, reps)
     if "predict" in parts:
         predict_figures(work, data, models)
+    if "generate" in parts:
+        generate_figures(work, data, models)
     if "list" in parts:
         from workbench.tui.setup import FORM_DELAY
 
@@ -270,6 +339,9 @@ def paint_figures(work: Path, data: Path, models: dict[str, Path], reps: int) ->
           f"{statistics.median(paint['workbench']):.2f}")
     print(f"datasets listed, workbench (s):       {fmt(paint['ready'])}  median {statistics.median(paint['ready']):.2f}")
     print(f"first paint ratio workbench / minimal: {ratio:.2f}", flush=True)
+    cpu_ratio = statistics.median(paint["workbench cpu"]) / statistics.median(paint["minimal cpu"])
+    print(f"CPU at first paint (process, s; read when the frame is seen): minimal {fmt(paint['minimal cpu'])}, "
+          f"workbench {fmt(paint['workbench cpu'])}; ratio of medians {cpu_ratio:.2f}", flush=True)
 
 
 def predict_figures(work: Path, data: Path, models: dict[str, Path]) -> None:
@@ -286,7 +358,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--conditions", default="quiet,busy")
     parser.add_argument("--busy-procs", type=int, default=2)
-    parser.add_argument("--parts", default="paint,predict,list", help="which figures: paint, predict, list")
+    parser.add_argument("--parts", default="paint,predict,list,generate",
+                        help="which figures: paint, predict, list, generate")
     parser.add_argument("--bytecode", choices=["cached", "none"], default="cached",
                         help="cached: as after pip install or a first start (default); none: compile at every start")
     parser.add_argument("--minimal-app", action="store_true", help=argparse.SUPPRESS)
@@ -305,8 +378,23 @@ def main() -> int:
     train(models["names"], data, "names", "limit=4000")
     if "predict" in args.parts:
         train(models["rt-polarity"], data, "rt-polarity", "limit=2000")
+    if "generate" in args.parts:
+        models["tinyshakespeare"] = work / "runs-lm"
+        train(models["tinyshakespeare"], data, "tinyshakespeare", "limit=200")
     names = dataset_names()
     parts = set(args.parts.split(","))
+    # a session that lives as long as the benchmark: the server does not exit (and restart, racing the
+    # next `tmux new`) each time the last measured session is closed
+    subprocess.run([*TMUX, "new", "-d", "-s", "holder"], check=True)
+    try:
+        run_conditions(args, work, data, models, names, parts)
+    finally:
+        subprocess.run([*TMUX, "kill-server"], capture_output=True)
+    return 0
+
+
+def run_conditions(args: argparse.Namespace, work: Path, data: Path, models: dict[str, Path], names: list[str],
+                   parts: set[str]) -> None:
     for condition in args.conditions.split(","):
         if condition == "busy":
             with spinners(args.busy_procs):
@@ -314,7 +402,6 @@ def main() -> int:
                 run_condition(f"busy: {args.busy_procs} spinning processes", work, data, models, args.reps, names, parts)
         else:
             run_condition("quiet (nothing started here)", work, data, models, args.reps, names, parts)
-    return 0
 
 
 if __name__ == "__main__":

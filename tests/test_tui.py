@@ -162,6 +162,7 @@ async def test_setup_offers_fitting_architectures_defaults_and_validates_as_you_
     app = make_app(runs_root)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#p-train-lr")))  # built just after the first frame
         assert screen.dataset == "names" and screen.arch == "gru"  # the dataset's default architecture
         archs = screen.query_one("#archs")
         from workbench.registry import get_registry
@@ -551,6 +552,8 @@ def _snap_app(runs_root: Path) -> WorkbenchApp:
 
 async def _settle_setup(pilot) -> None:
     """The setup form with its device list and its model-size line (a worker's result) drawn."""
+    # an auto pilot starts once the app is mounted, maybe before the setup screen has composed
+    await wait_for(pilot, lambda: bool(pilot.app.screen.query("#devices")))
     await wait_for(pilot, lambda: pilot.app.screen.query_one("#devices").option_count == 4)
     await wait_for(pilot, lambda: pilot.app.screen.query_one("#estimate").display, timeout=60)
 

@@ -81,6 +81,79 @@ def test_what_the_first_frame_needs_imports_no_plugins_and_no_torch():
     assert result.stdout.strip() == "[]"
 
 
+#: What the path to the first frame no longer imports (issue 12, fourth pass): each was measured on it.
+NOT_BEFORE_THE_FIRST_FRAME = ("torch", "pluggy", "importlib.metadata", "workbench.registry", "workbench_plugins",
+                              "argparse", "tomllib", "workbench.cli", "workbench.config", "workbench.params",
+                              "workbench.runs", "workbench.events", "workbench.launch", "workbench.devices",
+                              "workbench.tui.monitor")
+
+
+def test_workbench_with_no_arguments_goes_straight_to_the_app():
+    """`workbench` and `python -m workbench` with no arguments: no parser, no headless commands, no run
+    machinery before the app runs; the setup screen and the app class are all it needs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.tui.app as app_module, workbench.__main__ as entry\n"
+            "def run_app(args=None):\n"
+            "    app = app_module.WorkbenchApp(); app.get_default_screen()\n"
+            f"    print(sorted(m for m in {NOT_BEFORE_THE_FIRST_FRAME!r} if m in sys.modules))\n"
+            "    return 7\n"
+            "app_module.run_app = run_app\n"
+            "sys.exit(entry.main([]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 7, result.stderr  # the app's status is the command's
+    assert result.stdout.strip() == "[]"
+    # anything else is the CLI, as before
+    version = subprocess.run([sys.executable, "-m", "workbench", "--version"], capture_output=True, text=True,
+                             timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("workbench "), version.stderr
+
+
+def test_the_first_screen_is_not_built_as_a_mode():
+    """Textual builds a MODES screen with a full reparse of the stylesheet (~80 ms of CPU before the
+    first frame on a busy 2-core box): the setup screen is the default screen, and F2 still finds it."""
+    app = WorkbenchApp(runs_root=Path("/nonexistent/runs"), keys_file=Path("/nonexistent/keys.toml"))
+    assert "setup" not in app.MODES and app.DEFAULT_MODE == "setup"
+    assert type(app.get_default_screen()).__name__ == "SetupScreen"
+
+
+async def test_f2_returns_to_the_same_setup_screen(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        first = app.screen
+        await wait_for(pilot, lambda: bool(first.query("#p-train-epochs")))
+        assert app.current_mode == "setup"
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: app.current_mode == "runs")
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: app.current_mode == "setup")
+        assert app.screen is first
+
+
+@pytest.mark.slow
+async def test_a_row_built_for_an_invalid_value_shows_it_invalid_at_once(tmp_path):
+    """Rows start with the class their validation gives them (so Textual does not restyle them before
+    they are mounted): a value typed for one dataset that does not fit comes back marked invalid."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#p-data-length")) or screen.dataset != "brackets")
+        screen._select_dataset("brackets")
+        await wait_for(pilot, lambda: bool(screen.query("#p-data-length")))
+        field = screen.query_one("#p-data-length")
+        assert field.has_class("-valid") and not field.has_class("-invalid")
+        screen.edited["data.length"] = "many"  # as typed before moving on
+        screen._select_dataset("majority")  # no `length` there: the row goes
+        await wait_for(pilot, lambda: not screen.query("#p-data-length"))
+        screen._select_dataset("brackets")  # and is built again, for the typed value
+        await wait_for(pilot, lambda: bool(screen.query("#p-data-length")))
+        field = screen.query_one("#p-data-length")
+        assert field.value == "many" and field.has_class("-invalid") and not field.has_class("-valid")
+        other = screen.query_one("#p-data-pairs")
+        assert other.has_class("-valid") and not other.has_class("-invalid")
+
+
 # -- predict as you type -------------------------------------------------------------------------
 class SlowTask:
     """A model that holds the interpreter lock for a while on every prediction (Python-heavy work)."""

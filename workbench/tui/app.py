@@ -9,7 +9,6 @@ imported in this process only to load a checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -23,16 +22,21 @@ from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.screen import Screen
 
+from workbench import settings
 from workbench.errors import WorkbenchError
-from workbench.runs import ACTIVE_STATES, Run, default_runs_dir, list_runs
 from workbench.tui.keygate import KeyGate
 from workbench.tui.keys import key_conflicts, keymap_path, load_keymap
-from workbench.tui.launch import Launched, start_training
-from workbench.tui.monitor import RunMonitor
 from workbench.tui.widgets import FOCUS_CSS, NoControlCharacters
 
-if TYPE_CHECKING:  # imported by the worker that loads the plugins, after the first paint
+if TYPE_CHECKING:
+    import argparse
+
+    # the registry is imported by the worker that loads the plugins, after the first paint; runs,
+    # their monitors and the launcher (run events, configs) when a run is first watched or started
     from workbench.registry import Registry
+    from workbench.runs import Run
+    from workbench.tui.launch import Launched
+    from workbench.tui.monitor import RunMonitor
 
 POLL_SECONDS = 0.25
 #: Mode name -> (title shown in help and the palette, screen class).
@@ -58,10 +62,20 @@ def screens() -> dict[str, tuple[str, type[Screen[Any]]]]:
     return {mode: (title, screen_class(mode)) for mode, (title, _) in SCREEN_PATHS.items()}
 
 
+def _mode_screen(mode: str) -> Screen[Any]:
+    return screen_class(mode)()
+
+
+#: The mode the app opens in. Its screen comes from ``get_default_screen`` and the mode is declared
+#: only once it is shown (``on_mount``): Textual builds a MODES screen with a full reparse and
+#: re-application of the stylesheet, which delayed the first frame by ~80 ms of CPU (issue 12).
+FIRST_MODE = "setup"
+
+
 class WorkbenchApp(App[int]):
     TITLE = "workbench"
-    MODES = {name: partial(lambda mode: screen_class(mode)(), name) for name in SCREEN_PATHS}
-    DEFAULT_MODE = "setup"
+    MODES = {name: partial(_mode_screen, name) for name in SCREEN_PATHS if name != FIRST_MODE}
+    DEFAULT_MODE = FIRST_MODE
     ENABLE_COMMAND_PALETTE = True
     CSS = FOCUS_CSS
 
@@ -81,7 +95,7 @@ class WorkbenchApp(App[int]):
     def __init__(self, runs_root: Path | None = None, registry: Registry | None = None,
                  keys_file: Path | None = None) -> None:
         super().__init__()
-        self.runs_root = runs_root or default_runs_dir()
+        self.runs_root = runs_root or settings.current().runs_dir  # workbench.runs.default_runs_dir
         self._plugin_registry = registry
         self._plugin_registry_lock = threading.Lock()
         self._plugins_ready = registry is not None
@@ -116,7 +130,12 @@ class WorkbenchApp(App[int]):
             self.set_keymap(keymap)
             self._key_notes.append(f"{len(keymap)} key(s) remapped from {self.keys_file}")
 
+    def get_default_screen(self) -> Screen[Any]:
+        """The first screen: the setup screen, outside MODES until it is up (see FIRST_MODE)."""
+        return _mode_screen(FIRST_MODE)
+
     def on_mount(self) -> None:
+        self.add_mode(FIRST_MODE, partial(_mode_screen, FIRST_MODE))  # its stack exists: switch_mode finds it
         for problem in self._key_problems:
             self.report_problem("keys", problem)
         if self._plugins_ready:
@@ -149,6 +168,11 @@ class WorkbenchApp(App[int]):
         for callback in waiters:
             callback()
         self.call_after_refresh(self._check_keymap)  # imports every screen: after the setup screen is filled
+
+    @property
+    def plugins_ready(self) -> bool:
+        """Whether the plugins are loaded (given to the app, or loaded by its worker)."""
+        return self._plugins_ready
 
     def when_plugins_loaded(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the UI thread once the plugins are loaded (now if they are)."""
@@ -212,6 +236,8 @@ class WorkbenchApp(App[int]):
     def watch_run(self, run: Run, make_current: bool = False) -> RunMonitor:
         monitor = self.monitors.get(run.id)
         if monitor is None:
+            from workbench.tui.monitor import RunMonitor
+
             monitor = RunMonitor(run)
             monitor.poll()
             self.monitors[run.id] = monitor
@@ -283,6 +309,8 @@ class WorkbenchApp(App[int]):
 
     # -- run control -----------------------------------------------------------------------
     def start_run(self, config: Any, processes: int = 1) -> Run | None:
+        from workbench.tui.launch import start_training
+
         try:
             launched = start_training(config, self.runs_root, processes)
         except (OSError, WorkbenchError) as exc:
@@ -296,6 +324,8 @@ class WorkbenchApp(App[int]):
         return launched.run
 
     def toggle_pause(self, run: Run) -> None:
+        from workbench.runs import ACTIVE_STATES
+
         state = run.status().get("state")
         if state not in ACTIVE_STATES:
             self.notify(f"{run.id} is {state}, not training", severity="warning")
@@ -305,6 +335,8 @@ class WorkbenchApp(App[int]):
         self.notify(f"asked {run.id} to {'resume' if paused else 'pause'}")
 
     def stop_run(self, run: Run) -> None:
+        from workbench.runs import ACTIVE_STATES
+
         state = run.status().get("state")
         if state not in ACTIVE_STATES:
             self.notify(f"{run.id} is {state}, not training", severity="warning")
@@ -372,6 +404,8 @@ class WorkbenchApp(App[int]):
         monitor = self.current_monitor()
         if monitor is not None and (not generating or self.run_generates(monitor.run)):
             candidates.append(monitor.run)
+        from workbench.runs import list_runs
+
         newest = sorted(list_runs(self.runs_root), key=lambda r: r.path.stat().st_mtime, reverse=True)
         candidates.extend(r for r in newest if not generating or self.run_generates(r))
         for candidate in candidates:

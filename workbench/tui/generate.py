@@ -7,11 +7,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal
 from textual.widgets import Input, Label, Static
 
 from workbench.errors import ParamError, WorkbenchError
@@ -21,6 +20,7 @@ from workbench.terminal import printable
 from workbench.tui.guards import from_worker
 from workbench.tui.predict import ModelScreen
 from workbench.tui.setup import ParamValidator
+from workbench.tui.stream_text import StreamText
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
 
 if TYPE_CHECKING:
@@ -82,8 +82,7 @@ class GenerateScreen(ModelScreen):
                         tooltip="from character STEP on, counting the prime's first: LAYER:UNIT@STEP zeroes a unit, "
                         "LAYER:UNIT=VALUE@STEP clamps it (* for all), [LAYER:]GATE=VALUE@STEP forces a gate")
         yield Static("", id="gen-hint")
-        with VerticalScroll(id="out-box"):
-            yield Static("", id="out")
+        yield StreamText(id="out-box")  # appending costs the same however long the text gets
         yield footer()
 
     def on_mount(self) -> None:
@@ -139,7 +138,9 @@ class GenerateScreen(ModelScreen):
         self._stop = threading.Event()
         prime = self.query_one("#prime", Input).value
         self.text = prime
-        self.query_one("#out", Static).update(Text(printable(self.text)))
+        out = self.query_one("#out-box", StreamText)
+        out.clear()
+        out.append(printable(prime))
         self.generating = True
         self._generation += 1
         self.query_one("#gen-hint", Static).update("generating… escape stops")
@@ -189,8 +190,7 @@ class GenerateScreen(ModelScreen):
         if generation != self._generation:
             return  # a stopped, superseded generation
         self.text += chunk
-        self.query_one("#out", Static).update(Text(printable(self.text)))
-        self.query_one("#out-box", VerticalScroll).scroll_end(animate=False)
+        self.query_one("#out-box", StreamText).append(printable(chunk))
 
     @from_worker
     def _finish(self, chunk: str, message: str, generation: int) -> None:

@@ -14,7 +14,6 @@ to keys::
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,6 +35,8 @@ def load_keymap(known_ids: set[str] | None, path: Path | None = None) -> tuple[d
     file = path or keymap_path()
     if not file.is_file():
         return {}, []
+    import tomllib  # only with a keys file: not on the way to the first frame otherwise
+
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:

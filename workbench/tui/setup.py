@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +20,14 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench import settings
-from workbench.config import RunConfig, plan_run, resolve_config
-from workbench.devices import DeviceInfo, list_devices_in_child
 from workbench.errors import ParamError, WorkbenchError
-from workbench.params import Param
 from workbench.tui.guards import from_worker
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # configs, parameters and devices are imported once the plugins are loaded
+    from workbench.config import RunConfig
+    from workbench.devices import DeviceInfo
+    from workbench.params import Param
     from workbench.tui.app import WorkbenchApp
 
 DEFAULT_SETUP_FILE = "workbench-setup.toml"
@@ -36,6 +37,8 @@ FORM_DELAY = 0.5
 
 def list_devices() -> list[DeviceInfo]:
     """This machine's devices, from a child process (see :func:`list_devices_in_child`)."""
+    from workbench.devices import list_devices_in_child
+
     return list_devices_in_child()
 
 
@@ -155,11 +158,13 @@ class SetupScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#devices", OptionList).highlighted = 0
         self.query_one("#datasets", OptionList).focus()
-        self.wb.when_plugins_loaded(self._fill_datasets)
+        # plugins given to the app ready-made (tests, embedding): the form is part of the first frame
+        self.wb.when_plugins_loaded(partial(self._fill_datasets, "next" if self.wb.plugins_ready else "after_refresh"))
         self.call_after_refresh(self._detect_devices)
 
-    def _fill_datasets(self) -> None:
-        """The dataset list, once the plugins are loaded (after the first paint)."""
+    def _fill_datasets(self, form: str = "after_refresh") -> None:
+        """The dataset list, once the plugins are loaded (after the first paint); its form is built
+        ``form`` (see :meth:`_select_dataset`)."""
         registry = self.wb.registry
         datasets = self.query_one("#datasets", OptionList)
         datasets.clear_options()
@@ -170,7 +175,7 @@ class SetupScreen(Screen[None]):
             wanted = settings.current().default_dataset
             datasets.highlighted = ids.index(wanted) if wanted in ids else 0
             # the form (a hundred widgets) is built just after the list is drawn
-            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, form="after_refresh")
+            self._select_dataset(datasets.get_option_at_index(datasets.highlighted).id, form=form)
         else:
             self.query_one("#description", Static).update(
                 "No datasets: no plugin provides one (see `workbench plugins`).")
@@ -268,7 +273,8 @@ class SetupScreen(Screen[None]):
                 inputs.first().focus()
 
     def _select_dataset(self, name: str | None, arch: str | None = None, form: str = "now") -> None:
-        """Show dataset ``name``; its form is built ``form``: "now", "after_refresh" or "soon" (FORM_DELAY)."""
+        """Show dataset ``name``; its form is built ``form``: "now", "next" (the next turn of the event
+        loop), "after_refresh" (after the next frame) or "soon" (once the lists rest for FORM_DELAY)."""
         registry = self.wb.registry
         if name is None:
             return
@@ -289,7 +295,10 @@ class SetupScreen(Screen[None]):
             self._form_soon()
         elif form == "after_refresh":
             self._describe()
-            self.call_after_refresh(self._rebuild_form)
+            self.call_after_refresh(self._rebuild_form_unless_closing)
+        elif form == "next":
+            self._describe()
+            self.call_later(self._rebuild_form_unless_closing)
         else:
             self._rebuild_form()
 
@@ -309,11 +318,17 @@ class SetupScreen(Screen[None]):
     def _defaults(self) -> RunConfig | None:
         if not self.dataset or not self.arch:
             return None
+        from workbench.config import resolve_config
+
         try:
             return resolve_config(self.wb.registry, self.dataset, self.arch, "auto")
         except WorkbenchError as exc:
             self.app.notify(str(exc), severity="error", title="setup")
             return None
+
+    @from_worker  # runs after the next frame, by which time the app may be quitting
+    def _rebuild_form_unless_closing(self) -> None:
+        self._rebuild_form()
 
     def _rebuild_form(self) -> None:
         """Show the form of the current dataset and architecture.
@@ -395,9 +410,13 @@ class SetupScreen(Screen[None]):
 
     @staticmethod
     def _field_row(namespace: str, param: Param, value: str) -> Horizontal:
+        validator = ParamValidator(param)
         field_args: dict[str, Any] = {
-            "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [ParamValidator(param)],
+            "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [validator],
             "valid_empty": False, "tooltip": param.help,
+            # the class its first validation gives it: Textual restyles a field whose class changes,
+            # mounted or not, which was two thirds of building a row (issue 12)
+            "classes": "-valid" if validator.validate(value).is_valid else "-invalid",
         }
         choices = ([show_value(c) for c in param.choices] if param.choices is not None
                    else ["true", "false"] if param.type is bool else None)
@@ -536,6 +555,8 @@ class SetupScreen(Screen[None]):
                 data_dir = widget.value.strip()
             else:
                 values[namespace][name] = widget.value
+        from workbench.config import plan_run
+
         return plan_run(self.wb.registry, dataset=self.dataset, arch=self.arch, device=self.device, values=values,
                         data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None).config
 
@@ -602,6 +623,8 @@ class SetupScreen(Screen[None]):
         self.app.push_screen(PathScreen("Load a setup (TOML)", DEFAULT_SETUP_FILE), load)
 
     def load_file(self, path: Path) -> bool:
+        from workbench.config import plan_run
+
         try:
             # the whole file is validated (as `workbench train --config` does) before the form changes
             config = plan_run(self.wb.registry, config_file=path).config

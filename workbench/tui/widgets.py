@@ -97,7 +97,7 @@ class ChoiceInput(Input):
 FOCUS_CSS = """
 Input:focus, OptionList:focus, DataTable:focus, TextArea:focus { border: heavy $accent; }
 Input.-textual-compact:focus { border: none; text-style: bold; }
-VerticalScroll:focus, HorizontalScroll:focus, LogView:focus, Chart:focus { border: heavy $accent; }
+VerticalScroll:focus, HorizontalScroll:focus, LogView:focus, Chart:focus, StreamText:focus { border: heavy $accent; }
 OptionList > .option-list--option-highlighted { text-style: bold; }
 OptionList:focus > .option-list--option-highlighted { text-style: bold reverse; }
 DataTable > .datatable--cursor { text-style: bold; }
