@@ -283,9 +283,11 @@ class SetupScreen(Screen[None]):
         fitting = registry.architectures_for(spec.task)
         archs = self.query_one("#archs", OptionList)
         self._building = True
-        archs.clear_options()
-        archs.add_options([Option(f"{a.name}", id=a.name) for a in fitting])
         names = [a.name for a in fitting]
+        if [archs.get_option_at_index(i).id for i in range(archs.option_count)] != names:
+            # rebuilt only when the task changes: the same list again would cost a layout of the screen
+            archs.clear_options()
+            archs.add_options([Option(f"{a.name}", id=a.name) for a in fitting])
         wanted = arch or (self.arch if self.arch in names else spec.default_arch)
         self.arch = wanted if wanted in names else (names[0] if names else None)
         if self.arch is not None:
