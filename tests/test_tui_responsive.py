@@ -326,3 +326,36 @@ def test_devices_that_cannot_be_listed_are_one_clear_error(monkeypatch):
     monkeypatch.setattr(devices.sys, "executable", "/nonexistent/python")
     with pytest.raises(DeviceError, match="`workbench devices` did not run"):
         devices.list_devices_in_child()
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)])
+async def test_the_description_takes_the_rows_its_text_needs_on_every_dataset(tmp_path, monkeypatch, size):
+    """The description skips the screen's layout when the new text needs as many rows as the old;
+    moving through every dataset, each shows whole (up to its cap), and the layout runs only on a change.
+    At 80x24 every description fills the cap (no layout on any press); wider, their heights differ."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#p-train-epochs")))
+        description = screen.query_one("#description")
+        layouts: list[bool] = []
+        original = description.refresh
+
+        def counting(*args: Any, layout: bool = False, **kwargs: Any) -> Any:
+            layouts.append(layout)
+            return original(*args, layout=layout, **kwargs)
+
+        monkeypatch.setattr(description, "refresh", counting)
+        datasets = screen.query_one("#datasets")
+        datasets.focus()
+        seen_rows = []
+        for _ in range(datasets.option_count - 1):
+            rows_before = description.size.height
+            del layouts[:]
+            await pilot.press("down")
+            await pilot.pause(0.05)
+            needed = screen._rows_for(description)
+            assert description.size.height == needed, screen.dataset
+            assert any(layouts) == (needed != rows_before), (screen.dataset, rows_before, needed)
+            seen_rows.append(needed)
+        if size[0] > 80:
+            assert len(set(seen_rows)) > 1  # the datasets' descriptions do need different heights

@@ -314,7 +314,19 @@ class SetupScreen(Screen[None]):
                 text += f"\n[b]{escape(self.arch)}[/b]: {escape(registry.architecture(self.arch).description)}"
             else:
                 text += f"\n[b]no installed architecture does {spec.task}[/b] (see `workbench plugins`)"
-        self.query_one("#description", Static).update(text)
+        description = self.query_one("#description", Static)
+        rows = description.size.height
+        description.update(text, layout=False)
+        # a layout of the whole screen (~110 widgets) only when the text needs another number of rows
+        if not rows or self._rows_for(description) != rows:
+            description.refresh(layout=True)
+
+    @staticmethod
+    def _rows_for(widget: Static) -> int:
+        """The rows ``widget`` takes at its width (its CSS caps it at max-height)."""
+        height = widget.get_content_height(widget.size, widget.app.size, widget.size.width)
+        cap = widget.styles.max_height
+        return min(height, int(cap.value)) if cap is not None and cap.is_cells else height
 
     # -- the form --------------------------------------------------------------------------
     def _defaults(self) -> RunConfig | None:
