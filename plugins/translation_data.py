@@ -140,9 +140,10 @@ def _seq2seq(pairs: list[Pair], params: dict[str, Any], normalize: str, tokenize
 
 
 # -- streamed: a line at a time into the token cache ---------------------------------------------
-def binary_lines(opener: Callable[[], IO[bytes]], where: str) -> Iterator[str]:
+def binary_lines(opener: Callable[[], IO[bytes]], where: str, path: Path | None = None) -> Iterator[str]:
     """The lines of UTF-8 bytes as ``decode_text(raw).splitlines()`` gives them, read a line at a time
-    from ``opener()`` (a file or a zip member); bytes that are not UTF-8 text are one clear error."""
+    from ``opener()`` (a file or a zip member); bytes that are not UTF-8 text are one clear error
+    (for a plain file ``path``, :func:`read_text`'s, naming the line and byte)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     first = True
     try:
@@ -156,6 +157,8 @@ def binary_lines(opener: Callable[[], IO[bytes]], where: str) -> Iterator[str]:
                 yield from text.splitlines()
             yield from decoder.decode(b"", final=True).splitlines()
     except (UnicodeError, ValueError):
+        if path is not None:
+            read_text(path)  # names the line and byte (reading the file whole, on this error only)
         raise DataError(f"{where}: not UTF-8 text (or it holds NUL bytes); convert it to UTF-8") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{where} cannot be read: {exc}") from None
@@ -281,7 +284,8 @@ def load_fra_eng(context: LoadContext, params: dict[str, Any]) -> Seq2SeqData:
         where = str(path)
         opener = lambda: open(path, "rb")  # noqa: E731, SIM115
     prefixes = params.get("prefixes", "").strip()
-    texts = _cached_pairs(context, "fra-eng", path, lambda: binary_lines(opener, where), where, "nmt", "whitespace",
+    texts = _cached_pairs(context, "fra-eng", path,
+                          lambda: binary_lines(opener, where, None if path.suffix == ".zip" else path), where, "nmt", "whitespace",
                           _prefix_filter(prefixes), {"prefixes": prefixes} if prefixes else {})
     swap = params["direction"] == "fra-eng"
     split = PairSplit(texts, _kept_pairs(texts, params["max_length"], params["max_pairs"]), swap)
@@ -307,7 +311,7 @@ def _zip_member(path: Path) -> tuple[str, str]:
 
 def _tsv_file(context: LoadContext, file: Path, params: dict[str, Any], max_pairs: int) -> PairSplit:
     read_text(file) if not file.is_file() else None  # a folder or a missing file: its one-line error
-    texts = _cached_pairs(context, f"pairs-{file.stem}", file, lambda: binary_lines(lambda: open(file, "rb"), str(file)),
+    texts = _cached_pairs(context, f"pairs-{file.stem}", file, lambda: binary_lines(lambda: open(file, "rb"), str(file), file),
                           str(file), params["normalize"], params["tokenizer"])
     return PairSplit(texts, _kept_pairs(texts, params["max_length"], max_pairs), bool(params["swap"]))
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from workbench_plugins import seq2seq_models, translation_data
 
-from workbench.api import LoadContext, PairSplit, Seq2SeqData
+from workbench.api import DataError, LoadContext, PairSplit, Seq2SeqData
 from workbench.tasks.seq2seq import Seq2SeqTask
 from workbench.tasks.token_examples import PairExamples
 from workbench.text import get_normalizer, get_tokenizer
@@ -158,3 +158,12 @@ def test_split_by_source_over_the_cache_sorts_sources_as_text(tmp_path):
         assert [list(getattr(streamed, s)) for s in ("train", "valid", "test")] == \
             [joined(getattr(memory, s)) for s in ("train", "valid", "test")]
     assert np.array_equal(streamed.train.pairs, np.sort(streamed.train.pairs))
+
+
+@pytest.mark.parametrize("content", ["Go.\tVa !\nCaf\xe9.\tCaf\xe9 !\n".encode("latin-1"), b"Go.\tVa !\n\x00\x00\n"])
+def test_a_file_that_is_not_utf8_is_one_clear_error_and_leaves_no_cache(tmp_path, content):
+    file = tmp_path / "pairs.tsv"
+    file.write_bytes(content)
+    with pytest.raises(DataError, match=r"pairs.tsv(:2)?: not UTF-8 text"):
+        translation_data.load_parallel_tsv(LoadContext(file, tmp_path / "cache"), TSV)
+    assert not list((tmp_path / "cache" / "texts").glob("*.json"))
