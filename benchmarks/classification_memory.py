@@ -1,8 +1,10 @@
-"""Peak memory and time to the first training step for text classification corpora of 1, 10 and 100 MB.
+"""Peak memory and time to the first training step for text classification and translation corpora
+of 1, 10 and 100 MB.
 
     python benchmarks/classification_memory.py --data-dir ../shared/data
     python benchmarks/classification_memory.py --data-dir ../shared/data --sizes 1,10 --formats csv,folder
     python benchmarks/classification_memory.py --data-dir ../shared/data --before OLD_CODE_DIR
+    python benchmarks/classification_memory.py --data-dir ../shared/data --formats tsv --before OLD_CODE_DIR
 
 Each corpus is the labelled IMDB reviews of ``imdb/aclImdb_labeled.tar.gz`` (or aclImdb_v1.tar.gz)
 repeated until it holds the size in MB (10^6 bytes of review text), written into a temporary folder
@@ -12,6 +14,10 @@ subprocess: ``cold`` with an empty data cache, then ``warm`` with the cache the 
 Texts are cut to ``data.max_length=400`` tokens (IMDB's default) and the vocabulary to
 ``data.max_vocab=10000`` words, so the model and its first batches are the same for every size:
 what changes with the size is the data's share of the memory.
+``--formats tsv`` measures translation instead: ``fra-eng/fra.txt``'s English-French pairs repeated
+until the file holds the size in MB, as a ``parallel-tsv`` file (source<TAB>target), trained with
+``gru-attention`` and the dataset's defaults (pairs of at most 10 tokens a side, 5% + 5% of the
+distinct sources held out); the vocabularies stop growing once the whole file is in (about 12 MB).
 Measured from outside: the child's peak resident memory (``VmHWM`` from ``/proc/PID/status``, polled;
 Linux only) at its first step event, and the seconds from starting the process to that event. The
 child is then killed: only the way to the first step is measured.
@@ -88,15 +94,36 @@ def make_folder(reviews: list[tuple[str, str]], folder: Path, megabytes: float) 
     return root
 
 
+def fra_pairs(data_dir: Path) -> list[str]:
+    """``source<TAB>target`` lines of fra-eng/fra.txt (its attribution column dropped)."""
+    path = data_dir / "fra-eng" / "fra.txt"
+    if not path.is_file():
+        raise SystemExit(f"no fra-eng/fra.txt in {data_dir}")
+    with open(path, encoding="utf-8") as handle:
+        return ["\t".join(line.rstrip("\n").split("\t")[:2]) + "\n" for line in handle if "\t" in line]
+
+
+def make_tsv(lines: list[str], folder: Path, megabytes: float) -> Path:
+    path = folder / f"pairs-{megabytes:g}MB.tsv"
+    wanted, given, i = int(megabytes * 1_000_000), 0, 0
+    with open(path, "w", encoding="utf-8") as handle:
+        while given < wanted:
+            line = lines[i % len(lines)]
+            handle.write(line)
+            given += len(line.encode("utf-8"))
+            i += 1
+    return path
+
+
 def measure(dataset: str, path: Path, cache: Path, work: Path, code: str | None, extra: list[str],
-            timeout: float) -> dict[str, float | str]:
+            timeout: float, arch: str = "gru") -> dict[str, float | str]:
     """One training process up to its first step: peak RSS (MB) and seconds to that step."""
     runs = Path(tempfile.mkdtemp(prefix="runs-", dir=work))
     env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "WORKBENCH_CACHE_DIR": str(cache)}
     env.pop("WORKBENCH_DATA_DIR", None)
     if code:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "workbench", "train", "--dataset", dataset, "--arch", "gru",
+    command = [sys.executable, "-m", "workbench", "train", "--dataset", dataset, "--arch", arch,
                "--set", f"data.path={path}", "--set", "train.log_every=1", "--set", "train.threads=1",
                "--set", "train.epochs=1", "--quiet", *[arg for pair in extra for arg in ("--set", pair)]]
     started = time.time()
@@ -136,32 +163,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data", help="folder holding imdb/aclImdb*.tar.gz")
     parser.add_argument("--sizes", default="1,10,100", help="corpus sizes in MB of review text, comma-separated")
-    parser.add_argument("--formats", default="csv", help="csv (text-csv), folder (text-folder), or both")
+    parser.add_argument("--formats", default="csv", help="csv (text-csv), folder (text-folder), tsv (parallel-tsv: "
+                        "translation), comma-separated")
     parser.add_argument("--before", default="", help="a folder with the old workbench and workbench_plugins")
     parser.add_argument("--after", default="", help="likewise for the new code (default: the installed one)")
     parser.add_argument("--set", action="append", default=[],
                         help="extra key=value for workbench train (after data.max_length=400, data.max_vocab=10000)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one process may take to its first step")
     args = parser.parse_args()
-    reviews = imdb_reviews(Path(args.data_dir))
+    formats = args.formats.split(",")
+    reviews = imdb_reviews(Path(args.data_dir)) if set(formats) - {"tsv"} else []
+    pairs = fra_pairs(Path(args.data_dir)) if "tsv" in formats else []
     work = Path(tempfile.mkdtemp(prefix="classification-memory-"))
     code = str(Path(args.before).resolve()) if args.before else ""
     after = str(Path(args.after).resolve()) if args.after else None
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {len(reviews):,} IMDB reviews repeated; "
-          "gru (defaults), threads=1, data.max_length=400, data.max_vocab=10000")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {len(reviews):,} IMDB reviews repeated "
+          "(gru, data.max_length=400, data.max_vocab=10000); "
+          f"{len(pairs):,} fra-eng pairs repeated (gru-attention, parallel-tsv defaults); threads=1")
     print(f"{'format':>7} {'corpus':>7} {'texts':>8} {'run':>7} {'peak RSS MB':>12} {'first step s':>13}")
     try:
-        for fmt in args.formats.split(","):
-            dataset, make = {"csv": ("text-csv", make_csv), "folder": ("text-folder", make_folder)}[fmt]
+        for fmt in formats:
+            dataset, make, arch = {"csv": ("text-csv", make_csv, "gru"), "folder": ("text-folder", make_folder, "gru"),
+                                   "tsv": ("parallel-tsv", make_tsv, "gru-attention")}[fmt]
             for size in (float(s) for s in args.sizes.split(",")):
-                path = make(reviews, work, size)
-                extra = ["data.max_length=400", "data.max_vocab=10000", *args.set]
-                texts = sum(1 for _ in repeated(reviews, size))
+                path = make(pairs if fmt == "tsv" else reviews, work, size)  # type: ignore[operator]
+                extra = [*(["data.max_length=400", "data.max_vocab=10000"] if fmt != "tsv" else []), *args.set]
+                if fmt == "tsv":
+                    with open(path, "rb") as handle:
+                        texts = sum(1 for _ in handle)
+                else:
+                    texts = sum(1 for _ in repeated(reviews, size))
                 cache = work / f"cache-{fmt}-{size:g}"
                 runs = ([("before", code)] if code else []) + [("cold", after), ("warm", after)]
                 for label, with_code in runs:
                     result = measure(dataset, path, cache if label != "before" else work / "cache-before",
-                                     work, with_code, extra, args.timeout)
+                                     work, with_code, extra, args.timeout, arch)
                     if "error" in result:
                         print(f"{fmt:>7} {size:>5g}MB {texts:>8,} {label:>7}  error: {result['error']}")
                     else:

@@ -84,7 +84,7 @@ def test_fra_txt_two_and_three_columns(shared_data, tmp_path):
     two.write_text(head(shared_data, 2000))
     data = translation_data.load_fra_eng(LoadContext(tmp_path, tmp_path), FRA)
     total = len(data.train) + len(data.valid) + len(data.test)
-    assert total == 2000 and data.train[0] == ("Go.", "Va !") and data.normalize == "nmt"
+    assert total == 2000 and data.train[0] == ("go .", "va !") and data.normalize == "nmt"  # cached: tokens joined
     newer = tmp_path / "new" / "fra.txt"
     newer.parent.mkdir()
     newer.write_text("".join(line.rstrip("\n") + ATTRIBUTION + "\n" for line in head(shared_data, 2000).splitlines()))
@@ -96,7 +96,7 @@ def test_fra_txt_two_and_three_columns(shared_data, tmp_path):
     assert {"go .", "i lost .", "i'm home ."} <= train_sources
     assert data.probes == translation_data.PROBES
     reverse = translation_data.load_fra_eng(LoadContext(two, tmp_path), {**FRA, "direction": "fra-eng"})
-    assert reverse.train[0] == ("Va !", "Go.") and reverse.probes[0] == ("va !", "go .")
+    assert reverse.train[0] == ("va !", "go .") and reverse.probes[0] == ("va !", "go .")
 
 
 def test_fra_filters(shared_data, tmp_path):
@@ -160,7 +160,7 @@ def test_parallel_tsv_file_and_folder(shared_data, tmp_path):
     (folder / "test.tsv").write_text("".join(text[2500:]))
     split = translation_data.load_parallel_tsv(LoadContext(folder, tmp_path), {**TSV, "swap": True})
     assert (len(split.train), len(split.valid), len(split.test)) == (2000, 500, 500)
-    assert split.train[0] == ("Va !", "Go.")
+    assert split.train[0] == ("va !", "go .")  # cached: normalised tokens joined
     (folder / "dev.tsv").write_text("only one column\n")
     with pytest.raises(DataError, match=r"dev.tsv:1: expected source<TAB>target"):
         translation_data.load_parallel_tsv(LoadContext(folder, tmp_path), TSV)

@@ -51,7 +51,7 @@ from workbench.events import EndEvent, EpochEvent, Event, StartEvent, StatusEven
 from workbench.hookspecs import hookimpl
 from workbench.params import Param
 from workbench.text import get_normalizer, get_tokenizer, unicode_to_ascii
-from workbench.text_cache import Record, TaggedSplit, TextSplit, TokenizedTexts, tokenized_texts
+from workbench.text_cache import PairSplit, Record, TaggedSplit, TextSplit, TokenizedTexts, tokenized_texts
 
 __all__ = [
     "ArchitectureSpec",
@@ -69,6 +69,7 @@ __all__ = [
     "LanguageModelData",
     "LoadContext",
     "ModelContext",
+    "PairSplit",
     "Param",
     "ParamError",
     "Record",

@@ -30,33 +30,48 @@ def corpus_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequen
     """
     if len(hypotheses) != len(references):
         raise ValueError("one list of references per hypothesis")
-    matches = [0] * max_n
-    totals = [0] * max_n
-    hyp_len = ref_len = 0
+    counts = BleuCounts(max_n)
     for hyp, refs in zip(hypotheses, references, strict=True):
+        counts.add(hyp, refs)
+    return counts.result()
+
+
+class BleuCounts:
+    """Corpus BLEU's counts, added a sentence at a time (a corpus read in batches need not be held)."""
+
+    def __init__(self, max_n: int = 4) -> None:
+        self.max_n = max_n
+        self.matches = [0] * max_n
+        self.totals = [0] * max_n
+        self.hyp_len = self.ref_len = 0
+
+    def add(self, hyp: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
         if not refs:
             raise ValueError("every hypothesis needs at least one reference")
-        hyp_len += len(hyp)
-        ref_len += min((len(r) for r in refs), key=lambda length: (abs(length - len(hyp)), length))
-        for n in range(1, max_n + 1):
+        self.hyp_len += len(hyp)
+        self.ref_len += min((len(r) for r in refs), key=lambda length: (abs(length - len(hyp)), length))
+        for n in range(1, self.max_n + 1):
             counts = ngrams(hyp, n)
             most: Counter[tuple[str, ...]] = Counter()
             for ref in refs:
                 most |= ngrams(ref, n)
-            matches[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
-            totals[n - 1] += max(len(hyp) - n + 1, 0)
-    precisions = [m / t if t else 0.0 for m, t in zip(matches, totals, strict=True)]
-    if hyp_len == 0:
-        bp = 0.0
-    else:
-        bp = 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
-    if min(precisions) == 0:
-        score = 0.0
-    else:
-        score = bp * math.exp(sum(math.log(p) for p in precisions) / max_n)
-    result = {"bleu": 100 * score, "bp": bp, "hyp_len": hyp_len, "ref_len": ref_len}
-    result.update({f"p{n}": precisions[n - 1] for n in range(1, max_n + 1)})
-    return result
+            self.matches[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
+            self.totals[n - 1] += max(len(hyp) - n + 1, 0)
+
+    def result(self) -> dict[str, float]:
+        max_n, hyp_len, ref_len = self.max_n, self.hyp_len, self.ref_len
+        precisions = [m / t if t else 0.0 for m, t in zip(self.matches, self.totals, strict=True)]
+        if hyp_len == 0:
+            bp = 0.0
+        else:
+            bp = 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
+        if min(precisions) == 0:
+            score = 0.0
+        else:
+            score = bp * math.exp(sum(math.log(p) for p in precisions) / max_n)
+        result = {"bleu": 100 * score, "bp": bp, "hyp_len": hyp_len, "ref_len": ref_len}
+        result.update({f"p{n}": precisions[n - 1] for n in range(1, max_n + 1)})
+        return result
 
 
 def d2l_bleu(prediction: Sequence[str], label: Sequence[str], k: int = 2) -> float:

@@ -54,7 +54,7 @@ from workbench.corpus import CorpusText
 from workbench.errors import WorkbenchError
 from workbench.params import Param, ParamGroup
 from workbench.registry import PluginInfo, Registry
-from workbench.text_cache import TextSplit
+from workbench.text_cache import PairSplit, TextSplit
 
 __all__ = ["Report", "Violation", "assert_plugin_contract", "check_plugin", "TINY_TRAIN"]
 
@@ -737,7 +737,7 @@ def _tiny(data: Any, examples: int) -> Any:
         value = getattr(data, split, None)
         if isinstance(value, (str, CorpusText)):  # a corpus in the token cache slices to a string
             changes[split] = value[: examples * 32]
-        elif isinstance(value, (list, TextSplit)):  # a split in the text cache slices like a list
+        elif isinstance(value, (list, TextSplit, PairSplit)):  # a split in the text cache slices like a list
             changes[split] = value[: examples if split == "train" else max(examples // 2, 2)]
     return dataclasses.replace(data, **changes) if changes else data
 
@@ -746,7 +746,7 @@ def _describe_sizes(data: Any) -> str:
     sizes = []
     for split in ("train", "valid", "test"):
         value = getattr(data, split, None)
-        if isinstance(value, (list, str, CorpusText, TextSplit)):
+        if isinstance(value, (list, str, CorpusText, TextSplit, PairSplit)):
             sizes.append(f"{split} {len(value):,}")
     return ", ".join(sizes) or "no splits"
 

@@ -289,6 +289,76 @@ class TaggedSplit(TextSplit):
         return int(self.texts.lengths[self.records].sum())
 
 
+class PairSplit(Sequence[tuple[str, str]]):
+    """Sentence pairs in a token cache: what a streamed translation loader puts in
+    ``Seq2SeqData.train`` (``valid``, ``test``). Pair ``p`` is records ``2p`` (the file's first
+    column) and ``2p + 1`` (its second), each with its own offsets; with ``swap`` the second column
+    is the source. Items read as ``(source, target)`` with each side's tokens joined by spaces (the
+    original text is not kept); the task reads the ids instead."""
+
+    def __init__(self, texts: TokenizedTexts, pairs: np.ndarray, swap: bool = False) -> None:
+        self.texts = texts
+        self.pairs = _numpy().asarray(pairs, dtype=_numpy().int64)
+        self.swap = swap
+
+    @property
+    def source_records(self) -> np.ndarray:
+        return 2 * self.pairs + (1 if self.swap else 0)
+
+    @property
+    def target_records(self) -> np.ndarray:
+        return 2 * self.pairs + (0 if self.swap else 1)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PairSplit: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[str, str] | PairSplit:
+        if isinstance(index, slice):
+            return PairSplit(self.texts, self.pairs[index], self.swap)
+        pair = int(self.pairs[index])
+        source, target = (2 * pair + 1, 2 * pair) if self.swap else (2 * pair, 2 * pair + 1)
+        return " ".join(self.texts.tokens(source)), " ".join(self.texts.tokens(target))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a split or list holding the same (source, target) items, in the same order."""
+        if not isinstance(other, (PairSplit, list, tuple)) or len(other) != len(self):
+            return False
+        return all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A list of both splits' items, as ``list + list`` gives (code written for lists keeps working)."""
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [*other, *self]
+
+    def select(self, positions: Sequence[int] | np.ndarray) -> PairSplit:
+        """The pairs at ``positions`` (of this split), in that order."""
+        return PairSplit(self.texts, self.pairs[_numpy().asarray(positions, dtype=_numpy().int64)], self.swap)
+
+    def token_counts(self, side: str) -> dict[str, int]:
+        """Token -> count over this split's ``side`` ("source" or "target"): a vocabulary's input."""
+        counts = self.texts.counts(self.source_records if side == "source" else self.target_records)
+        lexicon = self.texts.lexicon
+        return {lexicon[int(i)]: int(counts[i]) for i in _numpy().flatnonzero(counts)}
+
+    def lengths(self, side: str) -> np.ndarray:
+        """Tokens of each pair's ``side``, from the offsets."""
+        return self.texts.lengths[self.source_records if side == "source" else self.target_records]
+
+
 # -- where the cache lives and what it is of -------------------------------------------------------
 def _identity(sources: Sequence[Path]) -> list[dict[str, Any]]:
     """Size and modification time of every source file (a folder: of every file under it)."""

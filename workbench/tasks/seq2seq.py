@@ -16,19 +16,23 @@ greedy translations, with every reference of a repeated source sentence used.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.api import ModelContext, Seq2SeqData
-from workbench.bleu import corpus_bleu, d2l_bleu
+from workbench.bleu import BleuCounts, d2l_bleu
 from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.tasks.token_examples import PairExamples
 from workbench.text import BOS, EOS, Vocab, get_normalizer, get_tokenizer
+from workbench.text_cache import PairSplit
 
 IGNORE = -100
 SPECIALS = (BOS, EOS)
@@ -74,6 +78,8 @@ class Seq2SeqTask(Task):
     @classmethod
     def from_data(cls, data: Seq2SeqData) -> Seq2SeqTask:
         cls._check(data)
+        if isinstance(data.train, PairSplit):
+            return cls._from_cached(data)
         normalize, tokenize = get_normalizer(data.normalize), get_tokenizer(data.tokenizer)
         pairs = [(tokenize(normalize(s)), tokenize(normalize(t))) for s, t in data.train]
         source = Vocab.build((s for s, _ in pairs), data.max_vocab, data.min_freq, specials=SPECIALS)
@@ -81,6 +87,23 @@ class Seq2SeqTask(Task):
         # room for the longest reference, the extra test splits' (length generalisation) included
         extra = [tokenize(normalize(t)) for split in getattr(data, "extra_tests", {}).values() for _, t in split]
         longest = max(len(t) for t in [*(t for _, t in pairs), *extra])
+        return cls(source, target, data.normalize, data.tokenizer, longest + 10, data.probes)
+
+    @classmethod
+    def _from_cached(cls, data: Seq2SeqData) -> Seq2SeqTask:
+        """Vocabularies from the training split's ids in the token cache (each side counted on its own)."""
+        train = cast(PairSplit, data.train)
+        source = Vocab.from_counts(Counter(train.token_counts("source")), data.max_vocab, data.min_freq,
+                                   specials=SPECIALS)
+        target = Vocab.from_counts(Counter(train.token_counts("target")), data.max_vocab, data.min_freq,
+                                   specials=SPECIALS)
+        longest = int(train.lengths("target").max(initial=0))
+        normalize, tokenize = get_normalizer(data.normalize), get_tokenizer(data.tokenizer)
+        for split in (getattr(data, "extra_tests", None) or {}).values():
+            if isinstance(split, PairSplit):
+                longest = max(longest, int(split.lengths("target").max(initial=0)))
+            else:
+                longest = max([longest, *(len(tokenize(normalize(t))) for _, t in split)])
         return cls(source, target, data.normalize, data.tokenizer, longest + 10, data.probes)
 
     @classmethod
@@ -122,7 +145,15 @@ class Seq2SeqTask(Task):
         result: dict[str, Sequence[Encoded]] = {}
         splits = {"train": data.train, "valid": data.valid, "test": data.test,
                   **(getattr(data, "extra_tests", None) or {})}
+        tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per cache: each file has its own lexicon
         for split_name, pairs in splits.items():
+            if isinstance(pairs, PairSplit):
+                lexicon = pairs.texts.lexicon
+                if id(pairs.texts) not in tables:
+                    tables[id(pairs.texts)] = (np.array(self.source.encode(lexicon), dtype=np.int64),
+                                               np.array(self.target.encode(lexicon), dtype=np.int64))
+                result[split_name] = PairExamples(pairs, *tables[id(pairs.texts)])
+                continue
             encoded: list[Encoded] = []
             for source, target in pairs:
                 src, tgt = self.tokens(source), self.tokens(target)
@@ -133,6 +164,12 @@ class Seq2SeqTask(Task):
 
     def cut_long(self, examples: Sequence[Encoded], max_tokens: int) -> tuple[Sequence[Encoded], int, int]:
         """A longer pair keeps the first ``max_tokens`` tokens of each side."""
+        if isinstance(examples, PairExamples):
+            widest = np.maximum(examples.lengths("source"), examples.lengths("target"))
+            longest = int(widest.max(initial=0))
+            if not max_tokens or longest <= max_tokens:
+                return examples, 0, longest
+            return examples.capped(max_tokens), int((widest > max_tokens).sum()), longest
         longest = max((max(len(e[0]), len(e[1])) for e in examples), default=0)
         if not max_tokens or longest <= max_tokens:
             return examples, 0, longest
@@ -144,7 +181,10 @@ class Seq2SeqTask(Task):
     # -- training ----------------------------------------------------------------------------
     def batches(self, examples: Sequence[Encoded], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[Batch]:
-        lengths = [len(e[0]) * 1000 + len(e[1]) for e in examples]  # by source, then target length
+        if isinstance(examples, PairExamples):  # from the offsets, reading no ids
+            lengths: Any = (examples.lengths("source") * 1000 + examples.lengths("target")).tolist()
+        else:
+            lengths = [len(e[0]) * 1000 + len(e[1]) for e in examples]  # by source, then target length
         for indices in bucketed_order(lengths, batch_size, shuffle, generator):
             yield self.make_batch([examples[i] for i in indices])
 
@@ -259,43 +299,53 @@ class Seq2SeqTask(Task):
                 loss_sum += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.targets.reshape(-1),
                                                   ignore_index=IGNORE, reduction="sum"))
                 count += batch.units
-            # BLEU over distinct source sentences, each with all its references in this split
-            references: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-            source_ids: dict[tuple[str, ...], list[int]] = {}
-            for src_ids, _, src, tgt in examples:
-                references.setdefault(src, []).append(tgt)
-                source_ids.setdefault(src, src_ids)
-            keys = sorted(references, key=len)
-            hypotheses: list[list[str]] = []
-            for start in range(0, len(keys), batch_size):
-                chunk = keys[start : start + batch_size]
-                hypotheses += [self.detokenize(ids) for ids in self.greedy(model, [source_ids[k] for k in chunk], device)]
+            bleu, exact, sentences, shown = self._bleu(model, examples, batch_size, device, detailed)
             probes = self.score_probes(model, device) if detailed and self.probes else None
         finally:
             model.train(was_training)
         if count == 0:
             return {"loss": float("nan"), "bleu": float("nan"), "count": 0}
-        bleu = corpus_bleu(hypotheses, [references[k] for k in keys])
-        exact = sum(tuple(h) in references[k] for k, h in zip(keys, hypotheses, strict=True))
         metrics: dict[str, Any] = {
             "loss": loss_sum / count,
             "perplexity": float(torch.tensor(loss_sum / count).exp()),
             "bleu": bleu["bleu"],
-            "exact_match": exact / max(1, len(keys)),  # sentences translated exactly as a reference
+            "exact_match": exact / max(1, sentences),  # sentences translated exactly as a reference
             "bleu_bp": bleu["bp"],
             **{f"bleu_p{n}": bleu[f"p{n}"] for n in range(1, 5)},
             "count": len(examples),
-            "sentences": len(keys),
+            "sentences": sentences,
         }
         if detailed:
-            metrics["examples"] = [
-                {"source": " ".join(k), "references": [" ".join(r) for r in references[k]], "translation": " ".join(h)}
-                for k, h in list(zip(keys, hypotheses, strict=True))[:: max(1, len(keys) // 8)][:8]
-            ]
+            metrics["examples"] = shown
             if probes is not None:
                 metrics["probes"] = probes
                 metrics["probe_bleu_mean"] = sum(p["bleu"] for p in probes) / len(probes)
         return metrics
+
+    def _bleu(self, model: nn.Module, examples: Sequence[Encoded], batch_size: int, device: torch.device,
+              detailed: bool) -> tuple[dict[str, float], int, int, list[dict[str, Any]]]:
+        """Corpus BLEU over distinct source sentences, each with all its references in this split, by
+        greedy decoding, shortest sources first; references are read a batch of sources at a time.
+        Returns (BLEU, sentences translated exactly as a reference, sentences, up to 8 shown)."""
+        members = _source_groups(examples)
+        keys = sorted(range(len(members)), key=lambda k: len(examples[members[k][0]][2]) if not isinstance(
+            examples, PairExamples) else int(examples.lengths("source")[members[k][0]]))
+        every = max(1, len(keys) // 8)
+        counts, exact = BleuCounts(), 0
+        shown: list[dict[str, Any]] = []
+        for start in range(0, len(keys), batch_size):
+            chunk = keys[start : start + batch_size]
+            firsts = [examples[members[k][0]] for k in chunk]
+            outputs = self.greedy(model, [first[0] for first in firsts], device)
+            for position, (key, first, ids) in enumerate(zip(chunk, firsts, outputs, strict=True), start=start):
+                hypothesis = self.detokenize(ids)
+                references = [first[3]] + [examples[i][3] for i in members[key][1:]]
+                counts.add(hypothesis, references)
+                exact += tuple(hypothesis) in references
+                if detailed and position % every == 0 and len(shown) < 8:
+                    shown.append({"source": " ".join(first[2]), "references": [" ".join(r) for r in references],
+                                  "translation": " ".join(hypothesis)})
+        return counts.result(), exact, len(keys), shown
 
     def score_probes(self, model: nn.Module, device: torch.device) -> list[dict[str, Any]]:
         """Greedy translations of the probe sentences with the course's sentence BLEU (k=2)."""
@@ -390,8 +440,23 @@ class Seq2SeqTask(Task):
         return (*batch.inputs["target_in"].shape, len(self.target))
 
     def sample_inputs(self, data: Any, count: int = 3) -> list[str]:
-        sources = [s for split in (data.test, data.valid, data.train) for s, _ in split if s.strip()]
+        sources = []  # the first few of each split (a cached split is not read whole)
+        for split in (data.test, data.valid, data.train):
+            sources += [s for s, _ in split[:count] if s.strip()]
         chosen = sources[: max(count - 1, 1)]
         if sources:
             chosen.append(sources[0].split()[0])  # one token: models must handle length 1
         return chosen
+
+
+def _source_groups(examples: Sequence[Encoded]) -> list[list[int]]:
+    """Example indices grouped by source sentence (its tokens), groups in order of first appearance.
+    Over a token cache the sources' ids are read one at a time and only their bytes kept as keys."""
+    groups: dict[Any, list[int]] = {}
+    if isinstance(examples, PairExamples):
+        for i in range(len(examples)):
+            groups.setdefault(examples.raw(i, "source").tobytes(), []).append(i)
+    else:
+        for i, example in enumerate(examples):
+            groups.setdefault(example[2], []).append(i)
+    return list(groups.values())

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from workbench.errors import DataError
-from workbench.text_cache import TaggedSplit, TextSplit
+from workbench.text_cache import PairSplit, TaggedSplit, TextSplit
 
 
 class TokenExamples(Sequence[tuple[list[int], int]]):
@@ -144,3 +144,63 @@ class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
         length = min(full, self.cap) if self.cap else full
         chars = torch.from_numpy(self.char_matrix[raw[:length], :width].astype(np.int64))
         return self.word_table[raw[:length]].tolist(), chars, self.tag_table[tags[:length]].tolist()
+
+
+class PairExamples(Sequence[tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]]):
+    """A translation split's pairs in the token cache: each item is what :meth:`Seq2SeqTask.encode`
+    builds in memory (source ids, target ids, source tokens, target tokens), read from the cache
+    (two records, each with its own offsets) only when asked for."""
+
+    def __init__(self, split: PairSplit, source_table: np.ndarray, target_table: np.ndarray) -> None:
+        texts = split.texts
+        source, target = split.source_records, split.target_records
+        full_source, full_target = texts.lengths[source], texts.lengths[target]
+        keep = (full_source > 0) & (full_target > 0)  # as the in-memory path skips a pair with an empty side
+        self.texts = texts
+        self.where = str(texts.path or texts.where)
+        self.source_starts, self.target_starts = texts.offsets[source[keep]], texts.offsets[target[keep]]
+        self.full_source, self.full_target = full_source[keep], full_target[keep]
+        self.source_table, self.target_table = source_table, target_table
+        self.cap = 0
+
+    def __len__(self) -> int:
+        return len(self.full_source)
+
+    def lengths(self, side: str) -> np.ndarray:
+        """Each pair's ``side`` ("source" or "target") length as the model sees it (cut to ``cap``)."""
+        full = self.full_source if side == "source" else self.full_target
+        return np.minimum(full, self.cap) if self.cap else full
+
+    def capped(self, cap: int) -> PairExamples:
+        """Pairs cut to the first ``cap`` tokens of each side."""
+        subset = copy.copy(self)
+        subset.cap = min(self.cap, cap) if self.cap else cap
+        return subset
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (slice, list, np.ndarray, Tensor)):
+            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
+            subset = copy.copy(self)
+            subset.source_starts, subset.target_starts = self.source_starts[chosen], self.target_starts[chosen]
+            subset.full_source, subset.full_target = self.full_source[chosen], self.full_target[chosen]
+            return subset
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("example index out of range")
+        source = self.raw(index, "source")
+        target = self.raw(index, "target")
+        lexicon = self.texts.lexicon
+        return (self.source_table[source].tolist(), self.target_table[target].tolist(),
+                tuple(lexicon[i] for i in source.tolist()), tuple(lexicon[i] for i in target.tolist()))
+
+    def raw(self, index: int, side: str) -> np.ndarray:
+        """Lexicon ids of pair ``index``'s ``side`` (cut to ``cap``), read with ``pread``."""
+        start = int((self.source_starts if side == "source" else self.target_starts)[index])
+        full = int((self.full_source if side == "source" else self.full_target)[index])
+        length = min(full, self.cap) if self.cap else full
+        ids = self.texts.read(start, start + length).astype(np.int64)
+        if ids.size and int(ids.max()) >= len(self.source_table):
+            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
+                            "start again")
+        return ids
