@@ -23,8 +23,53 @@ from workbench.errors import DataError
 from workbench.text_cache import PairSplit, TaggedSplit, TextSplit
 
 
-class TokenExamples(Sequence[tuple[list[int], int]]):
+class _CacheView:
+    """What the three views share: per-example arrays that a slice or an index list selects without
+    reading any ids, a cap on the length, and one check that ids read from the cache fit its lexicon."""
+
+    #: the per-example arrays (attribute names) that a view selects
+    _per_example: tuple[str, ...] = ()
+    cap: int
+    where: str
+
+    def __len__(self) -> int:
+        return len(getattr(self, self._per_example[0]))
+
+    def capped(self, cap: int) -> Any:
+        """These examples cut to at most ``cap`` tokens."""
+        subset = copy.copy(self)
+        subset.cap = min(self.cap, cap) if self.cap else cap
+        return subset
+
+    def __getitem__(self, index: Any) -> Any:
+        """Example ``index``; a slice, a list or an array of indices selects a view (``train.limit``,
+        a distributed run's shard) without reading any ids."""
+        if isinstance(index, (slice, list, np.ndarray, Tensor)):
+            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
+            subset = copy.copy(self)
+            for name in self._per_example:
+                setattr(subset, name, getattr(self, name)[chosen])
+            return subset
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("example index out of range")
+        return self._item(index)
+
+    def _item(self, index: int) -> Any:
+        raise NotImplementedError
+
+    def _checked(self, ids: np.ndarray, lexicon_size: int) -> np.ndarray:
+        if ids.size and int(ids.max()) >= lexicon_size:
+            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
+                            "start again")
+        return ids
+
+
+class TokenExamples(_CacheView, Sequence[tuple[list[int], int]]):
     """A split's examples: each the (capped) token ids of one cached record and its class."""
+
+    _per_example = ("labels", "starts", "full")
 
     def __init__(self, split: TextSplit, table: np.ndarray, cap: int = 0, keep_end: bool = False) -> None:
         texts = split.texts
@@ -39,32 +84,12 @@ class TokenExamples(Sequence[tuple[list[int], int]]):
         self.cap = cap
         self.keep_end = keep_end
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     @property
     def lengths(self) -> np.ndarray:
         """Each example's length as the model sees it (cut to ``cap``)."""
         return np.minimum(self.full, self.cap) if self.cap else self.full
 
-    def capped(self, cap: int) -> TokenExamples:
-        """These examples cut to at most ``cap`` tokens (keeping the part ``keep_end`` names)."""
-        subset = copy.copy(self)
-        subset.cap = min(self.cap, cap) if self.cap else cap
-        return subset
-
-    def __getitem__(self, index: Any) -> Any:
-        """Example ``index`` as (ids, label); a slice, a list or an array of indices selects a view
-        (``train.limit``, a distributed run's shard) without reading any ids."""
-        if isinstance(index, (slice, list, np.ndarray, Tensor)):
-            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
-            subset = copy.copy(self)
-            subset.starts, subset.full, subset.labels = self.starts[chosen], self.full[chosen], self.labels[chosen]
-            return subset
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("example index out of range")
+    def _item(self, index: int) -> tuple[list[int], int]:
         return self._ids(index).tolist(), int(self.labels[index])
 
     def _ids(self, index: int) -> np.ndarray:
@@ -72,10 +97,7 @@ class TokenExamples(Sequence[tuple[list[int], int]]):
         length = min(full, self.cap) if self.cap else full
         start = int(self.starts[index]) + (full - length if self.keep_end else 0)
         raw = self.texts.read(start, start + length).astype(np.int64)
-        if raw.size and int(raw.max()) >= len(self.table):
-            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
-                            "start again")
-        return self.table[raw]
+        return self.table[self._checked(raw, len(self.table))]
 
     def pad(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
         """The examples ``indices`` as a [batch, longest] tensor of ids padded with 0, and their lengths
@@ -91,10 +113,12 @@ class TokenExamples(Sequence[tuple[list[int], int]]):
         return torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)]).long()
 
 
-class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
+class TaggedExamples(_CacheView, Sequence[tuple[list[int], Tensor, list[int]]]):
     """A tagging split's sentences in the token cache: each item is what :meth:`TaggingTask.encode`
     builds for it in memory (word ids, the [words, longest word] character ids, tag ids), made from
     the memory-mapped ids and tags of that sentence only when it is read."""
+
+    _per_example = ("full", "starts")
 
     def __init__(self, split: TaggedSplit, word_table: np.ndarray, char_matrix: np.ndarray,
                  char_lengths: np.ndarray, tag_table: np.ndarray) -> None:
@@ -110,35 +134,14 @@ class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
         self.char_matrix, self.char_lengths = char_matrix, char_lengths
         self.cap = 0
 
-    def __len__(self) -> int:
-        return len(self.full)
-
     @property
     def lengths(self) -> np.ndarray:
         return np.minimum(self.full, self.cap) if self.cap else self.full
 
-    def capped(self, cap: int) -> TaggedExamples:
-        """Sentences cut to their first ``cap`` words (and tags)."""
-        subset = copy.copy(self)
-        subset.cap = min(self.cap, cap) if self.cap else cap
-        return subset
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, (slice, list, np.ndarray, Tensor)):
-            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
-            subset = copy.copy(self)
-            subset.starts, subset.full = self.starts[chosen], self.full[chosen]
-            return subset
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("example index out of range")
+    def _item(self, index: int) -> tuple[list[int], Tensor, list[int]]:
         start, full = int(self.starts[index]), int(self.full[index])
-        raw = self.texts.read(start, start + full).astype(np.int64)
-        tags = self.texts.read(start, start + full, tags=True).astype(np.int64)
-        if (raw.size and int(raw.max()) >= len(self.word_table)) or (tags.size and int(tags.max()) >= len(self.tag_table)):
-            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
-                            "start again")
+        raw = self._checked(self.texts.read(start, start + full).astype(np.int64), len(self.word_table))
+        tags = self._checked(self.texts.read(start, start + full, tags=True).astype(np.int64), len(self.tag_table))
         # the width is the sentence's longest word before any cut, as the in-memory encoding keeps it
         width = int(self.char_lengths[raw].max())
         length = min(full, self.cap) if self.cap else full
@@ -146,10 +149,12 @@ class TaggedExamples(Sequence[tuple[list[int], Tensor, list[int]]]):
         return self.word_table[raw[:length]].tolist(), chars, self.tag_table[tags[:length]].tolist()
 
 
-class PairExamples(Sequence[tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]]):
+class PairExamples(_CacheView, Sequence[tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]]):
     """A translation split's pairs in the token cache: each item is what :meth:`Seq2SeqTask.encode`
     builds in memory (source ids, target ids, source tokens, target tokens), read from the cache
     (two records, each with its own offsets) only when asked for."""
+
+    _per_example = ("full_source", "full_target", "source_starts", "target_starts")
 
     def __init__(self, split: PairSplit, source_table: np.ndarray, target_table: np.ndarray) -> None:
         texts = split.texts
@@ -163,31 +168,12 @@ class PairExamples(Sequence[tuple[list[int], list[int], tuple[str, ...], tuple[s
         self.source_table, self.target_table = source_table, target_table
         self.cap = 0
 
-    def __len__(self) -> int:
-        return len(self.full_source)
-
     def lengths(self, side: str) -> np.ndarray:
         """Each pair's ``side`` ("source" or "target") length as the model sees it (cut to ``cap``)."""
         full = self.full_source if side == "source" else self.full_target
         return np.minimum(full, self.cap) if self.cap else full
 
-    def capped(self, cap: int) -> PairExamples:
-        """Pairs cut to the first ``cap`` tokens of each side."""
-        subset = copy.copy(self)
-        subset.cap = min(self.cap, cap) if self.cap else cap
-        return subset
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, (slice, list, np.ndarray, Tensor)):
-            chosen = np.asarray(index, dtype=np.int64) if not isinstance(index, slice) else index
-            subset = copy.copy(self)
-            subset.source_starts, subset.target_starts = self.source_starts[chosen], self.target_starts[chosen]
-            subset.full_source, subset.full_target = self.full_source[chosen], self.full_target[chosen]
-            return subset
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("example index out of range")
+    def _item(self, index: int) -> tuple[list[int], list[int], tuple[str, ...], tuple[str, ...]]:
         source = self.raw(index, "source")
         target = self.raw(index, "target")
         lexicon = self.texts.lexicon
@@ -199,8 +185,4 @@ class PairExamples(Sequence[tuple[list[int], list[int], tuple[str, ...], tuple[s
         start = int((self.source_starts if side == "source" else self.target_starts)[index])
         full = int((self.full_source if side == "source" else self.full_target)[index])
         length = min(full, self.cap) if self.cap else full
-        ids = self.texts.read(start, start + length).astype(np.int64)
-        if ids.size and int(ids.max()) >= len(self.source_table):
-            raise DataError(f"the token cache {self.where} is damaged (ids beyond its lexicon); delete it and "
-                            "start again")
-        return ids
+        return self._checked(self.texts.read(start, start + length).astype(np.int64), len(self.source_table))
