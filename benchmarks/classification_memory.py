@@ -36,15 +36,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.corpus_memory import POLL_SECONDS, first_step_time, peak_rss_mb  # noqa: E402
+from benchmarks.corpus_memory import train_to_first_step  # noqa: E402
 
 _MEMBER = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
 
@@ -118,34 +116,7 @@ def make_tsv(lines: list[str], folder: Path, megabytes: float) -> Path:
 def measure(dataset: str, path: Path, cache: Path, work: Path, code: str | None, extra: list[str],
             timeout: float, arch: str = "gru") -> dict[str, float | str]:
     """One training process up to its first step: peak RSS (MB) and seconds to that step."""
-    runs = Path(tempfile.mkdtemp(prefix="runs-", dir=work))
-    env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "WORKBENCH_CACHE_DIR": str(cache)}
-    env.pop("WORKBENCH_DATA_DIR", None)
-    if code:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "workbench", "train", "--dataset", dataset, "--arch", arch,
-               "--set", f"data.path={path}", "--set", "train.log_every=1", "--set", "train.threads=1",
-               "--set", "train.epochs=1", "--quiet", *[arg for pair in extra for arg in ("--set", pair)]]
-    started = time.time()
-    child = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak, step_at = 0.0, None
-    try:
-        while time.time() - started < timeout:
-            peak = max(peak, peak_rss_mb(child.pid) or 0.0)
-            step_at = first_step_time(runs)
-            if step_at is not None or child.poll() is not None:
-                break
-            time.sleep(POLL_SECONDS)
-        peak = max(peak, peak_rss_mb(child.pid) or 0.0)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        _, err = child.communicate()
-        shutil.rmtree(runs, ignore_errors=True)
-    if step_at is None:
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["timed out"]
-        return {"error": tail[0]}
-    return {"peak_mb": peak, "first_step_s": step_at - started}
+    return train_to_first_step(dataset, arch, path, cache, work, extra, timeout, code)
 
 
 def cache_summary(cache: Path) -> str:

@@ -69,21 +69,28 @@ def first_step_time(runs: Path) -> float | None:
 
 
 def measure(corpus: Path, cache: Path, work: Path, extra: list[str], timeout: float) -> dict[str, float | str]:
-    """One training process up to its first step: peak RSS (MB) and seconds to that step."""
+    """One character-LSTM training process on ``corpus`` up to its first step."""
+    return train_to_first_step("text-file", "char-lstm", corpus, cache, work, extra, timeout)
+
+
+def train_to_first_step(dataset: str, arch: str, path: Path, cache: Path, work: Path, extra: list[str],
+                        timeout: float, code: str | None = None) -> dict[str, float | str]:
+    """One training process up to its first step: peak RSS (MB) and seconds to that step. ``code``:
+    a folder put first on the child's PYTHONPATH (another checkout's workbench, for "before")."""
     runs = Path(tempfile.mkdtemp(prefix="runs-", dir=work))
     env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "WORKBENCH_CACHE_DIR": str(cache)}
     env.pop("WORKBENCH_DATA_DIR", None)
-    command = [sys.executable, "-m", "workbench", "train", "--dataset", "text-file", "--arch", "char-lstm",
-               "--set", f"data.path={corpus}", "--set", "train.log_every=1", "--set", "train.threads=1",
+    if code:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)
+    command = [sys.executable, "-m", "workbench", "train", "--dataset", dataset, "--arch", arch,
+               "--set", f"data.path={path}", "--set", "train.log_every=1", "--set", "train.threads=1",
                "--set", "train.epochs=1", "--quiet", *[arg for pair in extra for arg in ("--set", pair)]]
     started = time.time()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0.0
-    step_at = None
+    child = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, step_at = 0.0, None
     try:
         while time.time() - started < timeout:
-            rss = peak_rss_mb(child.pid)
-            peak = max(peak, rss or 0.0)
+            peak = max(peak, peak_rss_mb(child.pid) or 0.0)
             step_at = first_step_time(runs)
             if step_at is not None or child.poll() is not None:
                 break
