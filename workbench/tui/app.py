@@ -24,6 +24,7 @@ from textual.screen import Screen
 
 from workbench import settings
 from workbench.errors import WorkbenchError
+from workbench.tui.heap import HeapKeeper, thaw
 from workbench.tui.keygate import KeyGate
 from workbench.tui.keys import key_conflicts, keymap_path, load_keymap
 from workbench.tui.widgets import FOCUS_CSS, NoControlCharacters
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from workbench.tui.monitor import RunMonitor
 
 POLL_SECONDS = 0.25
+#: How often the app checks for modules imported since its last freeze of long-lived objects (heap.py).
+HEAP_SECONDS = 1.0
 #: Mode name -> (title shown in help and the palette, screen class).
 #: Mode name -> (title shown in help and the palette, "module:class"). Screens are imported when
 #: first shown (or when help / the palette lists their keys), so opening the app imports only Setup.
@@ -113,6 +116,7 @@ class WorkbenchApp(App[int]):
         self.problems: list[tuple[str, str]] = []
         self._no_controls = NoControlCharacters()
         self._keys_held = KeyGate(self)
+        self._heap = HeapKeeper()
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         """Textual's filters, then :class:`NoControlCharacters` on every line the app draws."""
@@ -143,6 +147,9 @@ class WorkbenchApp(App[int]):
         else:
             self.call_after_refresh(self._load_plugins)
         self.set_interval(POLL_SECONDS, self.poll_runs)
+
+    def on_unmount(self) -> None:
+        thaw()
 
     # -- plugins (loaded after the first paint) ---------------------------------------------
     @property
@@ -219,6 +226,8 @@ class WorkbenchApp(App[int]):
         if conflicts:
             dropped = {binding_id for binding_id, _ in conflicts}
             self.set_keymap({k: v for k, v in self._keymap.items() if k not in dropped})
+        self._heap.settle()  # plugins, torch and every screen's module are imported by now
+        self.set_interval(HEAP_SECONDS, self._heap.settle)  # and again after later imports
 
     def all_bindings(self) -> list[Binding]:
         found = list(self._bindings_of(type(self)))
@@ -384,6 +393,7 @@ class WorkbenchApp(App[int]):
         loaded = load_trained(path, self.registry, device="auto")
         with self._model_lock:
             self._models[key] = loaded
+        self._heap.settle()  # the model and what loading it imported stay for the app's life
         return loaded
 
     def run_generates(self, run: Run) -> bool:
