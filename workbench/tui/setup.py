@@ -501,8 +501,9 @@ class SetupScreen(Screen[None]):
     @from_worker
     def _show_estimate(self, text: str) -> None:
         widget = self.query_one("#estimate", Static)
-        widget.update(Text(text))
-        widget.display = bool(text)
+        widget.update(Text(text), layout=False)  # one row whatever the text: no layout of the screen
+        if widget.display != bool(text):
+            widget.display = bool(text)
 
     @on(Input.Submitted, "#form Input")
     def _submitted(self, event: Input.Submitted) -> None:
