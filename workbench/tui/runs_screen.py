@@ -221,7 +221,8 @@ class RunsScreen(Screen[None]):
             else f"{count} · by {SORTS[self.sort]}"
         if self.filter_text:
             title += f" · /{self.filter_text}"
-        table.border_title = Text(title)
+        if str(table.border_title or "") != title:
+            table.border_title = Text(title)
 
     def action_sort(self) -> None:
         self.sort = (self.sort + 1) % len(SORTS)
