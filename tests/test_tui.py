@@ -424,11 +424,11 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
                       "Generate: Generate", "Generate: Stop", "Help"):
             assert title in titles, title
         await pilot.press("ctrl+p")
-        await pilot.press(*"Runs: Compare")
+        await pilot.press(*"Runs: Overlay")
         from textual.command import CommandList
 
         commands = app.screen.query_one(CommandList)
-        await wait_for(pilot, lambda: commands.highlighted is not None and "Runs: Compare" in str(
+        await wait_for(pilot, lambda: commands.highlighted is not None and "Runs: Overlay" in str(
             commands.get_option_at_index(commands.highlighted).prompt), timeout=10)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "runs", timeout=10)
