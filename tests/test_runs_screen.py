@@ -113,6 +113,21 @@ def test_filter_terms_match_substrings_and_key_value_pairs(runs_root):
     assert ids("FAIL") == ["000100"] and ids("000200") == ["000200"] and ids("nothing") == []
 
 
+def test_columns_are_dropped_by_importance_and_the_id_loses_only_what_its_columns_show(runs_root):
+    from workbench.tui.runs_screen import COLUMNS, fit_columns, short_id
+
+    widths = {name: 10 for name in COLUMNS}
+    assert fit_columns(widths, 90) == list(COLUMNS)
+    assert fit_columns(widths, 70) == ["mark", "run", "state", "epochs", "dataset", "arch", "metric"]
+    assert fit_columns(widths, 40) == ["run", "state", "epochs", "metric"]
+    assert fit_columns(widths, 5) == ["run"]  # the id always shows
+    assert short_id(read_row(real_run(runs_root, "20260101-000000-names-gru"))) == "20260101-000000"
+    assert short_id(read_row(real_run(runs_root, "20260101-000000-names-gru-2"))) == "20260101-000000-2"
+    other = read_row(real_run(runs_root, "20260101-000100-names-gru", arch="lstm"))  # id and config disagree
+    assert short_id(other) == "20260101-000100-names-gru"
+    assert short_id(read_row(real_run(runs_root, "my-experiment"))) == "my-experiment"
+
+
 # -- `workbench runs` and `workbench runs diff` ----------------------------------------------------
 def test_cli_lists_oldest_first_with_the_screens_columns(runs_root, capsys):
     real_run(runs_root, "20260101-000100-names-lstm", arch="lstm", parameters=2_000_000, test=0.75)
@@ -146,6 +161,9 @@ def test_diff_puts_differing_settings_first_marked_and_cut_to_the_width(runs_roo
     assert cli.main(["runs", "diff", "000000", "000100", "--runs-dir", str(runs_root)]) == 0
     out = capsys.readouterr().out
     assert f"{DIFFERS} train.lr" in out and "4 of 10 settings differ" in out
+    assert cli.main(["runs", "diff", "000000", "000100", "--json", "--runs-dir", str(runs_root)]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["b"] == b.id and as_json["settings"][0] == {"key": "arch", "a": "gru", "b": "lstm", "differs": True}
     assert cli.main(["runs", "diff", "000000", "--runs-dir", str(runs_root)]) == 2
     assert "needs two run ids" in capsys.readouterr().err
     assert cli.main(["runs", "diff", "000000", "000000", "--runs-dir", str(runs_root)]) == 2
