@@ -154,7 +154,7 @@ async def test_the_train_screen_draws_the_map_next_to_the_gradient_norm_and_over
     write("20260101-000100-brackets-lstm", "lstm", 0.99)
     app = WorkbenchApp(runs_root=root, keys_file=isolated_dirs / "no-keys.toml")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f4", "c", "down", "enter")  # compare the LSTM, watch the Elman RNN
+        await pilot.press("f4", "c", "up", "enter")  # compare the LSTM (newest, where the cursor starts), watch the Elman RNN
         await pilot.pause(1.0)
         screen = app.screen
         memory = screen.query_one("#memory")

@@ -78,7 +78,7 @@ def test_a_damaged_run_file_lists_that_run_as_unreadable_and_the_rest_as_usual(r
     code, out, err = run_cli(capsys, "--runs-dir", str(root), "runs")
     assert code == 0 and err == ""
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert "finished" in lines["a-good"] and "accuracy 0.5000" in lines["a-good"]
+    assert "finished" in lines["a-good"] and "acc 0.5000 v" in lines["a-good"]
     assert "unreadable" in lines["b-bad"] and reason in lines["b-bad"]
     code, out, err = run_cli(capsys, "--runs-dir", str(root), "runs", "show", "b-bad", "--json")
     assert code == 0 and json.loads(out)["state"] == "unreadable" and json.loads(out)["results"] is None
@@ -108,12 +108,13 @@ async def test_the_runs_screen_shows_a_damaged_run_beside_a_good_one(registry, t
         await pilot.press("f4")
         await pilot.pause()
         screen = app.screen
-        assert list(screen.runs) == ["20260101-000200-[b]names", bad.id, "20260101-000000-names-gru"]
+        # oldest first (as `workbench runs`), the cursor on the newest
+        assert list(screen.runs) == ["20260101-000000-names-gru", bad.id, "20260101-000200-[b]names"]
         assert "config.json holds a list" in str(screen.query_one("#detail").render())
-        await pilot.press("down")
+        await pilot.press("up")
         await pilot.pause()
         assert 'status.json has best = "x"' in str(screen.query_one("#detail").render())
-        await pilot.press("down", "r")
+        await pilot.press("up", "r")
         await pilot.pause()
         assert "finished" in str(screen.query_one("#detail").render())
 

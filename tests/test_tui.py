@@ -360,12 +360,14 @@ async def test_runs_browser_compare_delete_and_a_failed_run(runs_root):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f4")
         runs = app.screen
-        assert list(runs.runs) == [failed.id, "20260101-000100-names-gru", "20260101-000000-names-gru"]
+        # oldest first, as `workbench runs`, with the cursor on the newest
+        assert list(runs.runs) == ["20260101-000000-names-gru", "20260101-000100-names-gru", failed.id]
+        assert runs.selected_id() == failed.id
         assert "training diverged" in str(runs.query_one("#detail").render())
         await pilot.press("enter")  # open the failed run: the error is shown, the app keeps going
         assert app.current_mode == "monitor"
         await notified(pilot, "training diverged")
-        await pilot.press("f4", "down", "c", "down", "c")
+        await pilot.press("f4", "up", "c", "up", "c")
         assert app.compare == {"20260101-000100-names-gru", "20260101-000000-names-gru"}
         await pilot.press("f3")
         loss = app.screen.query_one("#loss")
@@ -422,11 +424,11 @@ async def test_help_palette_and_remapped_keys(runs_root, tmp_path):
                       "Generate: Generate", "Generate: Stop", "Help"):
             assert title in titles, title
         await pilot.press("ctrl+p")
-        await pilot.press(*"Runs: Compare")
+        await pilot.press(*"Runs: Overlay")
         from textual.command import CommandList
 
         commands = app.screen.query_one(CommandList)
-        await wait_for(pilot, lambda: commands.highlighted is not None and "Runs: Compare" in str(
+        await wait_for(pilot, lambda: commands.highlighted is not None and "Runs: Overlay" in str(
             commands.get_option_at_index(commands.highlighted).prompt), timeout=10)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "runs", timeout=10)

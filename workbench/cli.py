@@ -313,28 +313,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from workbench.position import RunPosition
     from workbench.runs import find_run, list_runs
 
     root = _runs_root(args)
     if args.action == "list":
-        summaries = [r.summary() for r in list_runs(root)]
-        if args.json:
-            print_json({"runs_dir": str(root), "runs": summaries})
-            return 0
-        if not summaries:
-            say(f"no runs under {root}")
-            return 0
-        say(f"{'run':<44} {'state':<12} {'epoch':>7}  best")
-        for s in summaries:
-            best = s.get("best") or {}
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
-            epoch = RunPosition.from_status(s, s["epochs"]).short()
-            say(f"{s['id']:<44} {s['state']:<12} {epoch:>7}  {s.get('reason') or shown}")
-        return 0
+        return _list_runs(args, list_runs(root), root)
     if not args.run:
         raise WorkbenchError(f"`workbench runs {args.action}` needs a run id")
     run = find_run(args.run, root)
+    if args.action == "diff":
+        return _diff_runs(args, run, root)
+    if args.other:
+        raise WorkbenchError(f"`workbench runs {args.action}` takes one run; only diff takes two")
     if args.action == "show" and args.memory:
         return _show_memory(args, run)
     if args.action == "show":
@@ -363,6 +353,50 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print_json({"run": run.id, "action": args.action, "ok": True})
     else:
         say(message)
+    return 0
+
+
+def _list_runs(args: argparse.Namespace, runs: list[Any], root: Path) -> int:
+    """``workbench runs``: oldest first, the columns of the app's Runs screen (workbench/run_table.py)."""
+    from workbench.run_table import RowCache
+
+    rows = RowCache().rows(runs)
+    if args.json:
+        print_json({"runs_dir": str(root), "runs": [
+            {**row.summary, "parameters": row.parameters, "seconds": row.seconds,
+             "metric": {"name": row.metric, "value": row.value, "split": row.split}} for row in rows]})
+        return 0
+    if not rows:
+        say(f"no runs under {root}")
+        return 0
+    header = {"run": "run", "state": "state", "epochs": "epochs", "dataset": "dataset", "arch": "arch",
+              "time": "time", "params": "params", "metric": "metric (t test, v best valid)"}
+    table = [header] + [{**row.cells(), **({"metric": row.reason} if row.reason else {})} for row in rows]
+    widths = {name: max(len(cells[name]) for cells in table) for name in header}
+    right = {"epochs", "time", "params"}
+    for cells in table:
+        say("  ".join(cells[name].rjust(widths[name]) if name in right else cells[name].ljust(widths[name])
+                      for name in header).rstrip())
+    return 0
+
+
+def _diff_runs(args: argparse.Namespace, run: Any, root: Path) -> int:
+    """``workbench runs diff A B``: two runs' settings side by side, differing keys first (marked ≠)."""
+    from dataclasses import asdict
+
+    from workbench.run_diff import compare_runs, render_text
+    from workbench.runs import find_run
+
+    if not args.other:
+        raise WorkbenchError("`workbench runs diff` needs two run ids: workbench runs diff RUN_A RUN_B")
+    comparison = compare_runs(run, find_run(args.other, root))
+    if args.json:
+        print_json({"a": comparison.a, "b": comparison.b,
+                    "settings": [{**asdict(line), "differs": line.differs} for line in comparison.settings],
+                    "results": [{**asdict(line), "differs": line.differs} for line in comparison.results]})
+        return 0
+    for line in render_text(comparison, min(shutil.get_terminal_size((100, 24)).columns, 160)):
+        say(line)
     return 0
 
 
@@ -791,10 +825,11 @@ def _add_inspect(sub: Any) -> None:
 
 def _add_listings(sub: Any) -> None:
     """runs, plugins and devices: what there is and what state it is in."""
-    p = sub.add_parser("runs", help="list, show, stop, delete or export runs")
+    p = sub.add_parser("runs", help="list, show, diff, stop, delete or export runs")
     p.add_argument("action", nargs="?", default="list",
-                   choices=("list", "show", "delete", "stop", "pause", "continue", "export"))
+                   choices=("list", "show", "diff", "delete", "stop", "pause", "continue", "export"))
     p.add_argument("run", nargs="?", type=_path, help="run id or directory")
+    p.add_argument("other", nargs="?", type=_path, help="diff: the second run")
     p.add_argument("--format", metavar="SINK", help="export: the event sink to replay events.jsonl through "
                    "(csv, or any other sink `workbench plugins` lists)")
     p.add_argument("--output", type=_path, metavar="DIR", help="export: write here (default: the run's folder)")

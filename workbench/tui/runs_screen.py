@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from workbench.errors import WorkbenchError
-from workbench.events import ACTIVE_STATES, format_duration
-from workbench.position import RunPosition
+from workbench.events import ACTIVE_STATES
+from workbench.run_table import SORTS, RowCache, RunRow, filter_rows, sort_rows
 from workbench.runs import Run, list_runs
 from workbench.tui.widgets import NavBar, footer
 
@@ -33,45 +34,78 @@ def _when(timestamp: float) -> str:
         return "?"
 
 
-#: Orders of the runs table, cycled by ctrl+s: (name, row column, newest first?).
-SORTS = ("newest", "oldest", "state", "dataset", "architecture")
+#: Columns in the order shown, and the order they are dropped in when the pane is narrow (last first).
+COLUMNS = ("mark", "run", "state", "epochs", "dataset", "arch", "time", "params", "metric")
+PRIORITY = ("run", "state", "epochs", "metric", "mark", "dataset", "arch", "time", "params")
+HEADERS = {"mark": "", "metric": "metric t/v"}
+#: Spaces before each cell (the table's own padding is off: it would put two between columns).
+GAP = 1
+#: A run id as ``new_run`` makes it: time stamp, then dataset and architecture, maybe ``-2``.
+_STAMPED = re.compile(r"^(\d{8}-\d{6})-(.+?)(-\d+)?$")
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def sort_rows(rows: list[tuple[str, ...]], order: str) -> list[tuple[str, ...]]:
-    """The table's rows (run id first) in ``order``; ties newest first."""
-    newest = sorted(rows, key=lambda row: row[0], reverse=True)
-    column = {"state": 1, "dataset": 5, "architecture": 6}.get(order)
-    if order == "oldest":
-        return newest[::-1]
-    return newest if column is None else sorted(newest, key=lambda row: row[column])
+def short_id(row: RunRow) -> str:
+    """The id without its dataset and architecture when they are the row's own (shown in their
+    columns): ``20260101-000200`` for ``20260101-000200-names-rnn``; any other id in full."""
+    match = _STAMPED.match(row.id)
+    if match and row.dataset and row.arch and match.group(2) == _SAFE.sub("-", f"{row.dataset}-{row.arch}"):
+        return match.group(1) + (match.group(3) or "")
+    return row.id
+
+
+def fit_columns(widths: dict[str, int], room: int) -> list[str]:
+    """The columns (in :data:`COLUMNS` order) that fit in ``room`` cells, taken by :data:`PRIORITY`."""
+    chosen: set[str] = set()
+    used = 0
+    for name in PRIORITY:
+        if used + widths[name] <= room or not chosen:
+            chosen.add(name)
+            used += widths[name]
+    return [name for name in COLUMNS if name in chosen]
 
 
 class RunsScreen(Screen[None]):
     DEFAULT_CSS = """
     RunsScreen DataTable { height: 1fr; }
+    RunsScreen #filter-row { height: 1; display: none; }
+    RunsScreen #filter-row.-shown { display: block; }
+    RunsScreen #filter-label { width: auto; text-style: bold; }
+    RunsScreen #filter { width: 1fr; }
     RunsScreen #detail-box { height: 9; border: round $primary; }
     """
 
     BINDINGS = [
         Binding("enter,o", "open", "Watch", id="runs.open"),
         Binding("p", "predict", "Predict", id="runs.predict"),
-        # footer room at 80 columns: generate is in help (F1) and the palette
+        # footer room at 80 columns: generate, inspect, mark, diff and refresh are in help (F1) and the palette
         Binding("g", "generate", "Generate", id="runs.generate", show=False),
         Binding("i", "inspect", "Inspect", id="runs.inspect", show=False),
-        Binding("c", "compare", "Compare", id="runs.compare"),
-        Binding("space", "pause", "Pause", id="runs.pause"),
+        Binding("c", "compare", "Overlay", id="runs.compare"),
+        Binding("space", "pause", "Pause", id="runs.pause", show=False),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("d", "delete", "Delete", id="runs.delete"),
+        Binding("slash", "filter", "Filter", id="runs.filter"),
+        Binding("escape", "clear_filter", "Clear filter", id="runs.clear_filter", show=False),
         Binding("ctrl+s", "sort", "Sort", id="runs.sort"),
+        Binding("m", "mark", "Mark to diff", id="runs.mark", show=False),
+        Binding("equals_sign", "diff", "Diff settings", id="runs.diff"),
         Binding("r", "refresh", "Refresh", id="runs.refresh", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.runs: dict[str, Run] = {}
-        #: Index into :data:`SORTS` (ctrl+s cycles).
+        #: Index into :data:`SORTS` (ctrl+s cycles); the first is ``workbench runs``'s order.
         self.sort = 0
-        self._rows: list[tuple[Any, ...]] = []
+        self.filter_text = ""
+        #: The run marked (``m``) to be diffed against another.
+        self.marked: str | None = None
+        self.cache = RowCache()
+        self._rows: list[RunRow] = []
+        self._shown: list[tuple[str, ...]] = []
+        self._columns: list[str] = []
+        self._total = 0
 
     @property
     def wb(self) -> WorkbenchApp:
@@ -79,8 +113,12 @@ class RunsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs")
-        table: DataTable[Text] = DataTable(cursor_type="row", id="runs", zebra_stripes=True)
-        table.add_columns("run", "state", "epochs", "best", "cmp", "dataset", "arch", "time")
+        with Horizontal(id="filter-row"):
+            yield Label("filter ", id="filter-label")
+            yield Input(placeholder="text, or dataset= arch= state= id= (enter keeps, escape clears)",
+                        id="filter", compact=True)
+        # one space between columns instead of two: two more columns fit at 80
+        table: DataTable[Text] = DataTable(cursor_type="row", id="runs", zebra_stripes=True, cell_padding=0)
         yield table
         with VerticalScroll(id="detail-box"):
             yield Static("", id="detail")
@@ -94,53 +132,129 @@ class RunsScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.refresh_runs()
 
+    def on_resize(self) -> None:
+        self._shown = []
+        self.refresh_runs()
+
     def _timer(self) -> None:
         if self.is_current:
             self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        table: DataTable[Text] = self.query_one(DataTable)
+        """Read the runs (cheap: rows are cached by file times) and redraw the table if anything shown
+        changed, keeping the cursor on the same run."""
         try:
-            runs = sorted(list_runs(self.wb.runs_root), key=lambda r: r.id, reverse=True)
+            runs = list_runs(self.wb.runs_root)
         except WorkbenchError as exc:  # the runs folder itself cannot be read
             self.query_one("#detail", Static).update(escape(str(exc)))
             return
         self.runs = {r.id: r for r in runs}
-        rows = sort_rows([self._row(run) for run in runs], SORTS[self.sort])
-        if rows == self._rows:
-            return
+        self._total = len(runs)
+        rows = filter_rows(sort_rows(self.cache.rows(runs), SORTS[self.sort]), self.filter_text)
         self._rows = rows
-        selected = self.selected_id()
-        cursor = table.cursor_row
-        table.clear()
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row), key=row[0])  # a folder name is not markup
-        if selected in self.runs and cursor != 0:  # on the top row, follow the newest run
-            table.move_cursor(row=table.get_row_index(selected))
-        elif rows and cursor > 0:  # the selected run is gone (deleted): the one now in its place
-            table.move_cursor(row=min(cursor, len(rows) - 1))
+        self._show_title()
+        cells = [self._cells(row) for row in rows]
+        columns = self._fit(cells)
+        shown = [tuple(row[name] for name in columns) for row in cells]
+        if shown == self._shown and columns == self._columns:
+            return
+        self._fill(rows, columns, shown)
         self._show_detail()
-        if not rows:
+        if not runs:
             self.query_one("#detail", Static).update(
                 f"No runs under {self.wb.runs_root} yet. F2 sets one up; `workbench train` in another terminal "
                 "shows up here too.")
+        elif not rows:
+            self.query_one("#detail", Static).update(
+                f"No run matches the filter {escape(self.filter_text)!r}; escape clears it.")
 
-    def _row(self, run: Run) -> tuple[str, ...]:
-        """run, state, epochs, best, overlaid, dataset, architecture, time trained (wall clock)."""
-        s = run.summary()
-        best = s.get("best") or {}
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
-        epoch = RunPosition.from_status(s, s.get("epochs")).short()
-        started, updated = s.get("started"), s.get("updated")
-        took = format_duration(updated - started) if isinstance(started, float) and isinstance(updated, float) else ""
-        return (run.id, s.get("state") or "?", epoch, shown, "●" if run.id in self.wb.compare else "",
-                str(s.get("dataset") or "?"), str(s.get("arch") or "?"), took)
+    def _cells(self, row: RunRow) -> dict[str, str]:
+        cells = row.cells()
+        cells["run"] = short_id(row)
+        cells["mark"] = ("●" if row.id in self.wb.compare else "") + ("◆" if row.id == self.marked else "")
+        return cells
+
+    def _fit(self, cells: list[dict[str, str]]) -> list[str]:
+        table: DataTable[Text] = self.query_one(DataTable)
+        width = table.content_region.width or self.app.size.width - 2
+        room = width - (2 if len(cells) > max(table.content_region.height - 1, 1) else 0)  # the scroll bar
+        widths = {name: max([len(HEADERS.get(name, name))] + [len(row[name]) for row in cells]) + GAP
+                  for name in COLUMNS}
+        if all(not row["mark"] for row in cells):
+            widths["mark"] = 0
+        columns = fit_columns(widths, room)
+        return [name for name in columns if widths[name] or name != "mark"]
+
+    def _fill(self, rows: list[RunRow], columns: list[str], shown: list[tuple[str, ...]]) -> None:
+        table: DataTable[Text] = self.query_one(DataTable)
+        selected = self.selected_id()
+        cursor = table.cursor_row
+        first = not self._shown and not self._columns
+        if columns != self._columns:
+            table.clear(columns=True)
+            table.add_columns(*(" " * GAP + HEADERS.get(name, name) for name in columns))
+        else:
+            table.clear()
+        self._columns, self._shown = columns, shown
+        for row, cells in zip(rows, shown, strict=True):
+            table.add_row(*(Text(" " * GAP + cell) for cell in cells), key=row.id)  # a folder name is not markup
+        if not rows:
+            return
+        ids = [row.id for row in rows]
+        if selected in ids:
+            table.move_cursor(row=ids.index(selected))
+        elif first or selected is None:  # first look: the newest run
+            newest = max(ids)
+            table.move_cursor(row=ids.index(newest))
+        else:  # the selected run is gone (deleted) or filtered out: the one now in its place
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+
+    def shown(self) -> list[dict[str, str]]:
+        """The table as shown: one ``column -> text`` per row, top to bottom (columns that fit only)."""
+        return [dict(zip(self._columns, cells, strict=True)) for cells in self._shown]
+
+    def _show_title(self) -> None:
+        table: DataTable[Text] = self.query_one(DataTable)
+        count = (f"{len(self._rows)} of {self._total} runs" if self.filter_text
+                 else f"{self._total} run{'s' if self._total != 1 else ''}")
+        title = f"{count} · {SORTS[self.sort]} first" if SORTS[self.sort] in ("oldest", "newest") \
+            else f"{count} · by {SORTS[self.sort]}"
+        if self.filter_text:
+            title += f" · /{self.filter_text}"
+        if str(table.border_title or "") != title:
+            table.border_title = Text(title)
 
     def action_sort(self) -> None:
         self.sort = (self.sort + 1) % len(SORTS)
         self.app.notify(f"runs sorted by {SORTS[self.sort]}")
-        self._rows = []
+        self._shown = []
         self.refresh_runs()
+
+    # -- filter ----------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        self.query_one("#filter-row").add_class("-shown")
+        self.query_one("#filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value.strip()
+            self.refresh_runs()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value.strip():
+                self.query_one("#filter-row").remove_class("-shown")
+            self.query_one(DataTable).focus()
+
+    def action_clear_filter(self) -> None:
+        field, row = self.query_one("#filter", Input), self.query_one("#filter-row")
+        was = self.filter_text or row.has_class("-shown")
+        field.value = ""
+        row.remove_class("-shown")
+        self.filter_text = ""
+        self.query_one(DataTable).focus()
+        if was:
+            self.refresh_runs()
 
     def selected_id(self) -> str | None:
         table: DataTable[Text] = self.query_one(DataTable)
@@ -180,6 +294,11 @@ class RunsScreen(Screen[None]):
         if s.get("started"):
             lines.append(f"started {_when(s['started'])}"
                          + f"   checkpoints: {', '.join(s.get('checkpoints') or []) or 'none yet'}")
+        row = next((r for r in self._rows if r.id == run.id), None)
+        if row is not None:
+            parameters = f"{row.parameters:,} parameters" if row.parameters is not None else "parameters -"
+            lines.append(escape(f"time {row.duration}   {parameters}   {row.metric_text(False)}"
+                                + {"test": " (test)", "valid": " (best on validation)"}.get(row.split or "", "")))
         try:
             train = run.config().get("train", {})
             lines.append(escape("  ".join(f"{k}={train[k]}" for k in ("epochs", "batch_size", "lr", "optimizer")
@@ -233,8 +352,39 @@ class RunsScreen(Screen[None]):
             self.wb.watch_run(run)
             self.wb.compare.add(run.id)
             self.app.notify(f"{run.id} overlaid on the plots (F3)")
-        self._rows = []
+        self._shown = []
         self.refresh_runs()
+
+    def action_mark(self) -> None:
+        """Mark the highlighted run (again: unmark) to diff its settings against another with ``=``."""
+        run = self.selected()
+        if run is None:
+            return
+        self.marked = None if self.marked == run.id else run.id
+        self.app.notify(f"{run.id} marked: = on another run shows their settings side by side"
+                        if self.marked else f"{run.id} unmarked")
+        self._shown = []
+        self.refresh_runs()
+
+    def action_diff(self) -> None:
+        """The marked run's settings next to the highlighted one's."""
+        run = self.selected()
+        if run is None:
+            return
+        if self.marked is None or self.marked == run.id or self.marked not in self.runs:
+            self.marked = None if self.marked not in self.runs else self.marked
+            self.app.notify("mark a run with m, then press = on another run to compare their settings",
+                            severity="warning")
+            return
+        from workbench.run_diff import compare_runs
+        from workbench.tui.run_diff_screen import RunDiffScreen
+
+        try:
+            comparison = compare_runs(self.runs[self.marked], run)
+        except WorkbenchError as exc:
+            self.app.notify(f"cannot compare: {exc}", severity="error")
+            return
+        self.app.push_screen(RunDiffScreen(comparison))
 
     def action_pause(self) -> None:
         run = self.selected()
@@ -270,5 +420,5 @@ class RunsScreen(Screen[None]):
         self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and its checkpoints?"), answer)
 
     def action_refresh(self) -> None:
-        self._rows = []
+        self._shown = []
         self.refresh_runs()
