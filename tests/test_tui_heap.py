@@ -6,7 +6,6 @@ import gc
 import importlib
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
