@@ -242,7 +242,8 @@ class SetupScreen(Screen[None]):
         if stale or self._building or event.option.id == self.arch or event.option.id not in self._fitting_archs():
             return
         self.arch = event.option.id
-        self.edits.pick_arch(self.dataset, self.arch)  # type: ignore[arg-type]  # fitting: a dataset is shown
+        if self.dataset is not None:
+            self.edits.pick_arch(self.dataset, event.option.id)  # it comes back with the dataset
         self._rebuild_form()
 
     def _fitting_archs(self) -> list[str]:
