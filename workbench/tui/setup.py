@@ -736,6 +736,13 @@ class SetupScreen(Screen[None]):
         except WorkbenchError as exc:
             self.app.notify(str(exc), severity="error", title="cannot load")
             return False
+        self.show_config(config)
+        self.app.notify(f"loaded {path}")
+        return True
+
+    def show_config(self, config: RunConfig) -> None:
+        """Show a validated setup (a loaded file, a run's config): its dataset with its architecture, its
+        values as the edits of that dataset; what the form showed before is kept for its own dataset."""
         self._flush_edits()  # what the form shows is kept before the file's values replace its dataset's
         self._take_edits(config)
         self._form_for = None  # so the form is not kept again over them
@@ -749,8 +756,6 @@ class SetupScreen(Screen[None]):
         device_ids = [devices.get_option_at_index(i).id for i in range(devices.option_count)]
         if config.device in device_ids:
             devices.highlighted = device_ids.index(config.device)
-        self.app.notify(f"loaded {path}")
-        return True
 
     def _take_edits(self, config: RunConfig) -> None:
         """A loaded setup becomes the edits of the dataset it names: the values that differ from that
