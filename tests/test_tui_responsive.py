@@ -143,7 +143,7 @@ async def test_a_row_built_for_an_invalid_value_shows_it_invalid_at_once(tmp_pat
         await wait_for(pilot, lambda: bool(screen.query("#p-data-length")))
         field = screen.query_one("#p-data-length")
         assert field.has_class("-valid") and not field.has_class("-invalid")
-        screen.edited["data.length"] = "many"  # as typed before moving on
+        field.value = "many"  # as typed before moving on
         screen._select_dataset("majority")  # no `length` there: the row goes
         await wait_for(pilot, lambda: not screen.query("#p-data-length"))
         screen._select_dataset("brackets")  # and is built again, for the typed value

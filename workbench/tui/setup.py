@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 
 from workbench import settings
 from workbench.errors import ParamError, WorkbenchError
+from workbench.tui.form_edits import FormEdits
 from workbench.tui.guards import from_worker
 from workbench.tui.widgets import ChoiceInput, NavBar, footer
 
@@ -95,6 +96,7 @@ class SetupScreen(Screen[None]):
     SetupScreen .prow { height: 1; }
     SetupScreen .pname { width: 18; }
     SetupScreen .prow:focus-within .pname { text-style: bold reverse; }
+    SetupScreen .pname.-edited { color: $warning; }
     SetupScreen .psection { text-style: bold underline; margin-top: 1; }
     SetupScreen .prow Input { width: 1fr; }
     SetupScreen #hint { height: auto; min-height: 2; max-height: 4; }
@@ -118,9 +120,12 @@ class SetupScreen(Screen[None]):
         self.device = "auto"
         #: Training processes (one per GPU, under torchrun): more than 1 only with several CUDA devices.
         self.processes = 1
-        #: Values the user typed, kept across dataset / architecture changes: "ns.name" -> text.
-        self.edited: dict[str, str] = {}
+        #: Values the user typed, per dataset (and architecture): see workbench/tui/form_edits.py.
+        self.edits = FormEdits()
         self.params: dict[str, Param] = {}
+        #: The dataset and architecture the form shows (the lists may be ahead of it), and their defaults.
+        self._form_for: tuple[str, str] | None = None
+        self._form_defaults: dict[str, Any] = {}
         self._building = False
         self._estimate_timer: Any = None
         self._device_notes: list[str] = []
@@ -132,10 +137,18 @@ class SetupScreen(Screen[None]):
         self._labels: dict[str, Label] = {}
         #: Values the form set itself, by key, until their Changed event is handled.
         self._placed: dict[str, str] = {}
+        #: The number of edited fields the form's border says (-1: not said yet).
+        self._edited_count = -1
+        self._data_dir_shown: str | None = None
 
     @property
     def wb(self) -> WorkbenchApp:
         return self.app  # type: ignore[return-value]
+
+    @property
+    def edited(self) -> dict[str, str]:
+        """The fields of the form shown that differ from its dataset's defaults: key -> text (a copy)."""
+        return self.edits.of(*self._form_for) if self._form_for else {}
 
     def compose(self) -> ComposeResult:
         yield NavBar("setup")
@@ -229,6 +242,8 @@ class SetupScreen(Screen[None]):
         if stale or self._building or event.option.id == self.arch or event.option.id not in self._fitting_archs():
             return
         self.arch = event.option.id
+        if self.dataset is not None:
+            self.edits.pick_arch(self.dataset, event.option.id)  # it comes back with the dataset
         self._rebuild_form()
 
     def _fitting_archs(self) -> list[str]:
@@ -288,7 +303,8 @@ class SetupScreen(Screen[None]):
             # rebuilt only when the task changes: the same list again would cost a layout of the screen
             archs.clear_options()
             archs.add_options([Option(f"{a.name}", id=a.name) for a in fitting])
-        wanted = arch or (self.arch if self.arch in names else spec.default_arch)
+        # each dataset starts from its own default architecture, or the one picked there before
+        wanted = arch or self.edits.arch_for(name) or spec.default_arch
         self.arch = wanted if wanted in names else (names[0] if names else None)
         if self.arch is not None:
             archs.highlighted = names.index(self.arch)
@@ -345,48 +361,66 @@ class SetupScreen(Screen[None]):
         self._rebuild_form()
 
     def _rebuild_form(self) -> None:
-        """Show the form of the current dataset and architecture.
+        """Show the form of the current dataset and architecture, with its edits marked.
 
         The form has a section per namespace, and a row per parameter: a row whose parameter is the same
         as before (all the training ones, across datasets; most model ones, across architectures) gets
         its value updated in place and only the others are mounted: mounting the ~100 widgets of a
-        whole form took seconds on a busy machine, and a key pressed meanwhile waited."""
+        whole form took seconds on a busy machine, and a key pressed meanwhile waited. Marks are set
+        here, on the rows whose mark changes only (a press in the lists never restyles a row)."""
         if self._form_timer is not None:
             self._form_timer.stop()
             self._form_timer = None
         self._describe()
         form = self.query_one("#form", VerticalScroll)
         defaults = self._defaults()
-        if defaults is None:
+        dataset, arch = self.dataset, self.arch
+        if defaults is None or dataset is None or arch is None:
             form.remove_children()
             self._sections, self._rows, self._labels = {}, {}, {}
-            self.params = {}
+            self.params, self._form_for, self._form_defaults = {}, None, {}
+            self._show_edited_count()
             return
         from workbench.config import param_groups
 
-        groups = param_groups(self.wb.registry, self.dataset, self.arch)  # type: ignore[arg-type]
-        data_dir = self.edited.get("run.data_dir", str(settings.current().data_dir or ""))
-        if form.query("#sec-run"):
-            self._set_in_place(form.query_one("#p-run-data_dir", Input), "run.data_dir", data_dir)
-        else:
-            form.mount_all([Vertical(id=f"sec-{ns}", classes="psec") for ns in ("run", "train", "data", "model")])
-            form.query_one("#sec-run", Vertical).mount_all([
-                Label("run", classes="psection"),
-                Horizontal(Label("data_dir", classes="pname"),
-                           Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
-                                 placeholder="empty: download into the cache"), classes="prow")])
-        self.params = {}
+        if self._form_for != (dataset, arch):
+            self._flush_edits()
+        groups = param_groups(self.wb.registry, dataset, arch)
+        self._show_data_dir(form)
+        self._form_for = (dataset, arch)
+        edits = self.edits.of(dataset, arch)
+        self.params, self._form_defaults = {}, {}
         for namespace in ("train", "data", "model"):
             params = list(groups[namespace].params)
             values = getattr(defaults, namespace)
-            shown = {p.name: self.edited.get(f"{namespace}.{p.name}", show_value(values.get(p.name, p.default)))
-                     for p in params}
-            self.params.update({f"{namespace}.{p.name}": p for p in params})
-            self._update_section(form.query_one(f"#sec-{namespace}", Vertical), namespace, params, shown)
+            keys = {p.name: f"{namespace}.{p.name}" for p in params}
+            self._form_defaults.update({keys[p.name]: values.get(p.name, p.default) for p in params})
+            shown = {p.name: edits.get(keys[p.name], show_value(values.get(p.name, p.default))) for p in params}
+            edited = {p.name for p in params if keys[p.name] in edits}
+            self.params.update({keys[p.name]: p for p in params})
+            self._update_section(form.query_one(f"#sec-{namespace}", Vertical), namespace, params, shown, edited)
+        self._show_edited_count()
 
-    def _update_section(self, section: Vertical, namespace: str, params: list[Param], shown: dict[str, str]) -> None:
-        """Make ``section`` show ``params``: a row whose parameter is unchanged but for its default keeps
-        its widgets (the value is set in place); the others are removed or mounted."""
+    def _show_data_dir(self, form: VerticalScroll) -> None:
+        """The run section: the data folder, the same for every dataset."""
+        data_dir = self.edits.data_dir if self.edits.data_dir is not None else str(settings.current().data_dir or "")
+        shown, self._data_dir_shown = self._data_dir_shown, data_dir
+        if form.query("#sec-run"):
+            if data_dir != shown:  # a loaded setup named one (what is typed there stays, Changed handled or not)
+                self._set_in_place(form.query_one("#p-run-data_dir", Input), "run.data_dir", data_dir)
+            return
+        form.mount_all([Vertical(id=f"sec-{ns}", classes="psec") for ns in ("run", "train", "data", "model")])
+        form.query_one("#sec-run", Vertical).mount_all([
+            Label("run", classes="psection"),
+            Horizontal(Label("data_dir", classes="pname"),
+                       Input(data_dir, id="p-run-data_dir", compact=True, validators=[PathValidator()],
+                             placeholder="empty: download into the cache"), classes="prow")])
+
+    def _update_section(self, section: Vertical, namespace: str, params: list[Param], shown: dict[str, str],
+                        edited: set[str]) -> None:
+        """Make ``section`` show ``params`` (``edited``: the names marked as edited): a row whose parameter
+        is unchanged but for its default keeps its widgets (the value and mark are set in place); the
+        others are removed or mounted."""
         before = {p.name: p for p in self._sections.get(namespace, [])}
         self._sections[namespace] = params
         section.display = bool(params)
@@ -397,7 +431,7 @@ class SetupScreen(Screen[None]):
         kept = {p.name for p in params if p.name in before and same_but_default(before[p.name], p)}
         if not kept:  # nothing to keep: one mount for the lot
             section.remove_children()
-            rows = {p.name: self._field_row(namespace, p, shown[p.name]) for p in params}
+            rows = {p.name: self._field_row(namespace, p, shown[p.name], p.name in edited) for p in params}
             self._labels[namespace] = Label(namespace, classes="psection")
             section.mount_all([self._labels[namespace], *rows.values()])
             self._rows[namespace] = rows
@@ -411,8 +445,9 @@ class SetupScreen(Screen[None]):
             if param.name in kept and param.name in rows:
                 previous = rows[param.name]
                 self._set_in_place(previous.query_one(Input), f"{namespace}.{param.name}", shown[param.name])
+                self._mark_row(previous, param.name, param.name in edited)
             else:
-                rows[param.name] = self._field_row(namespace, param, shown[param.name])
+                rows[param.name] = self._field_row(namespace, param, shown[param.name], param.name in edited)
                 section.mount(rows[param.name], after=previous)
                 previous = rows[param.name]
 
@@ -423,7 +458,25 @@ class SetupScreen(Screen[None]):
             field.value = value
 
     @staticmethod
-    def _field_row(namespace: str, param: Param, value: str) -> Horizontal:
+    def _mark_row(row: Widget, name: str, edited: bool) -> None:
+        """Mark a row's label as edited (a leading ``*`` and the ``-edited`` class) or not; a row whose
+        mark does not change is left alone (changing a class restyles the widget)."""
+        label = row.children[0] if row.children else None
+        if isinstance(label, Label) and label.has_class("-edited") != edited:
+            label.set_class(edited, "-edited")
+            label.update(f"*{name}" if edited else name, layout=False)  # the label's size is fixed
+
+    def _show_edited_count(self) -> None:
+        """How many fields differ from this dataset's defaults, in the form's border."""
+        count = len(self.edited)
+        if count == self._edited_count:
+            return
+        self._edited_count = count
+        keys = getattr(self.app, "_keymap", {}).get("setup.reset", "ctrl+r").split(",")[0]
+        self.query_one("#form", VerticalScroll).border_title = f"{count} edited; {keys} resets" if count else None
+
+    @staticmethod
+    def _field_row(namespace: str, param: Param, value: str, edited: bool = False) -> Horizontal:
         validator = ParamValidator(param)
         field_args: dict[str, Any] = {
             "id": f"p-{namespace}-{param.name}", "compact": True, "validators": [validator],
@@ -435,7 +488,9 @@ class SetupScreen(Screen[None]):
         choices = ([show_value(c) for c in param.choices] if param.choices is not None
                    else ["true", "false"] if param.type is bool else None)
         field = ChoiceInput(value, choices, **field_args) if choices else Input(value, **field_args)
-        return Horizontal(Label(param.name, classes="pname"), field, classes="prow")
+        # marked when built (a class given at construction costs no restyle)
+        label = Label(f"*{param.name}" if edited else param.name, classes="pname -edited" if edited else "pname")
+        return Horizontal(label, field, classes="prow")
 
     def _key_of(self, widget_id: str | None) -> str | None:
         if not widget_id or not widget_id.startswith("p-"):
@@ -448,27 +503,55 @@ class SetupScreen(Screen[None]):
         key = self._key_of(event.input.id)
         if key is None:
             return
-        param = self.params.get(key)
-        placed = self._placed.get(key) == event.value  # set by the form for another dataset: not an edit
-        if placed:
+        if self._placed.get(key) == event.value:  # set by the form for another dataset: not an edit
             del self._placed[key]
-        default_text = None
-        if param is not None:
-            defaults = self._defaults()
-            namespace, name = key.split(".", 1)
-            if defaults is not None:
-                default_text = show_value(getattr(defaults, namespace).get(name))
-        if placed:
-            pass
-        elif event.value == default_text and key in self.edited:
-            del self.edited[key]
-        elif event.value != default_text and (param is not None or key == "run.data_dir"):
-            if event.input.is_attached:  # not a field of a form that was rebuilt since
-                self.edited[key] = event.value
+        elif event.value == event.input.value and event.input.is_attached:  # not superseded since
+            self._remember(key, event.value)
         if self.app.focused is event.input:
             self._show_hint(event.input, event.validation_result)
         if key.startswith("model.") or key in ("train.optimizer", "train.batch_size"):
             self._estimate_soon()
+
+    def _remember(self, key: str, value: str) -> None:
+        """Keep what was typed into ``key`` for the dataset (and architecture) the form shows, and mark
+        or unmark that one row: a value equal to the default is no edit."""
+        if key == "run.data_dir":  # where the data is, for every dataset: not an edit of this one
+            self.edits.data_dir = None if value == str(settings.current().data_dir or "") else value
+            return
+        if self._form_for is None or key not in self.params:
+            return
+        edited = self._store(key, value)
+        namespace, name = key.split(".", 1)
+        row = self._rows.get(namespace, {}).get(name)
+        if row is not None:
+            self._mark_row(row, name, edited)
+        self._show_edited_count()
+
+    def _store(self, key: str, value: str) -> bool:
+        """Keep ``value`` of ``key`` as an edit of the form shown (none if it is the default); True: an edit."""
+        assert self._form_for is not None
+        edited = not self._is_default(key, value)
+        self.edits.put(*self._form_for, key, value if edited else None)
+        return edited
+
+    def _flush_edits(self) -> None:
+        """Keep what the form shows as the edits of the dataset and architecture it was built for, before
+        it shows others: a value whose Changed event is not handled yet (typed just before the switch)
+        is kept all the same."""
+        if self._form_for is None:
+            return
+        for namespace, rows in self._rows.items():
+            for name, row in rows.items():
+                field = row.children[1] if len(row.children) > 1 else None
+                if isinstance(field, Input) and f"{namespace}.{name}" in self.params:
+                    self._store(f"{namespace}.{name}", field.value)
+
+    def _is_default(self, key: str, value: str) -> bool:
+        """Whether ``value`` means the form's default for ``key`` ("0.0030" is "0.003")."""
+        try:
+            return bool(self.params[key].parse(value) == self._form_defaults.get(key))
+        except ParamError:
+            return False
 
     # -- the size of the model (a meta-device build in torch: off the UI thread) -----------
     def _estimate_soon(self) -> None:
@@ -543,10 +626,18 @@ class SetupScreen(Screen[None]):
         if param is not None:
             stepping = "; up/down steps through them" if isinstance(widget, ChoiceInput) else ""
             # what may be typed first: at 80x24 a long help is cut after four lines
-            hint.update(Text.assemble((f"{key}", "bold"), f" ({param.describe_allowed()}{stepping}; default "
-                                      f"{show_value(param.default)}): {param.help}"))
+            hint.update(Text.assemble((f"{key}", "bold"), f" ({param.describe_allowed()}{stepping}; "
+                                      f"{self._default_note(key or '', param)}): {param.help}"))
         elif key == "run.data_dir":
             hint.update("[b]data_dir[/b]: folder or file with the dataset; empty downloads it into the cache")
+
+    def _default_note(self, key: str, param: Param) -> str:
+        """The default that applies here: "default 0.003 for names; 0.001 otherwise" where the dataset
+        recommends its own."""
+        default = self._form_defaults.get(key, param.default)
+        if default == param.default or self._form_for is None:
+            return f"default {show_value(default)}"
+        return f"default {show_value(default)} for {self._form_for[0]}; {show_value(param.default)} otherwise"
 
     def build_config(self, focus_errors: bool = True) -> RunConfig:
         """The validated setup, or a WorkbenchError naming the first bad field (which gets focus)."""
@@ -646,9 +737,16 @@ class SetupScreen(Screen[None]):
         except WorkbenchError as exc:
             self.app.notify(str(exc), severity="error", title="cannot load")
             return False
-        self.edited = {f"{ns}.{k}": show_value(v) for ns in ("train", "data", "model") for k, v in
-                       getattr(config, ns).items()}
-        self.edited["run.data_dir"] = config.data_dir or ""
+        self.show_config(config)
+        self.app.notify(f"loaded {path}")
+        return True
+
+    def show_config(self, config: RunConfig) -> None:
+        """Show a validated setup (a loaded file, a run's config): its dataset with its architecture, its
+        values as the edits of that dataset; what the form showed before is kept for its own dataset."""
+        self._flush_edits()  # what the form shows is kept before the file's values replace its dataset's
+        self._take_edits(config)
+        self._form_for = None  # so the form is not kept again over them
         self.device, self.processes = config.device, 1
         datasets = self.query_one("#datasets", OptionList)
         ids = [datasets.get_option_at_index(i).id for i in range(datasets.option_count)]
@@ -659,10 +757,24 @@ class SetupScreen(Screen[None]):
         device_ids = [devices.get_option_at_index(i).id for i in range(devices.option_count)]
         if config.device in device_ids:
             devices.highlighted = device_ids.index(config.device)
-        self.app.notify(f"loaded {path}")
-        return True
+
+    def _take_edits(self, config: RunConfig) -> None:
+        """A loaded setup becomes the edits of the dataset it names: the values that differ from that
+        dataset's defaults (with its architecture); a data folder it names replaces the one typed."""
+        from workbench.config import resolve_config
+
+        defaults = resolve_config(self.wb.registry, config.dataset, config.arch, "auto")
+        typed = {f"{ns}.{name}": show_value(value) for ns in ("train", "data", "model")
+                 for name, value in getattr(config, ns).items() if value != getattr(defaults, ns).get(name)}
+        self.edits.replace(config.dataset, config.arch, typed)
+        if config.data_dir:
+            self.edits.data_dir = config.data_dir
 
     def action_reset(self) -> None:
-        self.edited = {}
+        """Forget the edits of the dataset shown (with every architecture); the others' and the data
+        folder stay."""
+        if self.dataset is None:
+            return
+        self.edits.clear(self.dataset)
         self._rebuild_form()
-        self.app.notify("defaults restored")
+        self.app.notify(f"{self.dataset}: its defaults restored (other datasets' values and data_dir kept)")
