@@ -69,7 +69,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if value is None:
-        return "null"
+        return "(not set)"  # data_dir of a run that read $WORKBENCH_DATA_DIR or downloaded
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
