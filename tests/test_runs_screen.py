@@ -311,3 +311,35 @@ def test_snapshot_runs_diff_80x24(snap_compare, snap_root):
         await pilot.pause(0.3)
 
     assert snap_compare(make_app(snap_root), terminal_size=(80, 24), run_before=diff)
+
+
+@pytest.mark.slow
+async def test_e_puts_a_runs_settings_into_the_setup_form_to_train_again(runs_root):
+    real_run(runs_root, "20260101-000000-names-lstm", arch="lstm", test=0.8,
+             settings={"train.lr": 0.01, "train.epochs": 2, "model.hidden_size": 32})
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_runs(pilot, 1)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "SetupScreen"
+                       and bool(app.screen.query("#p-model-hidden_size")), timeout=10)
+        setup = app.screen
+        await wait_for(pilot, lambda: setup.query_one("#p-train-lr").value == "0.01", timeout=10)
+        assert (setup.dataset, setup.arch) == ("names", "lstm")
+        assert setup.query_one("#p-train-epochs").value == "2"
+        assert setup.query_one("#p-model-hidden_size").value == "32"
+        assert {"train.lr", "train.epochs", "model.hidden_size"} <= set(setup.edited)  # marked as edits
+        config = setup.build_config()
+        assert (config.train["lr"], config.train["epochs"], config.model["hidden_size"]) == (0.01, 2, 32)
+
+
+@pytest.mark.slow
+async def test_e_on_a_run_whose_settings_are_unreadable_says_so_and_stays(runs_root):
+    run = real_run(runs_root, "20260101-000000-names-gru", test=0.8)
+    run.config_path.write_text("{not json", encoding="utf-8")
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_runs(pilot, 1)
+        await pilot.press("e")
+        await test_tui.notified(pilot, "no readable config.json")
+        assert app.screen is screen

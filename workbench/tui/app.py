@@ -439,6 +439,29 @@ class WorkbenchApp(App[int]):
 
         self.call_later(switch)
 
+    def open_setup_from(self, run: Run) -> None:
+        """The setup form with ``run``'s settings, to change some and train again."""
+        from workbench.config import stored_config
+
+        try:
+            config = stored_config(self.registry, run.config(), f"run {run.id}")
+        except WorkbenchError as exc:
+            self.notify(str(exc), severity="error", title="cannot take its settings")
+            return
+        if config.dataset not in self.registry.datasets:
+            self.notify(f"run {run.id}: dataset {config.dataset!r} is not installed (see `workbench plugins`)",
+                        severity="error", title="cannot take its settings")
+            return
+
+        async def switch() -> None:
+            await self.switch_mode(FIRST_MODE)
+            show = getattr(self.screen, "show_config", None)
+            if show is not None:
+                show(config)
+                self.notify(f"the settings of {run.id}: change any, then t trains")
+
+        self.call_later(switch)
+
     def open_predict(self, run: Run | None = None) -> None:
         self._open_model_screen("predict", run)
 

@@ -90,6 +90,7 @@ class RunsScreen(Screen[None]):
         Binding("ctrl+s", "sort", "Sort", id="runs.sort"),
         Binding("m", "mark", "Mark to diff", id="runs.mark", show=False),
         Binding("equals_sign", "diff", "Diff settings", id="runs.diff"),
+        Binding("e", "setup", "Settings to setup", id="runs.setup", show=False),
         Binding("r", "refresh", "Refresh", id="runs.refresh", show=False),
     ]
 
@@ -325,6 +326,12 @@ class RunsScreen(Screen[None]):
         if run is not None:
             self.wb.watch_run(run, make_current=True)
             self.wb.switch_mode("monitor")
+
+    def action_setup(self) -> None:
+        """This run's settings in the setup form (F2): change some and train again."""
+        run = self.selected()
+        if run is not None:
+            self.wb.open_setup_from(run)
 
     def action_predict(self) -> None:
         run = self.selected()
