@@ -310,3 +310,23 @@ async def _two_fields_edited(pilot: Any) -> None:
 @pytest.mark.slow
 def test_snapshot_setup_with_edited_fields_80x24(snap_compare, tmp_path):
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=_two_fields_edited)
+
+
+@pytest.mark.slow
+async def test_the_model_size_follows_a_change_made_while_another_field_was_invalid(tmp_path):
+    """A model field changed while the form is invalid is estimated once the form is valid again,
+    even when the field fixed is not a model field."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#p-model-hidden_size")), timeout=30)
+        estimate = screen.query_one("#estimate")
+        await wait_for(pilot, lambda: "parameters" in str(estimate.render()), timeout=60)
+        before = str(estimate.render())
+        screen.query_one("#p-train-epochs").value = "zero"  # invalid
+        await pilot.pause(0.1)
+        screen.query_one("#p-model-hidden_size").value = "16"
+        await pilot.pause(0.8)  # the estimate was due and found the form invalid
+        assert str(estimate.render()) == before
+        screen.query_one("#p-train-epochs").value = "3"  # valid again: not a model field
+        await wait_for(pilot, lambda: str(estimate.render()) != before, timeout=30)

@@ -128,6 +128,8 @@ class SetupScreen(Screen[None]):
         self._form_defaults: dict[str, Any] = {}
         self._building = False
         self._estimate_timer: Any = None
+        #: The model-size line shows an earlier setup: the form was invalid when it was due.
+        self._estimate_stale = False
         self._device_notes: list[str] = []
         self._form_timer: Any = None
         #: The parameters each form section was built for ("train" -> [Param, ...]).
@@ -509,7 +511,7 @@ class SetupScreen(Screen[None]):
             self._remember(key, event.value)
         if self.app.focused is event.input:
             self._show_hint(event.input, event.validation_result)
-        if key.startswith("model.") or key in ("train.optimizer", "train.batch_size"):
+        if key.startswith("model.") or key in ("train.optimizer", "train.batch_size") or self._estimate_stale:
             self._estimate_soon()
 
     def _remember(self, key: str, value: str) -> None:
@@ -564,7 +566,11 @@ class SetupScreen(Screen[None]):
         try:
             config = self.build_config(focus_errors=False)
         except WorkbenchError:
+            # an invalid field anywhere: estimate again once a field changes (fixing that one need not
+            # be a model field)
+            self._estimate_stale = True
             return
+        self._estimate_stale = False
         self.estimate(config)
 
     @work(thread=True, exclusive=True, group="estimate")
