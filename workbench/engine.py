@@ -1073,6 +1073,7 @@ def load_trained(path: Path, registry: Registry | None = None, device: str = "au
     except WorkbenchError:
         kind = payload["task_state"].get("kind", "")
     task = task_class(kind).from_state(payload["task_state"])
+    task.max_tokens = int(config.train.get("max_tokens") or 0)  # predict reads no more than training did
     _check_model_size(config, task, registry, payload["model_state"], path)
     model = build_model(config, task, registry)
     try:

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from workbench.errors import WorkbenchError
 
@@ -121,3 +122,11 @@ class Vocab:
 
     def unknown(self, tokens: Iterable[str]) -> list[str]:
         return [t for t in tokens if t not in self.stoi]
+
+
+def cut_note(prediction: Mapping[str, Any]) -> str | None:
+    """The line saying which part of a too-long input the model read (a prediction's ``cut``)."""
+    cut = prediction.get("cut")
+    if not isinstance(cut, dict):
+        return None
+    return f"read only the {cut['part']} {cut['kept']:,} of its {cut['tokens']:,} tokens: the run's train.max_tokens"

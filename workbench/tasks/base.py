@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from workbench.api import ModelContext
+from workbench.errors import WorkbenchError
 
 
 @dataclass
@@ -53,6 +54,10 @@ class Task(ABC):
     #: epoch line, ``workbench train``'s result and the app read them from here, never from a list
     #: of their own.
     headline_metrics: ClassVar[tuple[str, ...]]
+    #: The longest input :meth:`predict` feeds the model, in tokens (0: no limit). Loading a
+    #: checkpoint sets the run's ``train.max_tokens``, to which training cut its examples too: a
+    #: pasted file must not take all memory (a 1 MB name took 18 s and 4 GB).
+    max_tokens: int = 0
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -136,8 +141,6 @@ class Task(ABC):
         ``sampling`` is "sample" (full distribution), "greedy", "top-k" or "top-p"; the hidden state
         is carried forward step by step, so callers can stream and stop at any time.
         """
-        from workbench.errors import WorkbenchError
-
         raise WorkbenchError(f"a {self.kind} model does not generate text")
 
 
@@ -203,3 +206,9 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_index: int = 0) -> tup
     for row, seq in enumerate(sequences):
         tokens[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
     return tokens, lengths
+
+
+def too_long(what: str, count: int, limit: int, noun: str = "tokens") -> WorkbenchError:
+    """The error for an input a task cannot cut without changing the answer's meaning."""
+    return WorkbenchError(f"the input has {count:,} {noun}; this model {what} at most {limit:,} at once "
+                          f"(the run's train.max_tokens): split it")

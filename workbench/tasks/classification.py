@@ -16,7 +16,7 @@ from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
 from workbench.tasks.token_examples import TokenExamples
-from workbench.text import Vocab, get_normalizer, get_tokenizer
+from workbench.text import Vocab, cut_note, get_normalizer, get_tokenizer
 from workbench.text_cache import TextSplit
 
 Encoded = tuple[list[int], int]
@@ -239,6 +239,11 @@ class ClassificationTask(Task):
         ids = self.vocab.encode(tokens)
         if not ids:
             raise WorkbenchError(f"nothing to classify: {text!r} has no tokens after normalisation")
+        cut = None
+        if self.max_tokens and len(ids) > self.max_tokens:  # the part training kept of a long example
+            keep = slice(-self.max_tokens, None) if self.truncate == "end" else slice(self.max_tokens)
+            cut = {"tokens": len(ids), "kept": self.max_tokens, "part": "last" if self.truncate == "end" else "first"}
+            ids, tokens = ids[keep], tokens[keep]
         was_training = model.training
         model.eval()
         attends = hasattr(model, "last_attention")
@@ -259,6 +264,8 @@ class ClassificationTask(Task):
             "top": [{"label": self.classes[int(i)], "probability": round(float(p), 6)} for p, i in zip(values, indices, strict=False)],
             "unknown_tokens": unknown,
         }
+        if cut is not None:
+            result["cut"] = cut
         weights = getattr(model, "last_attention", None) if attends else None
         if weights is not None:
             # Attention convention: a model that attends sets ``last_attention`` [batch, time] in forward.
@@ -274,6 +281,9 @@ class ClassificationTask(Task):
             lines.append(f"  {entry['label']:<16} {entry['probability']:7.2%} {bar}")
         if prediction.get("unknown_tokens"):
             lines.append(f"  (not in the vocabulary, read as <unk>: {' '.join(prediction['unknown_tokens'])})")
+        note = cut_note(prediction)
+        if note:
+            lines.append(f"  ({note})")
         attention = prediction.get("attention")
         if attention:
             strongest = sorted(attention, key=lambda a: -a["weight"])[:10]

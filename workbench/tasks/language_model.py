@@ -29,7 +29,7 @@ from workbench.corpus import CorpusText
 from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
 from workbench.tasks.base import Batch, Task
-from workbench.text import Vocab
+from workbench.text import Vocab, cut_note
 
 IGNORE_INDEX = -100
 SAMPLING_MODES = ("sample", "greedy", "top-k", "top-p")
@@ -358,6 +358,10 @@ class LanguageModelTask(Task):
         if not text:
             raise WorkbenchError("nothing to read: the input is empty")
         ids = self.encode_prime(text)
+        cut = None
+        if self.max_tokens and len(ids) > self.max_tokens:  # the text nearest the next character
+            cut = {"tokens": len(ids), "kept": self.max_tokens, "part": "last"}
+            ids = ids[-self.max_tokens:]
         was_training = model.training
         model.eval()
         try:
@@ -366,6 +370,8 @@ class LanguageModelTask(Task):
         finally:
             model.train(was_training)
         result: dict[str, Any] = {"input": text, "chars": len(ids)}
+        if cut is not None:
+            result["cut"] = cut
         if len(ids) >= 2:
             loss = float(F.cross_entropy(logits[:-1], torch.tensor(ids[1:], device=device)))
             result.update({"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss)})
@@ -383,6 +389,9 @@ class LanguageModelTask(Task):
         if "loss" in prediction:
             lines.append(f"  read at {prediction['loss']:.3f} nats/char, {prediction['bits_per_char']:.3f} bits/char, "
                          f"perplexity {prediction['perplexity']:.2f}")
+        note = cut_note(prediction)
+        if note:
+            lines.append(f"  ({note})")
         lines.append("  next character:")
         for entry in prediction.get("next", []):
             bar = "█" * max(1, round(entry["probability"] * 30))

@@ -29,7 +29,7 @@ from workbench.api import ModelContext, Seq2SeqData
 from workbench.bleu import BleuCounts, d2l_bleu
 from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
-from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences, too_long
 from workbench.tasks.token_examples import PairExamples
 from workbench.text import BOS, EOS, Vocab, get_normalizer, get_tokenizer
 from workbench.text_cache import PairSplit
@@ -369,6 +369,8 @@ class Seq2SeqTask(Task):
         src = self.tokens(text)
         if not src:
             raise WorkbenchError(f"nothing to translate: {text!r} has no tokens after normalisation")
+        if self.max_tokens and len(src) > self.max_tokens:  # a cut source would be translated as if whole
+            raise too_long("translates", len(src), self.max_tokens)
         was_training = model.training
         model.eval()
         try:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from workbench.api import ModelContext, TaggingData
 from workbench.errors import DataError, WorkbenchError
 from workbench.headlines import HEADLINE_METRICS
-from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences
+from workbench.tasks.base import Batch, Task, bucketed_order, pad_sequences, too_long
 from workbench.tasks.classification import classification_metrics
 from workbench.tasks.token_examples import TaggedExamples
 from workbench.text import Vocab
@@ -268,6 +268,8 @@ class TaggingTask(Task):
         words = split_words(text)
         if not words:
             raise WorkbenchError(f"nothing to tag: {text!r} has no words")
+        if self.max_tokens and len(words) > self.max_tokens:  # a cut sentence would leave words untagged
+            raise too_long("tags", len(words), self.max_tokens, "words")
         ids, chars = self.encode_words(words)
         was_training = model.training
         model.eval()

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from workbench.position import RunPosition
 from workbench.terminal import printable
+from workbench.text import cut_note
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
@@ -58,6 +59,9 @@ def prediction_view(prediction: dict[str, Any], width: int, fallback: Callable[[
     unknown = prediction.get("unknown_tokens")
     if unknown:
         lines.append(f"not in the vocabulary, read as <unk>: {printable(' '.join(map(str, unknown)), layout=False)}\n", style="italic")
+    note = cut_note(prediction)
+    if note:
+        lines.append(f"{note}\n", style="italic")
     return lines
 
 
