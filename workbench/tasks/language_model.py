@@ -359,23 +359,23 @@ class LanguageModelTask(Task):
             raise WorkbenchError("nothing to read: the input is empty")
         ids = self.encode_prime(text)
         cut = None
-        if self.max_tokens and len(ids) > self.max_tokens:  # the text nearest the next character
+        if self.max_tokens and len(ids) > self.max_tokens and not is_stateful(model):
+            # a model that cannot carry its state reads the text nearest the next character
             cut = {"tokens": len(ids), "kept": self.max_tokens, "part": "last"}
             ids = ids[-self.max_tokens:]
         was_training = model.training
         model.eval()
         try:
-            tokens = torch.tensor([ids], dtype=torch.long, device=device)
-            logits = model(tokens=tokens, lengths=torch.tensor([len(ids)]))[0].float()
+            last, loss_sum, _ = self.read(model, ids, device)
         finally:
             model.train(was_training)
         result: dict[str, Any] = {"input": text, "chars": len(ids)}
         if cut is not None:
             result["cut"] = cut
         if len(ids) >= 2:
-            loss = float(F.cross_entropy(logits[:-1], torch.tensor(ids[1:], device=device)))
+            loss = loss_sum / (len(ids) - 1)
             result.update({"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss)})
-        last = logits[-1].clone()
+        last = last.clone()
         last[self.banned] = float("-inf")
         probs = torch.softmax(last, dim=-1).cpu()
         k = max(1, min(top_k, len(self.vocab) - len(self.banned)))
@@ -383,6 +383,35 @@ class LanguageModelTask(Task):
         result["next"] = [{"char": self.vocab.itos[int(i)], "probability": round(float(p), 6)}
                           for p, i in zip(values, indices, strict=True)]
         return result
+
+    @torch.no_grad()
+    def read(self, model: nn.Module, ids: list[int], device: torch.device,
+             keep_state: bool = False) -> tuple[Tensor, float, Any]:
+        """Read ``ids`` and return the last position's logits, the summed loss of predicting each id
+        from the ones before it, and the state after the last (when ``keep_state``, or read in pieces).
+
+        A stateful model reads pieces of at most ``max_tokens`` ids, carrying its state from one to the
+        next: the same answer as one pass, in memory that does not grow with the text (a 1 MB text read
+        at once held its logits and hidden states for every character)."""
+        piece = self.max_tokens if self.max_tokens and is_stateful(model) else len(ids)
+        loss_sum, state, previous = 0.0, None, None
+        for start in range(0, len(ids), piece):
+            chunk = ids[start:start + piece]
+            tokens = torch.tensor([chunk], dtype=torch.long, device=device)
+            lengths = torch.tensor([len(chunk)])
+            if keep_state or piece < len(ids):
+                logits, state = model(tokens=tokens, lengths=lengths, state=state, return_state=True)
+            else:
+                logits = model(tokens=tokens, lengths=lengths)
+            logits = logits[0].float()
+            targets = torch.tensor(chunk, device=device)
+            if previous is not None:  # the last character of the piece before predicts this one's first
+                loss_sum += float(F.cross_entropy(previous[None], targets[:1], reduction="sum"))
+            if len(chunk) >= 2:
+                loss_sum += float(F.cross_entropy(logits[:-1], targets[1:], reduction="sum"))
+            previous = logits[-1]
+        assert previous is not None, "read() needs at least one id"
+        return previous, loss_sum, state
 
     def render_prediction(self, prediction: dict[str, Any]) -> str:
         lines = [prediction["input"]]
@@ -453,9 +482,8 @@ class LanguageModelTask(Task):
         one = torch.ones(1, dtype=torch.long)
         try:
             with torch.no_grad():  # never held across a yield: grad mode is per thread, the caller's too
-                tokens = torch.tensor([ids], dtype=torch.long, device=device)
-                logits, state = model(tokens=tokens, lengths=torch.tensor([len(ids)]), state=None, return_state=True)
-                next_id = sampler(logits[0, -1])
+                last, _, state = self.read(model, ids, device, keep_state=True)  # a long prime in pieces
+                next_id = sampler(last)
             for produced in range(1, length + 1):
                 yield self.vocab.itos[next_id]
                 if produced == length:
@@ -511,15 +539,24 @@ class Sampler:
         return int(pick)
 
 
-def check_stateful(model: nn.Module) -> None:
-    """Generation needs ``forward(tokens, lengths, state=..., return_state=...)``; say so clearly."""
+def _missing_state_arguments(model: nn.Module) -> list[str]:
     try:
         parameters = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
-        return
+        return []
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    missing = [name for name in ("state", "return_state") if name not in parameters]
+        return []
+    return [name for name in ("state", "return_state") if name not in parameters]
+
+
+def is_stateful(model: nn.Module) -> bool:
+    """Whether ``model.forward`` takes ``state`` and ``return_state`` (it can carry its state)."""
+    return not _missing_state_arguments(model)
+
+
+def check_stateful(model: nn.Module) -> None:
+    """Generation needs ``forward(tokens, lengths, state=..., return_state=...)``; say so clearly."""
+    missing = _missing_state_arguments(model)
     if missing:
         raise WorkbenchError(
             f"{type(model).__name__} cannot generate: its forward() lacks {' and '.join(missing)} "
