@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 import test_tui
 from test_tui import make_app, wait_for, write_run
 
+from helpers import fixed_runs_root
 from workbench import cli
 from workbench.run_diff import DIFFERS, compare_runs, render_text
 from workbench.run_table import RowCache, filter_rows, format_parameters, parse_filter, read_row, sort_rows
@@ -267,15 +266,7 @@ async def test_mark_a_run_then_diff_another_side_by_side(runs_root):
 @pytest.fixture()
 def snap_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A runs folder at a fixed path, in UTC: the Runs screen shows the folder and start times."""
-    root = Path("/tmp/workbench-snapshots-runs/runs")
-    shutil.rmtree(root.parent, ignore_errors=True)
-    root.mkdir(parents=True)
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield root
-    shutil.rmtree(root.parent, ignore_errors=True)
-    monkeypatch.undo()
-    time.tzset()
+    yield from fixed_runs_root(monkeypatch, "workbench-snapshots-runs")
 
 
 def _snapshot_runs(root: Path) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import pytest
 import test_tui
 from test_tui import make_app, plain, wait_for, write_run
 
+from helpers import fixed_runs_root
 from workbench.events import EpochEvent, StepEvent
 from workbench.runs import EventWriter, Run, atomic_write_json
 from workbench.tui.app import WorkbenchApp
@@ -184,15 +183,7 @@ async def test_the_confusion_matrix_shows_every_class_and_scrolls_sideways(runs_
 @pytest.fixture()
 def snap_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A runs folder at a fixed path, in UTC: the Runs screen shows the folder and start times."""
-    root = Path("/tmp/workbench-snapshots/runs")
-    shutil.rmtree(root.parent, ignore_errors=True)
-    root.mkdir(parents=True)
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield root
-    shutil.rmtree(root.parent, ignore_errors=True)
-    monkeypatch.undo()
-    time.tzset()
+    yield from fixed_runs_root(monkeypatch, "workbench-snapshots")
 
 
 async def steady_cursors(pilot) -> None:

@@ -7,11 +7,11 @@ it trains are checked.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_tui import wait_for
 
 from workbench.config import RunConfig
 from workbench.devices import DeviceInfo
@@ -34,14 +34,6 @@ def short_form_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def make_app(tmp_path: Path) -> WorkbenchApp:
     return WorkbenchApp(runs_root=tmp_path / "runs", keys_file=tmp_path / "no-keys.toml", registry=get_registry())
-
-
-async def wait_for(pilot: Any, condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
-        await pilot.pause(0.05)
 
 
 async def ready(pilot: Any) -> Any:
