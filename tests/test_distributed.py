@@ -129,6 +129,19 @@ def test_without_a_launcher_the_world_is_one_process(monkeypatch):
         distributed.leave()
 
 
+def test_only_a_process_that_trained_in_a_group_ends_without_the_interpreters_shutdown(monkeypatch):
+    """A torchrun worker leaves with os._exit (torch's threads aborted it at exit); a single process,
+    such as the tests calling the CLI in-process, never does."""
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    distributed.leave()
+    distributed.join()
+    assert not distributed.ends_without_shutdown()
+    distributed.leave()
+    monkeypatch.setattr(distributed, "_was_in_group", True)
+    assert distributed.ends_without_shutdown()
+
+
 def test_the_launcher_placement_is_read_from_the_environment():
     env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "node0", "MASTER_PORT": "29500",
            "WORKBENCH_DIST_TIMEOUT": "45"}

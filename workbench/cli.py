@@ -895,6 +895,17 @@ def _plugin_threads_left() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    from workbench import distributed
+
+    if distributed.ends_without_shutdown():  # a torchrun worker: see ends_without_shutdown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
